@@ -1,0 +1,98 @@
+"""Crop preprocessing: any image -> the normalised tensor the recogniser was trained on.
+
+Pure functions with explicit arguments. Every parameter comes from the model's metadata
+(see ``models/README.md``), so training and run time cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How a crop becomes model input. Stored in (and read from) the ONNX metadata."""
+
+    height: int = 32
+    width: int = 160
+    mean: float = 0.5
+    std: float = 0.5
+    clahe_clip: float = 2.0  # 0 disables CLAHE
+    clahe_tile: int = 4
+    pad_value: float = 0.0  # value written right of the plate, in normalised units
+
+
+def to_grey(image: npt.NDArray) -> npt.NDArray[np.uint8]:
+    """Grey uint8 from grey, BGR, BGRA, 8- or 16-bit input.
+
+    Raises:
+        ValueError: for an empty array or a shape that is not an image.
+    """
+    img = np.asarray(image)
+    if img.size == 0 or img.ndim not in (2, 3):
+        raise ValueError(f"not an image: shape {img.shape}")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype in (np.float32, np.float64):
+        img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 3:
+        channels = img.shape[2]
+        if channels == 1:
+            img = img[:, :, 0]
+        elif channels == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        elif channels == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
+        else:
+            raise ValueError(f"not an image: {channels} channels")
+    return np.ascontiguousarray(img)
+
+
+def resize_keep_aspect(grey: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]:
+    """Scale to ``height`` keeping the aspect ratio; a result wider than ``width`` is
+    squeezed horizontally to ``width`` (the height is never reduced, so characters keep
+    the size the model expects). Returns an array of shape (height, w<=width)."""
+    h, w = grey.shape[:2]
+    new_w = max(1, min(width, int(round(w * height / max(h, 1)))))
+    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
+    return cv2.resize(grey, (new_w, height), interpolation=interp)
+
+
+_CLAHE_CACHE: dict[tuple[float, int], cv2.CLAHE] = {}
+
+
+def _clahe(clip: float, tile: int) -> cv2.CLAHE:
+    key = (clip, tile)
+    if key not in _CLAHE_CACHE:
+        _CLAHE_CACHE[key] = cv2.createCLAHE(clipLimit=clip, tileGridSize=(tile, tile))
+    return _CLAHE_CACHE[key]
+
+
+def preprocess(image: npt.NDArray, spec: PreprocessSpec) -> npt.NDArray[np.float32]:
+    """One crop -> float32 array of shape (1, spec.height, spec.width).
+
+    Steps: grey; resize to the model height keeping aspect (squeeze if too wide); CLAHE at
+    that size (so its tiles mean the same thing for a 24 px and a 200 px crop); normalise
+    ``(x/255 - mean)/std``; right-pad with ``pad_value`` to the model width.
+    """
+    grey = to_grey(image)
+    small = resize_keep_aspect(grey, spec.height, spec.width)
+    if spec.clahe_clip > 0:
+        small = _clahe(spec.clahe_clip, spec.clahe_tile).apply(small)
+    out = np.full((1, spec.height, spec.width), spec.pad_value, dtype=np.float32)
+    norm = (small.astype(np.float32) * (1.0 / 255.0) - spec.mean) / spec.std
+    out[0, :, : norm.shape[1]] = norm
+    return out
+
+
+def preprocess_batch(images: list[npt.NDArray], spec: PreprocessSpec) -> npt.NDArray[np.float32]:
+    """Several crops -> float32 array (N, 1, height, width)."""
+    if not images:
+        return np.zeros((0, 1, spec.height, spec.width), dtype=np.float32)
+    return np.stack([preprocess(img, spec) for img in images])

@@ -1,0 +1,46 @@
+"""Shared records passed between stages. Data only; no logic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image. ``ts`` is time.monotonic(); ``wall`` is time.time() at capture."""
+
+    ts: float
+    wall: float
+    image: npt.NDArray[np.uint8]  # BGR, HxWx3
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The recogniser's output for one crop."""
+
+    text: str
+    confidence: float  # product-free overall score: the minimum of the character confidences
+    char_confidences: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlateEvent:
+    """One published plate: the voted result of a track of readings."""
+
+    event_id: str
+    text: str
+    confidence: float
+    char_confidences: tuple[float, ...]
+    camera: str
+    time_utc: str  # ISO-8601, e.g. 2026-11-25T20:13:29.123Z
+    frame_size: tuple[int, int]  # (width, height)
+    box: tuple[int, int, int, int]  # x, y, w, h in frame pixels
+    model: str
+    model_version: str
+    votes: int = 1
+    region: str | None = None
+    crop_jpeg: bytes | None = field(default=None, repr=False)

@@ -1,0 +1,307 @@
+"""Train the plate CRNN with CTC on synthetic shards, optionally mixed with real labelled crops.
+
+    python tools/synth_plates.py data/shards --shards 40 --count 2000 --seed 1   # synthetic data
+    python tools/train.py --shards data/shards --real ../shared/data/plates-real-dev/crops/labels.csv \
+        --out runs/main --steps 30000
+
+Seeded, resumable (``--resume`` picks up ``OUT/last.pt``), logs one line per ``--log-every``
+steps to stdout and ``OUT/train.log``. Real crops are split deterministically by file name:
+one in three (``split_of(file) == "val"``) is never trained on and is used for validation.
+The shard folder is re-scanned every 1,000 steps, so a generator can keep adding shards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from crnn import CHARSET, CRNN  # noqa: E402
+
+from edge_ocr.preprocess import PreprocessSpec, _clahe, resize_keep_aspect, to_grey  # noqa: E402
+
+SPEC = PreprocessSpec()
+CHAR_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
+
+
+def normalise_label(text: str, region: str) -> str:
+    """The label convention the model learns and evaluation compares (see MODEL_CARD.md):
+    uppercase, separators dropped, and on US plates the letter O written as the digit 0."""
+    t = "".join(ch for ch in text.upper() if ch in CHAR_INDEX)
+    if region == "us":
+        t = t.replace("O", "0")
+    return t
+
+
+def split_of(file: str) -> str:
+    """Deterministic train/val split of the real crops: one in three is validation."""
+    return "val" if int(hashlib.sha1(file.encode()).hexdigest(), 16) % 3 == 0 else "train"
+
+
+def read_labels(csv_path: Path) -> list[dict]:
+    with open(csv_path, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["path"] = str(csv_path.parent / r["file"])
+    return rows
+
+
+def to_model_uint8(img: np.ndarray) -> np.ndarray:
+    """BGR crop -> (height, width) uint8, resized + CLAHE + zero-padded; width stored in pad."""
+    small = _clahe(SPEC.clahe_clip, SPEC.clahe_tile).apply(resize_keep_aspect(to_grey(img), SPEC.height, SPEC.width))
+    return small
+
+
+def augment_real(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mild camera-like changes for real crops: box jitter, rotation, blur, light, JPEG."""
+    h, w = img.shape[:2]
+    dx0, dx1 = (rng.uniform(-0.04, 0.06, 2) * w).astype(int)
+    dy0, dy1 = (rng.uniform(-0.06, 0.1, 2) * h).astype(int)
+    img = cv2.copyMakeBorder(img, max(dy0, 0), max(dy1, 0), max(dx0, 0), max(dx1, 0), cv2.BORDER_REPLICATE)
+    img = img[max(-dy0, 0): img.shape[0] - max(-dy1, 0), max(-dx0, 0): img.shape[1] - max(-dx1, 0)]
+    if rng.random() < 0.5:
+        hh, ww = img.shape[:2]
+        M = cv2.getRotationMatrix2D((ww / 2, hh / 2), rng.normal(0, 2.0), 1.0)
+        M[0, 1] += rng.normal(0, 0.05)
+        img = cv2.warpAffine(img, M, (ww, hh), borderMode=cv2.BORDER_REPLICATE)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
+    if rng.random() < 0.3:
+        s = rng.uniform(0.4, 0.9)
+        small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (img.shape[1], img.shape[0]))
+    img = np.clip(img.astype(np.float32) * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30), 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        _, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 90))])
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return img
+
+
+class ShardPool:
+    """All synthetic samples from the shard folder, held as uint8 (5 KB each)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.loaded: set[str] = set()
+        self.imgs: list[np.ndarray] = []
+        self.widths: list[np.ndarray] = []
+        self.labels: list[str] = []
+        self.refresh()
+
+    def refresh(self) -> int:
+        new = 0
+        for path in sorted(glob.glob(os.path.join(self.folder, "shard-*.npz"))):
+            if path in self.loaded or path.endswith(".tmp.npz"):
+                continue
+            with np.load(path) as z:
+                self.imgs.append(z["imgs"])
+                self.widths.append(z["widths"])
+                self.labels.extend(normalise_label(str(t), str(r)) for t, r in zip(z["labels"], z["regions"]))
+            self.loaded.add(path)
+            new += 1
+        if new:
+            self.all_imgs = np.concatenate(self.imgs)
+            self.all_widths = np.concatenate(self.widths)
+        return new
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def to_tensor(imgs: np.ndarray, widths: np.ndarray) -> torch.Tensor:
+    x = (imgs.astype(np.float32) / 255.0 - SPEC.mean) / SPEC.std
+    cols = np.arange(SPEC.width)[None, None, :]
+    x = np.where(cols < widths[:, None, None], x, SPEC.pad_value)
+    return torch.from_numpy(x[:, None].astype(np.float32))
+
+
+def encode(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    flat = [CHAR_INDEX[c] for t in labels for c in t]
+    return torch.tensor(flat, dtype=torch.long), torch.tensor([len(t) for t in labels], dtype=torch.long)
+
+
+def greedy(logits: torch.Tensor) -> list[str]:
+    best = logits.argmax(-1).numpy()
+    out = []
+    for row in best:
+        prev, s = 0, []
+        for k in row:
+            if k != prev and k != 0:
+                s.append(CHARSET[k - 1])
+            prev = k
+        out.append("".join(s))
+    return out
+
+
+def real_batch(rows: list[dict], cache: dict, rng: np.random.Generator, n: int, augment: bool):
+    idx = rng.integers(0, len(rows), n)
+    imgs = np.zeros((n, SPEC.height, SPEC.width), np.uint8)
+    widths = np.zeros(n, np.int64)
+    labels = []
+    for j, i in enumerate(idx):
+        r = rows[int(i)]
+        if r["path"] not in cache:
+            cache[r["path"]] = cv2.imread(r["path"], cv2.IMREAD_COLOR)
+        img = cache[r["path"]]
+        if augment:
+            img = augment_real(img, rng)
+        small = to_model_uint8(img)
+        imgs[j, :, : small.shape[1]] = small
+        widths[j] = small.shape[1]
+        labels.append(normalise_label(r["text"], r["region"]))
+    return imgs, widths, labels
+
+
+def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict) -> dict:
+    model.eval()
+    correct, by_region = 0, {}
+    with torch.no_grad():
+        for s in range(0, len(rows), 128):
+            chunk = rows[s: s + 128]
+            imgs = np.zeros((len(chunk), SPEC.height, SPEC.width), np.uint8)
+            widths = np.zeros(len(chunk), np.int64)
+            for j, r in enumerate(chunk):
+                if r["path"] not in cache:
+                    cache[r["path"]] = cv2.imread(r["path"], cv2.IMREAD_COLOR)
+                small = to_model_uint8(cache[r["path"]])
+                imgs[j, :, : small.shape[1]] = small
+                widths[j] = small.shape[1]
+            preds = greedy(model(to_tensor(imgs, widths)))
+            for r, p in zip(chunk, preds):
+                ok = p == normalise_label(r["text"], r["region"])
+                correct += ok
+                a = by_region.setdefault(r["region"], [0, 0])
+                a[0] += ok
+                a[1] += 1
+    model.train()
+    res = {k: round(v[0] / v[1], 4) for k, v in sorted(by_region.items())}
+    res["all"] = round(correct / max(len(rows), 1), 4)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shards", required=True, help="folder of synthetic .npz shards (tools/synth_plates.py --shards)")
+    ap.add_argument("--real", type=Path, default=None, help="labels.csv of real crops to mix in (train split only)")
+    ap.add_argument("--real-fraction", type=float, default=0.25, help="share of each batch taken from real crops")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=30000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
+    args = ap.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = open(args.out / "train.log", "a", encoding="utf-8")
+
+    def say(msg: str) -> None:
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    pool = ShardPool(args.shards)
+    if not len(pool):
+        sys.exit(f"no shards in {args.shards}: run tools/synth_plates.py {args.shards} --shards N first")
+    real_train, real_val, cache = [], [], {}
+    if args.real:
+        rows = read_labels(args.real)
+        real_train = [r for r in rows if split_of(r["file"]) == "train"]
+        real_val = [r for r in rows if split_of(r["file"]) == "val"]
+
+    model = CRNN()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    step = 0
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+    last = args.out / "last.pt"
+    if args.resume and last.exists():
+        ck = torch.load(last, map_location="cpu")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step = ck["step"]
+        rng = np.random.default_rng([args.seed, step])
+        say(f"resumed from {last} at step {step}")
+    n_params = sum(p.numel() for p in model.parameters())
+    say(f"start: params={n_params} synth={len(pool)} real_train={len(real_train)} real_val={len(real_val)} "
+        f"steps={args.steps} batch={args.batch} threads={torch.get_num_threads()}")
+
+    warm = min(500, args.steps // 10)
+
+    def lr_at(s: int) -> float:
+        if s < warm:
+            return args.lr * (s + 1) / warm
+        return args.lr * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, args.steps - warm))) + 1e-5
+
+    model.train()
+    t0, seen, loss_sum = time.time(), 0, 0.0
+    best = -1.0
+    while step < args.steps:
+        if step % 1000 == 0 and step and pool.refresh():
+            say(f"step {step}: shard pool now {len(pool)} samples")
+        n_real = int(round(args.batch * args.real_fraction)) if real_train else 0
+        n_syn = args.batch - n_real
+        idx = rng.integers(0, len(pool), n_syn)
+        imgs, widths = pool.all_imgs[idx], pool.all_widths[idx].astype(np.int64)
+        labels = [pool.labels[int(i)] for i in idx]
+        if n_real:
+            ri, rw, rl = real_batch(real_train, cache, rng, n_real, augment=True)
+            imgs, widths, labels = np.concatenate([imgs, ri]), np.concatenate([widths, rw]), labels + rl
+        x = to_tensor(imgs, widths)
+        targets, tlen = encode(labels)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        logits = model(x)  # N, T, C
+        logp = logits.log_softmax(-1).permute(1, 0, 2)  # T, N, C
+        ilen = torch.full((x.shape[0],), logp.shape[0], dtype=torch.long)
+        loss = ctc(logp, targets, ilen, tlen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        seen += x.shape[0]
+        loss_sum += float(loss)
+        if step % args.log_every == 0:
+            el = time.time() - t0
+            say(f"step {step} loss {loss_sum / args.log_every:.4f} lr {lr_at(step):.2e} {seen / el:.0f} samples/s")
+            loss_sum = 0.0
+        if step % args.eval_every == 0 or step == args.steps:
+            ck = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                  "charset": CHARSET, "args": {k: str(v) for k, v in vars(args).items()}}
+            torch.save(ck, str(last) + ".tmp")
+            os.replace(str(last) + ".tmp", last)
+            if real_val:
+                res = evaluate_rows(model, real_val, cache)
+                say(f"step {step} eval real_val {json.dumps(res)}")
+                if res["all"] >= best:
+                    best = res["all"]
+                    torch.save(ck, args.out / "best.pt")
+    say(f"done: {step} steps in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
