@@ -1,0 +1,133 @@
+"""``edge-ocr`` command line: recognize, check-config, run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, dump_config, load_config
+
+log = logging.getLogger("edge_ocr")
+
+
+def _setup_logging(level: str) -> None:
+    # one line per event on stderr; journald adds the time stamp under systemd
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(f"{exc.source}: {p}", file=sys.stderr)
+        return 2
+    sys.stdout.write(dump_config(cfg))
+    print(f"# {args.path}: OK", file=sys.stderr)
+    return 0
+
+
+def _read_image(path: str):
+    import cv2
+    import numpy as np
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror}"
+    if not data:
+        return None, "empty file"
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        return None, "not a readable image (unknown format or truncated)"
+    return img, None
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    from .recognizer import DEFAULT_MODEL, ModelError, Recognizer
+
+    try:
+        rec = Recognizer(args.model or DEFAULT_MODEL, threads=args.threads, decoder=args.decoder,
+                         batch_size=args.batch)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = 0
+    pending: list[tuple[str, object]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        t = time.perf_counter()
+        readings = rec.recognize([img for _, img in pending])
+        ms = (time.perf_counter() - t) * 1000 / len(pending)
+        for (name, _), r in zip(pending, readings):
+            if args.json:
+                print(json.dumps({"file": name, "text": r.text, "confidence": round(r.confidence, 4),
+                                  "chars": [round(c, 4) for c in r.char_confidences], "ms": round(ms, 3)},
+                                 ensure_ascii=False))
+            else:
+                print(f"{name}\t{r.text}\t{r.confidence:.3f}\t{ms:.1f} ms")
+        pending.clear()
+
+    for name in args.images:
+        img, err = _read_image(name)
+        if err:
+            failed += 1
+            if args.json:
+                print(json.dumps({"file": name, "error": err}, ensure_ascii=False))
+            else:
+                print(f"{name}\terror: {err}", file=sys.stderr)
+            continue
+        pending.append((name, img))
+        if len(pending) >= args.batch:
+            flush()
+    flush()
+    return 1 if failed else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import run_daemon
+
+    return run_daemon(args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="edge-ocr", description="Read licence plates from a camera; publish over MQTT.")
+    ap.add_argument("--version", action="version", version=f"edge-ocr {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("check-config", help="validate a config file and print the effective config")
+    p.add_argument("path", nargs="?", default="config.yaml")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("recognize", help="read plate crops (each image is one plate)")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--model", default=None, help="ONNX model (default: the shipped INT8 model)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    p.set_defaults(func=cmd_recognize)
+
+    p = sub.add_parser("run", help="run the daemon")
+    p.add_argument("--config", "-c", default="/etc/edge-ocr/config.yaml")
+    p.set_defaults(func=cmd_run)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging("WARNING" if args.cmd != "run" else "INFO")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

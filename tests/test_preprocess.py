@@ -1,0 +1,67 @@
+"""Preprocessing: any input image -> (1, H, W) float32 in the model's range."""
+
+import numpy as np
+import pytest
+
+from edge_ocr.preprocess import PreprocessSpec, preprocess, preprocess_batch, to_grey
+
+SPEC = PreprocessSpec(height=32, width=160, mean=0.5, std=0.5, clahe_clip=2.0, clahe_tile=4, pad_value=0.0)
+LO, HI = (0 - SPEC.mean) / SPEC.std, (1 - SPEC.mean) / SPEC.std
+
+
+def gradient(h: int, w: int, c: int | None = 3, dtype=np.uint8) -> np.ndarray:
+    top = 65535 if dtype == np.uint16 else 255
+    g = (np.linspace(0, top, w)[None, :] * np.ones((h, 1))).astype(dtype)
+    return g if c is None else np.repeat(g[..., None], c, axis=2)
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        gradient(1, 1),
+        gradient(2000, 4000),
+        gradient(20, 2000),  # very wide: squeezed
+        gradient(500, 20),  # very tall
+        gradient(24, 94, None),  # grey
+        gradient(30, 100, 4),  # BGRA
+        gradient(30, 100, 3, np.uint16),  # 16-bit
+        gradient(30, 100, 1),
+    ],
+    ids=["1x1", "huge", "wide", "tall", "grey", "bgra", "16bit", "1ch"],
+)
+def test_shape_dtype_range(img: np.ndarray) -> None:
+    x = preprocess(img, SPEC)
+    assert x.shape == (1, 32, 160)
+    assert x.dtype == np.float32
+    assert x.min() >= LO - 1e-6 and x.max() <= HI + 1e-6
+
+
+def test_aspect_kept_and_right_padded_with_pad_value() -> None:
+    x = preprocess(gradient(50, 100), SPEC)  # 2:1 -> 64 px wide at height 32
+    assert np.all(x[0, :, 64:] == SPEC.pad_value)
+    assert np.any(x[0, :, :64] != SPEC.pad_value)
+    assert x[0, 10, 63] > x[0, 10, 0]  # left-to-right gradient survives, not mirrored
+
+
+def test_too_wide_is_squeezed_to_full_width_without_padding() -> None:
+    x = preprocess(gradient(30, 600), SPEC)
+    assert x[0, 16, -1] > 0.5  # the bright right end reaches the last column
+
+
+def test_16bit_uses_the_high_byte() -> None:
+    img16 = np.full((32, 160), 40000, np.uint16)
+    assert to_grey(img16)[0, 0] == 40000 >> 8
+
+
+def test_empty_and_non_image_arrays_are_rejected() -> None:
+    with pytest.raises(ValueError, match="not an image"):
+        preprocess(np.zeros((0, 10, 3), np.uint8), SPEC)
+    with pytest.raises(ValueError, match="not an image"):
+        preprocess(np.zeros((4, 4, 5), np.uint8), SPEC)
+
+
+def test_batch_stacks_in_order() -> None:
+    a, b = gradient(30, 60), 255 - gradient(30, 60)
+    x = preprocess_batch([a, b], SPEC)
+    assert x.shape == (2, 1, 32, 160)
+    assert np.allclose(x[0], preprocess(a, SPEC)) and np.allclose(x[1], preprocess(b, SPEC))

@@ -1,0 +1,52 @@
+"""The whole model recipe on a tiny scale: synthetic shard -> train -> export -> INT8 -> runtime."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edge_ocr.recognizer import Recognizer
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / "tools"
+
+
+def run(*args: str) -> str:
+    res = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+def test_train_export_quantise_and_load(tmp_path: Path) -> None:
+    shards = tmp_path / "shards"
+    run(str(TOOLS / "synth_plates.py"), str(shards), "--shards", "1", "--count", "48", "--seed", "5")
+    out = tmp_path / "run"
+    log = run(str(TOOLS / "train.py"), "--shards", str(shards), "--out", str(out), "--steps", "40",
+              "--batch", "16", "--log-every", "10", "--eval-every", "40", "--threads", "2")
+    losses = [float(x) for x in re.findall(r"loss ([0-9.]+)", log)]
+    assert len(losses) == 4
+    assert losses[-1] < 0.5 * losses[0], losses  # it learns something
+    assert (out / "last.pt").is_file()
+
+    fp32 = tmp_path / "m_fp32.onnx"
+    msg = run(str(TOOLS / "export_onnx.py"), str(out / "last.pt"), str(fp32), "--version", "0.0.1")
+    diff = float(re.search(r"max \|torch - onnxruntime\| = ([0-9.e+-]+)", msg).group(1))
+    assert diff < 1e-3
+    int8 = tmp_path / "m_int8.onnx"
+    run(str(TOOLS / "quantize.py"), str(fp32), str(int8), "--calib-synth", "32")
+    ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
+    assert "QuantizeLinear" in ops and "LSTM" in ops  # convs quantised, LSTM left in float
+
+    for path in (fp32, int8):
+        rec = Recognizer(path)
+        assert rec.info.version == "0.0.1"
+        assert rec.info.spec.height == 32
+        readings = rec.recognize([np.full((40, 120, 3), 200, np.uint8), np.zeros((24, 94), np.uint8)])
+        assert len(readings) == 2
+        for r in readings:
+            assert set(r.text) <= set(rec.charset)
+            assert 0.0 <= r.confidence <= 1.0
+            assert len(r.char_confidences) == len(r.text)

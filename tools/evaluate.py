@@ -1,0 +1,154 @@
+"""Accuracy and speed of a recogniser model on labelled crops.
+
+    python tools/evaluate.py models/plate_crnn_int8.onnx ../shared/data/plates-real-dev/crops/labels.csv
+    python tools/evaluate.py MODEL LABELS.csv --split val --json
+
+LABELS.csv has columns file,text[,region] with files relative to the CSV. Both label and
+reading are normalised the same way before comparing (uppercase, separators dropped, on US
+plates letter O read as digit 0 — see models/MODEL_CARD.md). Reports exact-plate accuracy,
+character error rate (edit distance / label length), both per region; accuracy and share of
+readings at or above the publish threshold; the 20 commonest character confusions; median and
+p95 latency per crop at batch 1 on 1 thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from edge_ocr.recognizer import Recognizer  # noqa: E402
+
+
+def normalise(text: str, region: str, charset: str) -> str:
+    t = "".join(ch for ch in text.upper() if ch in charset)
+    return t.replace("O", "0") if region == "us" else t
+
+
+def split_of(file: str) -> str:
+    """Same split as tools/train.py: one in three real crops is validation, never trained on."""
+    return "val" if int(hashlib.sha1(file.encode()).hexdigest(), 16) % 3 == 0 else "train"
+
+
+def edit_ops(a: str, b: str) -> tuple[int, list[tuple[str, str]]]:
+    """Levenshtein distance from label ``a`` to reading ``b`` and the substitutions on one
+    optimal path (as (label char, read char); '' for insertions/deletions)."""
+    n, m = len(a), len(b)
+    d = np.zeros((n + 1, m + 1), dtype=np.int32)
+    d[:, 0] = np.arange(n + 1)
+    d[0, :] = np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1, d[i - 1, j - 1] + (a[i - 1] != b[j - 1]))
+    ops, i, j = [], n, m
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and d[i, j] == d[i - 1, j - 1] + (a[i - 1] != b[j - 1]):
+            if a[i - 1] != b[j - 1]:
+                ops.append((a[i - 1], b[j - 1]))
+            i, j = i - 1, j - 1
+        elif i > 0 and d[i, j] == d[i - 1, j] + 1:
+            ops.append((a[i - 1], ""))
+            i -= 1
+        else:
+            ops.append(("", b[j - 1]))
+            j -= 1
+    return int(d[n, m]), ops
+
+
+def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.6, latency_n: int = 200,
+             decoder: str = "greedy") -> dict:
+    with open(labels, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if split != "all":
+        rows = [r for r in rows if split_of(r["file"]) == split]
+    rec = Recognizer(model, threads=1, decoder=decoder, batch_size=32)
+    imgs, kept = [], []
+    unreadable = 0
+    for r in rows:
+        img = cv2.imread(str(labels.parent / r["file"]), cv2.IMREAD_COLOR)
+        if img is None:
+            unreadable += 1
+            continue
+        imgs.append(img)
+        kept.append(r)
+    readings = rec.recognize(imgs)
+    per: dict[str, dict] = collections.defaultdict(lambda: {"n": 0, "exact": 0, "edits": 0, "chars": 0})
+    conf = collections.Counter()
+    above = above_ok = 0
+    failures = []
+    for r, rd in zip(kept, readings):
+        region = r.get("region") or "all"
+        truth = normalise(r["text"], region, rec.charset)
+        got = normalise(rd.text, region, rec.charset)
+        dist, ops = edit_ops(truth, got)
+        for reg in (region, "overall"):
+            s = per[reg]
+            s["n"] += 1
+            s["exact"] += got == truth
+            s["edits"] += dist
+            s["chars"] += len(truth)
+        conf.update(f"{a or '∅'}→{b or '∅'}" for a, b in ops)
+        if rd.confidence >= threshold:
+            above += 1
+            above_ok += got == truth
+        if got != truth:
+            failures.append({"file": r["file"], "truth": truth, "read": got, "confidence": round(rd.confidence, 3)})
+    # latency: batch 1, one thread, the way the daemon reads a single crop
+    lat = []
+    for img in (imgs * (latency_n // max(len(imgs), 1) + 1))[:latency_n]:
+        t = time.perf_counter()
+        rec.recognize([img])
+        lat.append((time.perf_counter() - t) * 1000)
+    res = {
+        "model": model, "labels": str(labels), "split": split, "decoder": decoder, "unreadable": unreadable,
+        "regions": {k: {"n": v["n"], "exact": round(v["exact"] / v["n"], 4),
+                        "cer": round(v["edits"] / max(v["chars"], 1), 4)} for k, v in sorted(per.items())},
+        "threshold": threshold,
+        "above_threshold_fraction": round(above / max(len(kept), 1), 4),
+        "above_threshold_exact": round(above_ok / max(above, 1), 4),
+        "confusions": conf.most_common(20),
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 3) if lat else None,
+        "latency_ms_p95": round(float(np.percentile(lat, 95)), 3) if lat else None,
+        "failures": failures,
+    }
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("labels", type=Path)
+    ap.add_argument("--split", choices=["all", "train", "val"], default="all",
+                    help="real dev crops: 'val' is the third never trained on")
+    ap.add_argument("--threshold", type=float, default=0.6, help="publish threshold (recognizer.min_confidence)")
+    ap.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    ap.add_argument("--latency-n", type=int, default=200)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--failures", type=int, default=0, help="print this many misread crops")
+    args = ap.parse_args()
+    res = evaluate(args.model, args.labels, args.split, args.threshold, args.latency_n, args.decoder)
+    if args.json:
+        print(json.dumps(res, ensure_ascii=False))
+        return
+    print(f"{res['model']} on {res['labels']} (split {res['split']}, {res['decoder']})")
+    for reg, v in res["regions"].items():
+        print(f"  {reg:8s} n={v['n']:5d}  exact={100 * v['exact']:6.2f} %  CER={100 * v['cer']:5.2f} %")
+    print(f"  confidence >= {res['threshold']}: {100 * res['above_threshold_fraction']:.1f} % of crops, "
+          f"{100 * res['above_threshold_exact']:.2f} % of those exact")
+    print(f"  latency (batch 1, 1 thread): p50 {res['latency_ms_p50']} ms, p95 {res['latency_ms_p95']} ms")
+    print("  confusions (label→read): " + ", ".join(f"{k} ×{n}" for k, n in res["confusions"]))
+    for f in res["failures"][: args.failures]:
+        print(f"  miss {f['file']}: {f['truth']} read {f['read']} ({f['confidence']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Checkpoint -> self-describing ONNX model, verified against PyTorch.
+
+    python tools/export_onnx.py runs/main/last.pt models/plate_crnn_fp32.onnx --version 1.0.0
+
+The exported graph takes ``image`` float32 (N, 1, 32, 160) and returns ``logits`` (N, 80, C)
+(class 0 = CTC blank). Everything the runtime needs is written to ``metadata_props`` under
+``edge_ocr.*`` (see models/README.md). The tool reloads the file in onnxruntime, runs a batch
+through both and fails if the largest difference exceeds ``--tol``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from crnn import CHARSET, CRNN, count_macs  # noqa: E402
+
+from edge_ocr.preprocess import PreprocessSpec  # noqa: E402
+
+SPEC = PreprocessSpec()
+
+
+def metadata(name: str, version: str, training: str, charset: str, extra: dict | None = None) -> dict[str, str]:
+    meta = {
+        "charset": charset,
+        "blank_index": "0",
+        "input_height": str(SPEC.height),
+        "input_width": str(SPEC.width),
+        "mean": str(SPEC.mean),
+        "std": str(SPEC.std),
+        "pad_value": str(SPEC.pad_value),
+        "clahe_clip": str(SPEC.clahe_clip),
+        "clahe_tile": str(SPEC.clahe_tile),
+        "color": "grey",
+        "name": name,
+        "version": version,
+        "training_data": training,
+        "label_normalisation": "uppercase; separators dropped; US plates write letter O as digit 0",
+        "architecture": "CRNN: 5x(conv3x3+BN+ReLU) stride (16,2) -> linear 96 -> BiLSTM 96 -> linear; CTC",
+        "macs": str(count_macs()),
+    }
+    meta.update(extra or {})
+    return {"edge_ocr." + k: v for k, v in meta.items()}
+
+
+def set_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:
+    existing = {p.key: p for p in model.metadata_props}
+    for k, v in meta.items():
+        if k in existing:
+            existing[k].value = v
+        else:
+            p = model.metadata_props.add()
+            p.key, p.value = k, v
+
+
+def export(model: CRNN, out: Path, meta: dict[str, str], opset: int = 17) -> None:
+    model.eval()
+    dummy = torch.zeros(2, 1, SPEC.height, SPEC.width)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (dummy,), str(out), input_names=["image"], output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+            dynamo=False,
+        )
+    m = onnx.load(str(out))
+    set_metadata(m, meta)
+    onnx.checker.check_model(m)
+    onnx.save(m, str(out))
+
+
+def verify(model: CRNN, path: Path, batch: int = 8, seed: int = 0) -> float:
+    """Max abs difference of logits between PyTorch and onnxruntime on a random batch."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (batch, 1, SPEC.height, SPEC.width)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"image": x})[0]
+    return float(np.abs(ref - got).max())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path, help="train.py checkpoint (.pt)")
+    ap.add_argument("out", type=Path, help="ONNX file to write")
+    ap.add_argument("--name", default="plate_crnn")
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--training", default="", help="one-line training data summary for the metadata")
+    ap.add_argument("--opset", type=int, default=17)
+    ap.add_argument("--tol", type=float, default=1e-3)
+    args = ap.parse_args()
+
+    ck = torch.load(args.checkpoint, map_location="cpu")
+    charset = ck.get("charset", CHARSET)
+    model = CRNN(num_classes=len(charset) + 1)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    training = args.training or f"train.py step {ck.get('step')}; " + json.dumps(ck.get("args", {}))[:500]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    export(model, args.out, metadata(args.name, args.version, training, charset), args.opset)
+    diff = verify(model, args.out)
+    size = args.out.stat().st_size
+    print(f"exported {args.out} ({size / 1e6:.2f} MB, opset {args.opset}); max |torch - onnxruntime| = {diff:.2e}")
+    if diff > args.tol:
+        sys.exit(f"verification failed: difference {diff:.2e} > tolerance {args.tol:.0e}")
+
+
+if __name__ == "__main__":
+    main()

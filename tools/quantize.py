@@ -1,0 +1,115 @@
+"""FP32 ONNX CRNN -> INT8 ONNX (static QDQ quantisation of the convolutional part).
+
+    python tools/quantize.py models/plate_crnn_fp32.onnx models/plate_crnn_int8.onnx \
+        --calib ../shared/data/plates-real-dev/crops/labels.csv --calib-synth 300
+
+Steps: onnxruntime's ``quant_pre_process`` (shape inference + graph optimisation), then
+``quantize_static`` in QDQ format, signed activations and weights (S8S8), per-channel weights,
+calibrated on a few hundred preprocessed crops. Only Conv, MatMul/Gemm of the projection and
+the pooling/activation ops around them are quantised; the LSTM stays float because static
+quantisation has no LSTM kernel and dynamic LSTM quantisation costs accuracy for little speed
+at this size (``--lstm dynamic`` tries it). The model's metadata is carried over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from edge_ocr.preprocess import preprocess  # noqa: E402
+from edge_ocr.recognizer import read_model_info  # noqa: E402
+
+
+class Crops(CalibrationDataReader):
+    def __init__(self, batches: list[np.ndarray], name: str) -> None:
+        self.it = iter([{name: b} for b in batches])
+
+    def get_next(self):  # noqa: ANN201 - onnxruntime's interface
+        return next(self.it, None)
+
+
+def calibration_batches(model_path: Path, labels: Path | None, n_real: int, n_synth: int, seed: int) -> list[np.ndarray]:
+    m = onnx.load(str(model_path))
+    info = read_model_info(model_path, {p.key: p.value for p in m.metadata_props})
+    imgs: list[np.ndarray] = []
+    if labels:
+        with open(labels, encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        rng = np.random.default_rng(seed)
+        for i in rng.permutation(len(rows))[:n_real]:
+            img = cv2.imread(str(labels.parent / rows[int(i)]["file"]), cv2.IMREAD_COLOR)
+            if img is not None:
+                imgs.append(img)
+    if n_synth:
+        import synth_plates
+
+        imgs += [synth_plates.sample(seed + 1000, i)[0] for i in range(n_synth)]
+    x = np.stack([preprocess(im, info.spec) for im in imgs])
+    return [x[i: i + 16] for i in range(0, len(x), 16)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("fp32", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--calib", type=Path, default=None, help="labels.csv of crops for calibration")
+    ap.add_argument("--calib-real", type=int, default=200, help="crops taken from --calib")
+    ap.add_argument("--calib-synth", type=int, default=200, help="synthetic crops (tools/synth_plates.py)")
+    ap.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="percentile")
+    ap.add_argument("--lstm", choices=["float", "dynamic"], default="float")
+    ap.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    batches = calibration_batches(args.fp32, args.calib, args.calib_real if args.calib else 0, args.calib_synth,
+                                  args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(args.fp32), str(pre), skip_symbolic_shape=True)
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[args.method]
+        stat = Path(tmp) / "static.onnx"
+        quantize_static(
+            str(pre), str(stat), Crops(batches, "image"),
+            quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            per_channel=args.per_channel, calibrate_method=method,
+            op_types_to_quantize=["Conv", "MaxPool", "Relu", "MatMul", "Gemm"],
+            extra_options={"ActivationSymmetric": True, "CalibPercentile": 99.99},
+        )
+        if args.lstm == "dynamic":
+            quantize_dynamic(str(stat), str(args.out), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM"])
+        else:
+            stat.replace(args.out)
+    src = onnx.load(str(args.fp32))
+    q = onnx.load(str(args.out))
+    del q.metadata_props[:]
+    for p in src.metadata_props:
+        q.metadata_props.add(key=p.key, value=p.value)
+    q.metadata_props.add(key="edge_ocr.quantization",
+                         value=f"static QDQ S8S8 per_channel={args.per_channel} calib={args.method} "
+                               f"n={sum(len(b) for b in batches)} lstm={args.lstm}")
+    onnx.save(q, str(args.out))
+    print(f"quantised {args.fp32} -> {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), "
+          f"calibrated on {sum(len(b) for b in batches)} crops")
+
+
+if __name__ == "__main__":
+    main()
