@@ -212,6 +212,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)  # augmentation is tiny; OpenCV's pool would only fight torch for the cores
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -284,7 +285,7 @@ def main() -> None:
         opt.step()
         step += 1
         seen += x.shape[0]
-        loss_sum += float(loss)
+        loss_sum += loss.item()
         if step % args.log_every == 0:
             el = time.time() - t0
             say(f"step {step} loss {loss_sum / args.log_every:.4f} lr {lr_at(step):.2e} {seen / el:.0f} samples/s")

@@ -1,0 +1,229 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# ----------------------------------------------------------------------------- mosquitto
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a TLS listener."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+class Broker:
+    """A real mosquitto on 127.0.0.1 with its own config file, startable and stoppable.
+
+    ``users`` turns anonymous access off and writes a password file with ``mosquitto_passwd``;
+    ``persistence`` keeps retained messages and persistent sessions across stop()/start(), which
+    lets a test subscriber with ``clean_session=False`` receive what was published while it was
+    away.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        users: dict[str, str] | None = None,
+        tls: TlsFiles | None = None,
+        persistence: bool = False,
+    ) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.log_file = workdir / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.users = dict(users or {})
+        lines = [
+            # mosquitto drops root privileges to user "mosquitto", who cannot read pytest's tmp dirs.
+            f"user {getpass.getuser()}",
+            f"listener {self.port} {self.host}",
+            f"log_dest file {self.log_file}",
+            "log_type all",
+        ]
+        if users:
+            pw = workdir / "passwd"
+            for i, (name, password) in enumerate(users.items()):
+                args = ["-b", "-c"] if i == 0 else ["-b"]
+                subprocess.run([MOSQUITTO_PASSWD, *args, str(pw), name, password], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {pw}"]
+        else:
+            lines.append("allow_anonymous true")
+        if tls:
+            lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
+        if persistence:
+            lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 0"]
+        else:
+            lines.append("persistence false")
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def start(self, timeout: float = 5.0) -> Broker:
+        """Start and wait until the port accepts connections."""
+        assert self.proc is None, "already running"
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                self.proc = None
+                raise RuntimeError(f"mosquitto exited at start: {err}{self.log_text()}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout} s: {self.log_text()}")
+
+    def stop(self) -> None:
+        """SIGTERM (mosquitto saves its persistence file on the way out) and wait."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open but nothing is read or acknowledged."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def kill(self) -> None:
+        """SIGKILL: no persistence save, sockets reset (also works on a paused broker)."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait(5)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+
+@pytest.fixture
+def make_broker(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
+    """Factory: ``make_broker(port=None, users=None, tls=None, persistence=False, start=True)``.
+
+    Every broker it made is stopped after the test.
+    """
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    made: list[Broker] = []
+
+    def factory(port: int | None = None, *, start: bool = True, **kwargs: object) -> Broker:
+        broker = Broker(tmp_path / f"broker{len(made)}", port, **kwargs)  # type: ignore[arg-type]
+        made.append(broker)
+        return broker.start() if start else broker
+
+    yield factory
+    for broker in made:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto(make_broker: Callable[..., Broker]) -> Broker:
+    """A running anonymous mosquitto on a free port."""
+    return make_broker()
+
+
+@pytest.fixture
+def mosquitto_auth(make_broker: Callable[..., Broker]) -> Broker:
+    """A running mosquitto that requires a password; ``.users`` holds the one account."""
+    if not Path(MOSQUITTO_PASSWD).exists():
+        pytest.skip("mosquitto_passwd is not installed")
+    return make_broker(users={"edge": "s3cret-pw"})
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> TlsFiles:
+    """A throw-away CA and a server certificate for 127.0.0.1/localhost, made by ``openssl``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    d = tmp_path / "tls"
+    d.mkdir()
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=d)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]  # EC keys: instant
+    run(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=edge-ocr test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n", encoding="utf-8")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
+    return TlsFiles(ca=d / "ca.crt", cert=d / "server.crt", key=d / "server.key")

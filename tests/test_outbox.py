@@ -1,0 +1,146 @@
+"""The SQLite outbox: order, durability across reopen, bounds, and what it does with a bad file."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge_ocr.config import OutboxConfig
+from edge_ocr.outbox import NewMessage, Outbox
+
+
+class FakeClock:
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def msgs(n: int, start: int = 0) -> list[NewMessage]:
+    return [NewMessage("edge-ocr/dev/plate", f"event-{i}".encode(), 1, False) for i in range(start, start + n)]
+
+
+def payloads(box: Outbox, limit: int = 1000) -> list[bytes]:
+    return [m.payload for m in box.peek(limit=limit)]
+
+
+def test_fifo_order_and_remove_on_ack(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite", 100, 24) as box:
+        seqs = box.add_many(msgs(5))
+        assert seqs == sorted(seqs) and len(set(seqs)) == 5
+        assert box.depth == 5
+        assert payloads(box) == [f"event-{i}".encode() for i in range(5)]
+        assert [m.payload for m in box.peek(after_seq=seqs[2])] == [b"event-3", b"event-4"]
+        assert [m.seq for m in box.peek(limit=2)] == seqs[:2]
+
+        assert box.remove([seqs[1], seqs[3], 999_999]) == 2
+        assert box.depth == 3
+        assert payloads(box) == [b"event-0", b"event-2", b"event-4"]
+        m = box.peek(limit=1)[0]
+        assert (m.topic, m.qos, m.retain) == ("edge-ocr/dev/plate", 1, False)
+
+
+def test_file_is_wal_and_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dir" / "o.sqlite"  # missing directories are created
+    box = Outbox(path, 100, 24)
+    box.add_many(msgs(3))
+    box.add("edge-ocr/dev/plate/crop", b"\xff\xd8jpeg\x00bytes", qos=0, retain=True)
+    box.close()
+    box.close()  # twice is harmless
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    with Outbox(path, 100, 24) as again:
+        assert again.depth == 4
+        stored = again.peek()
+        assert [m.payload for m in stored] == [b"event-0", b"event-1", b"event-2", b"\xff\xd8jpeg\x00bytes"]
+        assert (stored[-1].qos, stored[-1].retain) == (0, True)
+        # New messages sort after the old ones even when everything old was removed first.
+        last = stored[-1].seq
+        again.remove(m.seq for m in stored)
+        assert again.add("t", b"new") > last
+
+
+def test_sequence_numbers_are_never_reused(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite", 100, 24) as box:
+        first = box.add_many(msgs(3))
+        box.remove(first)
+        assert box.depth == 0
+        # The publisher reads "after the last seq it handed over"; a reused number would be skipped.
+        assert box.add("t", b"x") > max(first)
+
+
+def test_max_events_drops_oldest_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="edge_ocr.outbox")
+    with Outbox(tmp_path / "o.sqlite", 10, 24) as box:
+        box.add_many(msgs(8))
+        assert box.dropped_total == 0
+        box.add_many(msgs(4, start=8))  # 12 > 10: the two oldest go
+        assert box.depth == 10
+        assert payloads(box) == [f"event-{i}".encode() for i in range(2, 12)]
+        assert box.dropped() == {"max_events": 2, "max_age": 0}
+        for i in range(12, 15):
+            box.add("edge-ocr/dev/plate", f"event-{i}".encode())
+        assert box.depth == 10
+        assert payloads(box)[0] == b"event-5"
+        assert box.dropped_total == 5
+    drops = [r for r in caplog.records if "outbox full" in r.getMessage()]
+    # Logged at once, then summarised (rate-limited) rather than one line per insert.
+    assert drops and "dropped 2 oldest" in drops[0].getMessage()
+    assert len(drops) <= 2
+    assert "5 since start" in drops[-1].getMessage()
+
+
+def test_max_age_drops_old_messages(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with Outbox(tmp_path / "o.sqlite", 100, max_age_h=1.0, clock=clock) as box:
+        box.add_many(msgs(2))
+        clock.t += 1800
+        box.add_many(msgs(1, start=2))
+        assert box.prune() == 0
+        clock.t += 1801  # the first two are now 1 h + 1 s old
+        assert box.prune() == 2
+        assert payloads(box) == [b"event-2"]
+        assert box.dropped() == {"max_events": 0, "max_age": 2}
+        assert box.depth == 1
+
+
+def test_age_is_applied_when_opening(tmp_path: Path) -> None:
+    clock = FakeClock()
+    path = tmp_path / "o.sqlite"
+    with Outbox(path, 100, 1.0, clock=clock) as box:
+        box.add_many(msgs(3))
+    clock.t += 2 * 3600
+    with Outbox(path, 100, 1.0, clock=clock) as box:
+        assert box.depth == 0
+        assert box.dropped()["max_age"] == 3
+
+
+def test_from_config(tmp_path: Path) -> None:
+    cfg = OutboxConfig(path=str(tmp_path / "c.sqlite"), max_events=10, max_age_h=2)
+    with Outbox.from_config(cfg) as box:
+        assert (box.max_events, box.max_age_s, box.path) == (10, 7200.0, tmp_path / "c.sqlite")
+
+
+def test_corrupt_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "o.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with Outbox(path, 100, 24) as box:
+        assert box.depth == 0
+        box.add("t", b"x")
+        assert box.depth == 1
+    aside = list(tmp_path.glob("o.sqlite.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
+
+
+def test_bad_bounds_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_events"):
+        Outbox(tmp_path / "o.sqlite", 0, 1)
+    with pytest.raises(ValueError, match="max_age_h"):
+        Outbox(tmp_path / "o.sqlite", 10, 0)
