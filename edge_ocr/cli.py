@@ -60,15 +60,22 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failed = 0
-    pending: list[tuple[str, object]] = []
+    # (name, image, error) in input order: output lines keep the order of the arguments
+    pending: list[tuple[str, object, str | None]] = []
 
     def flush() -> None:
-        if not pending:
-            return
+        imgs = [img for _, img, err in pending if err is None]
         t = time.perf_counter()
-        readings = rec.recognize([img for _, img in pending])
-        ms = (time.perf_counter() - t) * 1000 / len(pending)
-        for (name, _), r in zip(pending, readings):
+        readings = iter(rec.recognize(imgs)) if imgs else iter(())
+        ms = (time.perf_counter() - t) * 1000 / max(len(imgs), 1)
+        for name, _, err in pending:
+            if err is not None:
+                if args.json:
+                    print(json.dumps({"file": name, "error": err}, ensure_ascii=False))
+                else:
+                    print(f"{name}\terror: {err}", file=sys.stderr)
+                continue
+            r = next(readings)
             if args.json:
                 print(json.dumps({"file": name, "text": r.text, "confidence": round(r.confidence, 4),
                                   "chars": [round(c, 4) for c in r.char_confidences], "ms": round(ms, 3)},
@@ -79,14 +86,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
     for name in args.images:
         img, err = _read_image(name)
-        if err:
-            failed += 1
-            if args.json:
-                print(json.dumps({"file": name, "error": err}, ensure_ascii=False))
-            else:
-                print(f"{name}\terror: {err}", file=sys.stderr)
-            continue
-        pending.append((name, img))
+        failed += err is not None
+        pending.append((name, img, err))
         if len(pending) >= args.batch:
             flush()
     flush()

@@ -23,8 +23,8 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_ocr.config import LocalizerConfig  # noqa: E402
-from edge_ocr.localize import Localizer, iou  # noqa: E402
+from edge_ocr.config import LocalizerConfig
+from edge_ocr.localize import Localizer, iou
 
 DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "plates-real-dev" / "frames"
 
@@ -65,15 +65,18 @@ def main(argv: list[str] | None = None) -> int:
             per[key]["n"].append(float(len(cands)))
             per[key]["ms"].append(dt * 1000)
         if not hit:
-            misses.append(f"{row['file']} gt={gt} best_iou={max(ious, default=0):.2f} "
-                          f"cands={[c.box for c in cands]}")
+            misses.append(f"{row['file']} gt={gt} best_iou={max(ious, default=0):.2f} cands={[c.box for c in cands]}")
 
     print(f"localiser: top-{args.k}, min_score {args.min_score}, work width {args.work_width}, IoU >= {args.iou}")
-    print(f"{'region':8} {'frames':>6} {'recall@k':>9} {'recall@1':>9} {'cand mean':>9} {'cand med':>8} {'ms/frame':>8}")
+    print(
+        f"{'region':8} {'frames':>6} {'recall@k':>9} {'recall@1':>9} {'cand mean':>9} {'cand med':>8} {'ms/frame':>8}"
+    )
     for key in ["all"] + sorted(k for k in per if k != "all"):
         d = per[key]
-        print(f"{key:8} {len(d['hit']):6d} {100 * statistics.mean(d['hit']):8.1f}% {100 * statistics.mean(d['hit1']):8.1f}% "
-              f"{statistics.mean(d['n']):9.2f} {statistics.median(d['n']):8.1f} {statistics.mean(d['ms']):8.1f}")
+        print(
+            f"{key:8} {len(d['hit']):6d} {100 * statistics.mean(d['hit']):8.1f}% {100 * statistics.mean(d['hit1']):8.1f}% "
+            f"{statistics.mean(d['n']):9.2f} {statistics.median(d['n']):8.1f} {statistics.mean(d['ms']):8.1f}"
+        )
     if args.misses:
         print("\nmissed:")
         for m in misses:

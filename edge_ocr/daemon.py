@@ -1,0 +1,253 @@
+"""Wiring: source -> motion -> ROI/localiser -> recogniser -> formats -> voting -> sink.
+
+The only module that imports every stage. ``Pipeline`` turns frames into plate events and is
+tested on its own; ``run_daemon`` adds the source thread, MQTT, sd_notify, signals and stats.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+from .formats import FormatRules
+from .localize import Localizer, fixed_candidates
+from .motion import MotionGate
+from .recognizer import ModelError, Recognizer
+from .roi import Roi
+from .sdnotify import Notifier
+from .types import Frame, PlateEvent
+from .voting import Observation, Voter, VoteResult
+
+log = logging.getLogger(__name__)
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Sink(Protocol):
+    def publish_event(self, event: PlateEvent) -> None: ...
+
+
+class LogSink:
+    """Sink used when MQTT is off: one log line per event."""
+
+    def publish_event(self, event: PlateEvent) -> None:
+        log.info("plate %s conf=%.3f votes=%d camera=%s", event.text, event.confidence, event.votes, event.camera)
+
+
+def resolve_model(path: str) -> Path:
+    """A relative model path is tried from the working directory, then the project root."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return PACKAGE_ROOT / p
+
+
+class Pipeline:
+    """Frames in, plate events out. Holds no threads; the clock comes with each frame."""
+
+    def __init__(self, cfg: Config, recognizer: Recognizer, sink: Sink) -> None:
+        self.cfg = cfg
+        self.rec = recognizer
+        self.sink = sink
+        self.roi: Roi | None = None
+        self.motion: MotionGate | None = None
+        self.localizer = Localizer.from_config(cfg.localizer)
+        self.formats = FormatRules.from_config(cfg.formats)
+        self.patterns = self.formats.decoder_patterns(strict_only=True) if cfg.recognizer.decoder == "beam" else None
+        self.voter = Voter.from_config(cfg.voting)
+        self.counters = {"frames": 0, "gated": 0, "candidates": 0, "readings": 0, "rejected": 0, "events": 0}
+        self.latencies: deque[float] = deque(maxlen=500)
+
+    def _setup(self, frame: Frame) -> None:
+        h, w = frame.image.shape[:2]
+        self.roi = Roi.from_config(self.cfg.roi, (w, h))
+        self.motion = MotionGate.from_config(self.cfg.motion, self.roi)
+
+    def process(self, frame: Frame) -> list[PlateEvent]:
+        """Read one frame; returns (and sends to the sink) the events it completes."""
+        if self.roi is None:
+            self._setup(frame)
+        assert self.roi is not None and self.motion is not None
+        t0 = time.perf_counter()
+        self.counters["frames"] += 1
+        if not self.motion.update(frame.image, frame.ts):
+            self.counters["gated"] += 1
+            return self._emit(self.voter.tick(frame.ts), frame)
+        if self.cfg.roi.fixed_box:
+            cands = fixed_candidates(frame.image, self.roi)
+        else:
+            cands = self.localizer.find(frame.image, self.roi)
+        self.counters["candidates"] += len(cands)
+        obs = []
+        if cands:
+            readings = self.rec.recognize([c.crop for c in cands], self.patterns)
+            for cand, rd in zip(cands, readings):
+                if not rd.text or rd.confidence < self.cfg.recognizer.min_confidence:
+                    continue
+                text = self.formats.normalize(rd.text)
+                if text is None:
+                    self.counters["rejected"] += 1
+                    continue
+                if text != rd.text and len(text) == len(rd.text):
+                    rd = type(rd)(text, rd.confidence, rd.char_confidences)
+                self.counters["readings"] += 1
+                obs.append(Observation(rd, cand.box, (cand.crop, frame)))
+        results = self.voter.update(frame.ts, obs) if obs else self.voter.tick(frame.ts)
+        self.latencies.append((time.perf_counter() - t0) * 1000)
+        return self._emit(results, frame)
+
+    def flush(self, now: float, frame: Frame | None = None) -> list[PlateEvent]:
+        return self._emit(self.voter.flush(now), frame)
+
+    def _emit(self, results: list[VoteResult], frame: Frame | None) -> list[PlateEvent]:
+        events = []
+        for r in results:
+            crop, src = r.payload if r.payload else (None, frame)
+            h, w = src.image.shape[:2] if src is not None else (0, 0)
+            crop_jpeg = None
+            if self.cfg.mqtt.include_crop != "off" and crop is not None:
+                ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
+                crop_jpeg = buf.tobytes() if ok else None
+            wall = src.wall if src is not None else time.time()
+            ev = PlateEvent(
+                event_id=uuid.uuid4().hex,
+                text=r.text,
+                confidence=round(float(r.confidence), 4),
+                char_confidences=tuple(round(float(c), 4) for c in r.char_confidences),
+                camera=self.cfg.camera.name,
+                time_utc=datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+                frame_size=(w, h),
+                box=tuple(int(v) for v in (r.box or (0, 0, 0, 0))),  # type: ignore[arg-type]
+                model=self.rec.info.name,
+                model_version=self.rec.info.version,
+                votes=r.votes,
+                region=self.formats.region_of(r.text),
+                crop_jpeg=crop_jpeg,
+            )
+            self.counters["events"] += 1
+            log.info("event %s conf=%.3f votes=%d reason=%s", ev.text, ev.confidence, ev.votes, r.reason)
+            self.sink.publish_event(ev)
+            events.append(ev)
+        return events
+
+    def stats(self) -> dict[str, Any]:
+        lat = np.array(self.latencies) if self.latencies else np.zeros(1)
+        return {**self.counters, "latency_p50_ms": round(float(np.percentile(lat, 50)), 2),
+                "latency_p95_ms": round(float(np.percentile(lat, 95)), 2)}
+
+
+def _cpu_temp() -> float | None:
+    try:
+        return int(Path("/sys/class/thermal/thermal_zone0/temp").read_text().strip()) / 1000.0
+    except (OSError, ValueError):
+        return None
+
+
+def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop_event``), a finished file source, or a fatal error.
+
+    Exit codes: 0 clean stop, 2 bad config or model (systemd should not restart on these).
+    """
+    from .publish import MqttPublisher
+    from .sources import open_source
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            log.error("%s: %s", exc.source, p)
+        return 2
+    logging.getLogger().setLevel(cfg.log_level)
+    notifier = Notifier()
+    stop = stop_event or threading.Event()
+    reload_requested = threading.Event()
+    started = time.monotonic()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
+
+    try:
+        rec = Recognizer(resolve_model(cfg.recognizer.model), cfg.recognizer.threads, cfg.recognizer.graph_optimization,
+                         cfg.recognizer.decoder, cfg.recognizer.beam_width, cfg.recognizer.batch_size)
+    except ModelError as exc:
+        log.error("%s", exc)
+        return 2
+
+    source = open_source(cfg.camera)
+    pipeline_box: list[Pipeline] = []
+
+    def stats() -> dict[str, Any]:
+        s = pipeline_box[0].stats() if pipeline_box else {}
+        src = source.stats()
+        return {**s, "dropped_frames": src.dropped, "skipped_frames": src.skipped,
+                "uptime_s": round(time.monotonic() - started, 1), "cpu_temp_c": _cpu_temp()}
+
+    publisher = None
+    sink: Sink = LogSink()
+    if cfg.mqtt.enabled:
+        publisher = MqttPublisher(cfg.mqtt, cfg.outbox, cfg.device_id, __version__, stats_fn=stats,
+                                  reconnect_min_s=cfg.camera.reconnect_min_s)
+        publisher.start()
+        sink = publisher
+    pipeline = Pipeline(cfg, rec, sink)
+    pipeline_box.append(pipeline)
+    source.start()
+    notifier.ready(f"reading {cfg.camera.type} {cfg.camera.uri or ''}")
+    log.info("ready: camera=%s model=%s v%s mqtt=%s", cfg.camera.name, rec.info.name, rec.info.version,
+             f"{cfg.mqtt.host}:{cfg.mqtt.port}" if cfg.mqtt.enabled else "off")
+    last_ping = last_status = 0.0
+    ping_every = notifier.watchdog_s / 2 if notifier.watchdog_s else 5.0
+    try:
+        while not stop.is_set():
+            frame = source.get(timeout=0.5)
+            now = time.monotonic()
+            if frame is not None:
+                pipeline.process(frame)
+            else:
+                pipeline._emit(pipeline.voter.tick(now), None)
+                if source.ended:
+                    log.info("source ended; stopping")
+                    break
+            if now - last_ping >= ping_every:
+                notifier.watchdog()  # only from this loop: a hung pipeline stops the pings
+                last_ping = now
+            if now - last_status >= 10:
+                s = stats()
+                notifier.status(f"frames={s.get('frames', 0)} events={s.get('events', 0)} "
+                                f"drops={s['dropped_frames']} p50={s.get('latency_p50_ms', 0)}ms")
+                last_status = now
+            if reload_requested.is_set():
+                reload_requested.clear()
+                notifier.reloading()
+                try:
+                    new = load_config(config_path)
+                    pipeline.cfg = cfg = new  # thresholds, voting, formats take effect now
+                    pipeline.voter = Voter.from_config(new.voting)
+                    pipeline.formats = FormatRules.from_config(new.formats)
+                    pipeline.roi = None
+                    log.info("config reloaded from %s (camera/MQTT changes need a restart)", config_path)
+                except ConfigError as exc:
+                    for p in exc.problems:
+                        log.error("reload rejected, keeping old config: %s: %s", exc.source, p)
+                notifier.ready()
+    finally:
+        notifier.stopping()
+        pipeline.flush(time.monotonic())
+        source.stop()
+        if publisher is not None:
+            publisher.stop(timeout=5.0)
+        log.info("stopped: %s", pipeline.stats())
+    return 0

@@ -1,0 +1,237 @@
+"""Plate-format rules: which readings are possible plates, per region.
+
+A format is a pattern of character classes, one letter per plate position:
+
+- ``L`` a letter, ``D`` a digit, ``A`` either, ``H`` a Chinese province character;
+- internal to the ``cn`` rules: ``E`` the new-energy letter (D or F) and ``X`` a special suffix
+  (警 学 挂 港 澳 使 领);
+- any other character stands for itself (config ``formats.extra`` patterns can only use A-Z0-9
+  literals other than the class letters).
+
+Classes differ per region where the plates differ: US labels write the letter O as the digit 0
+(many states print one glyph for both), so in ``us`` rules O is never valid and 0 is valid where
+a letter is; Chinese serials never use I or O. Each region has *strict* formats (the common
+serial layouts) and, where plates vary too much to list (US vanity plates, European countries),
+*generic* ones (``A`` repeated) that accept a reading but are too loose to correct it.
+
+Confusion fixing (O/0, I/1, B/8, S/5, Z/2, G/6) swaps a character for its look-alike only where
+the strict formats leave a single possible reading; see ``FormatRules.fix``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from edge_ocr.config import FormatsConfig
+
+log = logging.getLogger(__name__)
+
+DIGITS = frozenset("0123456789")
+LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+PROVINCES = frozenset("京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼")
+SPECIALS = frozenset("警学挂港澳使领")
+
+REGIONS = ("us", "eu", "br", "cn")
+
+# character classes shared by every region (and by the config's extra patterns)
+_BASE_CLASSES: dict[str, frozenset[str]] = {
+    "L": LETTERS,
+    "D": DIGITS,
+    "A": LETTERS | DIGITS,
+    "H": PROVINCES,
+}
+
+_REGION_CLASSES: dict[str, dict[str, frozenset[str]]] = {
+    # one glyph for O and 0, written 0: 0 may stand where a letter is, O never appears
+    "us": {"L": (LETTERS - {"O"}) | {"0"}, "A": (LETTERS - {"O"}) | DIGITS},
+    "eu": {},
+    "br": {},
+    # serials skip I and O (too like 1 and 0); the city letter keeps the full alphabet
+    "cn": {"A": (LETTERS - {"I", "O"}) | DIGITS, "E": frozenset("DF"), "X": SPECIALS},
+}
+
+# (pattern, strict) per region. Strict patterns are the common serial layouts; generic ones
+# only accept. Sources: /work/shared/PLATES.md and the label shapes of the real dev crops.
+_REGION_PATTERNS: dict[str, list[tuple[str, bool]]] = {
+    "us": [(p, True) for p in ("LLLDDDD", "DLLLDDD", "LLLDDD", "DDDLLL", "LLDDDDD", "DLLDDD", "LLDDDD", "LDDDDDD")]
+    + [("A" * n, False) for n in range(2, 11)],
+    "eu": [(p, True) for p in ("LLDDDLL", "DDDDLLL", "LLDDDDD", "LLLDDDD", "LLDDLLL", "DLDDDDD")]
+    + [("A" * n, False) for n in range(4, 9)],
+    "br": [("LLLDDDD", True), ("LLLDLDD", True)],  # old grey plates; Mercosul
+    "cn": [("HLAAAAA", True), ("HLEADDDD", True), ("HLDDDDDE", True), ("HLAAAAX", True)],
+}
+
+_PAIRS = (("O", "0"), ("I", "1"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6"))
+CONFUSIONS: dict[str, str] = {**dict(_PAIRS), **{b: a for a, b in _PAIRS}}
+"""Look-alike letter/digit pairs, both ways: ``CONFUSIONS["O"] == "0"``."""
+
+
+@dataclass(frozen=True)
+class PlateFormat:
+    """One accepted layout: ``classes[i]`` holds the characters allowed at position ``i``."""
+
+    region: str
+    pattern: str
+    classes: tuple[frozenset[str], ...]
+    strict: bool
+
+    def matches(self, text: str) -> bool:
+        """True if ``text`` fits this format exactly."""
+        return len(text) == len(self.classes) and all(c in cls for c, cls in zip(text, self.classes, strict=True))
+
+    def fix(self, text: str) -> str | None:
+        """``text`` with look-alikes swapped where a character does not fit its position but its
+        look-alike does; ``None`` if some position fits neither."""
+        if len(text) != len(self.classes):
+            return None
+        out = []
+        for c, cls in zip(text, self.classes, strict=True):
+            if c in cls:
+                out.append(c)
+            elif CONFUSIONS.get(c, "") in cls:
+                out.append(CONFUSIONS[c])
+            else:
+                return None
+        return "".join(out)
+
+
+def allowed_chars(pattern: str, region: str | None = None) -> list[set[str]]:
+    """Per-position allowed characters of a pattern, for a constrained CTC beam decoder.
+
+    Args:
+        pattern: class letters (L, D, A, H; E and X in ``cn``) and literal characters.
+        region: one of ``REGIONS`` for its region-specific classes (e.g. no O in ``us``), or
+            ``None`` for the plain classes.
+
+    Returns:
+        One set per position.
+
+    Raises:
+        ValueError: empty pattern or unknown region.
+    """
+    if not pattern:
+        raise ValueError("empty pattern")
+    classes = _classes(region)
+    return [set(classes.get(c, frozenset(c))) for c in pattern]
+
+
+def _classes(region: str | None) -> dict[str, frozenset[str]]:
+    if region is None:
+        return dict(_BASE_CLASSES)
+    if region not in _REGION_CLASSES:
+        raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
+    return {**_BASE_CLASSES, **_REGION_CLASSES[region]}
+
+
+def _format(region: str | None, pattern: str, strict: bool) -> PlateFormat:
+    return PlateFormat(region or "extra", pattern, tuple(frozenset(s) for s in allowed_chars(pattern, region)), strict)
+
+
+class FormatRules:
+    """The accepted plate formats of some regions, plus extra patterns.
+
+    Args:
+        regions: which of ``REGIONS`` to accept.
+        extra: more patterns (plain classes: L, D, A, H and literals), all strict unless made
+            only of ``A``.
+        enabled: ``False`` accepts every reading and fixes nothing.
+
+    Raises:
+        ValueError: an unknown region or an empty pattern.
+    """
+
+    def __init__(self, regions: Iterable[str] = REGIONS, extra: Iterable[str] = (), enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.regions = tuple(regions)
+        formats = [_format(r, p, strict) for r in self.regions for p, strict in _region_patterns(r)]
+        formats += [_format(None, p, set(p) != {"A"}) for p in extra]
+        self.formats: tuple[PlateFormat, ...] = tuple(formats)
+
+    @classmethod
+    def from_config(cls, cfg: FormatsConfig) -> FormatRules:
+        """Build from the ``formats`` config section."""
+        return cls(cfg.regions, cfg.extra, cfg.enabled)
+
+    def matches(self, text: str) -> bool:
+        """True if ``text`` fits any accepted format (always True when disabled)."""
+        if not self.enabled:
+            return True
+        return any(f.matches(text) for f in self.formats)
+
+    def region_of(self, text: str) -> str | None:
+        """The region of the first format ``text`` fits, strict formats first; ``None`` if none
+        (and when disabled)."""
+        if not self.enabled:
+            return None
+        for strict in (True, False):
+            for f in self.formats:
+                if f.strict == strict and f.matches(text):
+                    return f.region
+        return None
+
+    def fix(self, text: str) -> str:
+        """Resolve letter/digit look-alikes where the formats make it unambiguous.
+
+        With ``us`` enabled, O becomes 0 first unless another region accepts the O as it is.
+        A reading that already fits a strict format is returned as it is. Otherwise every strict
+        format of its length is tried with look-alikes swapped where the character does not fit
+        but its look-alike does; if exactly one corrected reading results, it is returned,
+        else ``text`` unchanged. Generic formats (``A`` repeated) never correct: they allow
+        every character everywhere.
+        """
+        if not self.enabled or not text:
+            return text
+        text = self._us_spelling(text)
+        strict = [f for f in self.formats if f.strict and len(f.classes) == len(text)]
+        if any(f.matches(text) for f in strict):
+            return text
+        fixed = {r for f in strict if (r := f.fix(text)) is not None}
+        if len(fixed) == 1:
+            (result,) = fixed
+            log.debug("format fix %s -> %s", text, result)
+            return result
+        return text
+
+    def _us_spelling(self, text: str) -> str:
+        """US labels write the letter O as the digit 0: not a guess between look-alikes but the
+        spelling, so it applies wherever no other enabled region accepts the O as it is."""
+        if "us" not in self.regions or "O" not in text:
+            return text
+        if any(f.region != "us" and f.matches(text) for f in self.formats):
+            return text
+        return text.replace("O", "0")
+
+    def normalize(self, text: str) -> str | None:
+        """``fix(text)`` if that fits an accepted format, else ``None`` (reject the reading).
+        Disabled rules return ``text`` unchanged."""
+        if not self.enabled:
+            return text
+        result = self.fix(text)
+        return result if self.matches(result) else None
+
+    def decoder_patterns(self, strict_only: bool = False) -> list[list[set[str]]]:
+        """Per-position allowed characters of every distinct format, for the constrained CTC
+        beam decoder (``Recognizer.recognize(crops, patterns=...)``). Empty when disabled.
+
+        Args:
+            strict_only: leave out generic formats (fewer beams to run, but vanity and
+                unlisted European plates can then not be read).
+        """
+        if not self.enabled:
+            return []
+        out: list[list[set[str]]] = []
+        seen: set[tuple[frozenset[str], ...]] = set()
+        for f in self.formats:
+            if (strict_only and not f.strict) or f.classes in seen:
+                continue
+            seen.add(f.classes)
+            out.append([set(c) for c in f.classes])
+        return out
+
+
+def _region_patterns(region: str) -> Sequence[tuple[str, bool]]:
+    if region not in _REGION_PATTERNS:
+        raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
+    return _REGION_PATTERNS[region]

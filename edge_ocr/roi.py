@@ -1,0 +1,131 @@
+"""Regions of interest: polygons in relative (0..1) or pixel units -> masks and bounding boxes.
+
+Pixel polygons are in the coordinates of the full camera frame (``frame_size``); every method
+takes the size of the image it is used on and scales the polygons to it, so the same ROI works
+on the full frame, a downscaled copy for localisation and a small motion frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge_ocr.config import RoiConfig
+
+log = logging.getLogger(__name__)
+
+Point = tuple[float, float]
+Box = tuple[int, int, int, int]  # x, y, w, h
+
+
+class Roi:
+    """One or more polygons; the union is the region of interest.
+
+    Args:
+        polygons: each a sequence of 3 or more (x, y) points.
+        units: ``"relative"`` (0..1 of the image size) or ``"pixels"`` (of ``frame_size``).
+        frame_size: (width, height) the pixel coordinates refer to. ``None`` means "the size of
+            whatever image the ROI is applied to" (only matters for pixel units).
+        fixed_box: the ROI is the plate itself (gate camera); the daemon skips localisation.
+
+    Raises:
+        ValueError: a polygon with fewer than 3 points, or an unknown unit.
+    """
+
+    def __init__(
+        self,
+        polygons: Sequence[Sequence[Point]],
+        units: str = "relative",
+        frame_size: tuple[int, int] | None = None,
+        fixed_box: bool = False,
+    ) -> None:
+        if units not in ("relative", "pixels"):
+            raise ValueError(f"roi units must be 'relative' or 'pixels', got {units!r}")
+        if not polygons:
+            raise ValueError("roi needs at least one polygon")
+        for i, poly in enumerate(polygons):
+            if len(poly) < 3:
+                raise ValueError(f"roi polygon {i} has {len(poly)} points, needs 3 or more")
+        self.units = units
+        self.frame_size = frame_size
+        self.fixed_box = fixed_box
+        self._polys = tuple(tuple((float(x), float(y)) for x, y in p) for p in polygons)
+
+    @classmethod
+    def from_config(cls, cfg: RoiConfig, frame_size: tuple[int, int] | None = None) -> Roi:
+        """Build from the ``roi`` config section; ``frame_size`` as in the constructor."""
+        return cls(cfg.polygons, cfg.units, frame_size, cfg.fixed_box)
+
+    def with_frame_size(self, frame_size: tuple[int, int]) -> Roi:
+        """This ROI with pixel coordinates tied to ``frame_size`` (width, height), unless it
+        already has one. Relative ROIs come back unchanged."""
+        if self.units == "relative" or self.frame_size is not None:
+            return self
+        return Roi(self._polys, self.units, frame_size, self.fixed_box)
+
+    @classmethod
+    def full(cls) -> Roi:
+        """The whole image."""
+        return cls([[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]])
+
+    def polygons(self, width: int, height: int) -> list[npt.NDArray[np.float32]]:
+        """The polygons as (N, 2) float32 arrays in the pixels of a ``width`` x ``height`` image."""
+        if self.units == "relative":
+            sx, sy = float(width), float(height)
+        else:
+            fw, fh = self.frame_size or (width, height)
+            sx, sy = width / fw, height / fh
+        return [np.array(p, np.float32) * np.array([sx, sy], np.float32) for p in self._polys]
+
+    def mask(self, width: int, height: int) -> npt.NDArray[np.uint8]:
+        """A ``height`` x ``width`` uint8 mask, 255 inside any polygon, 0 outside.
+
+        The returned array is cached and shared: do not write to it.
+        """
+        return _mask(self._polys, self.units, self.frame_size, width, height)
+
+    def covers_all(self, width: int, height: int) -> bool:
+        """True if the ROI is the whole image (so masking can be skipped)."""
+        m = self.mask(width, height)
+        return bool(m.min() == 255)
+
+    def bbox(self, width: int, height: int) -> Box:
+        """Bounding box (x, y, w, h) of all polygons, clipped to the image; (0, 0, 0, 0) if empty."""
+        return _box(np.concatenate(self.polygons(width, height)), width, height)
+
+    def boxes(self, width: int, height: int) -> list[Box]:
+        """Bounding box of each polygon separately, clipped to the image."""
+        return [_box(p, width, height) for p in self.polygons(width, height)]
+
+
+def _box(pts: npt.NDArray[np.float32], width: int, height: int) -> Box:
+    # a little slack so float32 scaling (0.6 * 200 = 120.000005) does not add a pixel
+    x0 = int(np.clip(np.floor(pts[:, 0].min() + 1e-3), 0, width))
+    y0 = int(np.clip(np.floor(pts[:, 1].min() + 1e-3), 0, height))
+    x1 = int(np.clip(np.ceil(pts[:, 0].max() - 1e-3), 0, width))
+    y1 = int(np.clip(np.ceil(pts[:, 1].max() - 1e-3), 0, height))
+    return x0, y0, x1 - x0, y1 - y0
+
+
+@lru_cache(maxsize=16)
+def _mask(
+    polys: tuple[tuple[Point, ...], ...],
+    units: str,
+    frame_size: tuple[int, int] | None,
+    width: int,
+    height: int,
+) -> npt.NDArray[np.uint8]:
+    # cached: the daemon asks for the same few sizes on every frame
+    roi = Roi(polys, units, frame_size)
+    m = np.zeros((height, width), np.uint8)
+    # fillPoly with a shift keeps sub-pixel precision for small (motion-sized) masks
+    shift = 4
+    pts = [np.round(p * (1 << shift)).astype(np.int32) for p in roi.polygons(width, height)]
+    cv2.fillPoly(m, pts, 255, lineType=cv2.LINE_8, shift=shift)
+    m.setflags(write=False)
+    return m

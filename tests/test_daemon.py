@@ -1,0 +1,119 @@
+"""End to end: a video the test writes -> the daemon -> a real Mosquitto -> a subscriber."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge_ocr.cli import main
+from edge_ocr.daemon import run_daemon
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import make_demo_video  # noqa: E402
+
+PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us")]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "cars.avi"
+    make_demo_video.render(path, PLATES, width=960, height=540, fps=10)
+    return path
+
+
+def write_config(tmp_path: Path, video: Path, port: int, extra: str = "") -> Path:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        f"device_id: test-gate\n"
+        f"camera: {{name: gate, type: file, uri: '{video}', fps: 30}}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {port}, stats_interval_s: 1}}\n"
+        f"outbox: {{path: '{tmp_path / 'outbox.sqlite'}'}}\n" + extra
+    )
+    return cfg
+
+
+def subscribe(port: int) -> tuple[mqtt.Client, list[tuple[str, bytes]]]:
+    got: list[tuple[str, bytes]] = []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
+    c.connect("127.0.0.1", port)
+    c.subscribe("edge-ocr/#", qos=1)
+    c.loop_start()
+    time.sleep(0.3)
+    return c, got
+
+
+def test_one_event_per_car_reaches_the_subscriber(tmp_path: Path, video: Path, mosquitto) -> None:
+    client, got = subscribe(mosquitto.port)
+    try:
+        assert run_daemon(str(write_config(tmp_path, video, mosquitto.port))) == 0
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
+            time.sleep(0.1)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    plates = [json.loads(p) for t, p in got if t == "edge-ocr/test-gate/plate"]
+    texts = [p["text"] for p in plates]
+    for text, _ in PLATES:
+        assert texts.count(text) == 1, texts  # voting: one event per car, not one per frame
+    ev = next(p for p in plates if p["text"] == "RK115AN")
+    assert ev["camera"] == "gate" and ev["confidence"] >= 0.7 and len(ev["char_confidences"]) == 7
+    assert ev["model"] == "plate_crnn" and ev["frame_size"] == {"width": 960, "height": 540}
+    statuses = [p for t, p in got if t == "edge-ocr/test-gate/status"]
+    assert statuses[0] == b"online" and statuses[-1] == b"offline"
+
+
+def test_sigterm_stops_cleanly_and_publishes_offline(tmp_path: Path, video: Path, mosquitto) -> None:
+    cfg = write_config(tmp_path, video, mosquitto.port).read_text().replace("fps: 30}", "fps: 5, loop: true}")
+    (tmp_path / "config.yaml").write_text(cfg)
+    client, got = subscribe(mosquitto.port)
+    proc = subprocess.Popen([sys.executable, "-m", "edge_ocr", "run", "-c", str(tmp_path / "config.yaml")],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and (b"online" not in [p for t, p in got if t.endswith("/status")]):
+            time.sleep(0.1)
+        assert b"online" in [p for t, p in got if t.endswith("/status")]
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+        deadline = time.time() + 3
+        while time.time() < deadline and [p for t, p in got if t.endswith("/status")][-1] != b"offline":
+            time.sleep(0.1)
+        assert [p for t, p in got if t.endswith("/status")][-1] == b"offline"
+    finally:
+        proc.kill()
+        client.loop_stop()
+        client.disconnect()
+    assert "ready:" in proc.stderr.read()
+
+
+def test_bad_config_refuses_to_start_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mqtt: {port: 70000}\n")
+    assert run_daemon(str(bad)) == 2
+
+
+def test_missing_model_refuses_to_start(tmp_path: Path, video: Path) -> None:
+    cfg = write_config(tmp_path, video, 1883, f"recognizer: {{model: '{tmp_path / 'nope.onnx'}'}}\n")
+    assert run_daemon(str(cfg)) == 2
+
+
+def test_recognize_cli_reads_a_plate_and_reports_a_corrupt_file(tmp_path: Path, capsys) -> None:
+    import cv2
+
+    good = tmp_path / "plate.png"
+    cv2.imwrite(str(good), make_demo_video.clean_plate("RK115AN", "eu", 40))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    assert main(["recognize", "--json", str(good), str(bad)]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[0]["file"] == str(good) and lines[0]["text"] == "RK115AN" and lines[0]["confidence"] > 0.7
+    assert lines[1]["file"] == str(bad) and "error" in lines[1]
+    assert main(["recognize", str(good)]) == 0

@@ -1,0 +1,132 @@
+"""Plate-format rules: acceptance per region, decoder classes, look-alike fixing."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_ocr.config import FormatsConfig
+from edge_ocr.formats import CONFUSIONS, DIGITS, LETTERS, PROVINCES, FormatRules, allowed_chars
+
+
+@pytest.mark.parametrize(
+    ("region", "text", "ok"),
+    [
+        ("br", "AZJ6991", True),  # old grey plate
+        ("br", "ABC1D23", True),  # Mercosul
+        ("br", "ABCD123", False),
+        ("br", "AZJ69911", False),  # too long
+        ("us", "7ABC123", True),
+        ("us", "ABC1234", True),
+        ("us", "B0B123", True),
+        ("us", "BOB123", False),  # US labels write O as 0
+        ("us", "CATS4U", True),  # vanity plates pass the generic rule
+        ("us", "ABCDEFGHIJK", False),  # 11 characters
+        ("eu", "RK115AN", True),
+        ("eu", "M5XSX", True),
+        ("eu", "AB1", False),
+        ("cn", "皖A9J079", True),
+        ("cn", "粤BD12345", True),  # new-energy, small car
+        ("cn", "粤B12345D", True),  # new-energy, large vehicle
+        ("cn", "粤Z1234港", True),
+        ("cn", "皖AI2345", False),  # no I in the serial
+        ("cn", "A皖12345", False),
+        ("cn", "ABC1234", False),
+    ],
+)
+def test_matches_per_region(region: str, text: str, ok: bool) -> None:
+    assert FormatRules([region]).matches(text) is ok
+
+
+def test_all_regions_accept_any_of_them_and_name_the_region() -> None:
+    rules = FormatRules()
+    assert rules.matches("AZJ6991") and rules.matches("皖A9J079") and rules.matches("RK115AN")
+    assert not rules.matches("") and not rules.matches("AB-123")
+    assert rules.region_of("皖A9J079") == "cn"
+    assert FormatRules(["br", "us"]).region_of("ABC1D23") == "br"  # strict before generic
+    assert FormatRules(["us", "br"]).region_of("ABC1234") == "us"  # first strict match, config order
+    assert rules.region_of("!!") is None
+
+
+def test_allowed_chars_per_position() -> None:
+    sets = allowed_chars("LLLDLDD")
+    assert len(sets) == 7
+    assert sets[0] == set(LETTERS) and sets[3] == set(DIGITS) and sets[4] == set(LETTERS)
+    assert allowed_chars("AB1", None)[0] == set(LETTERS) | set(DIGITS) and allowed_chars("AB1")[1] == {"B"}
+    cn = allowed_chars("HLAAAAA", "cn")
+    assert cn[0] == set(PROVINCES) and "O" in cn[1]
+    assert "I" not in cn[2] and "O" not in cn[2] and "7" in cn[2]
+    us = allowed_chars("LLLDDDD", "us")
+    assert "0" in us[0] and "O" not in us[0] and "O" not in allowed_chars("A", "us")[0]
+    assert allowed_chars("D1D")[1] == {"1"}  # literal
+    with pytest.raises(ValueError):
+        allowed_chars("")
+    with pytest.raises(ValueError):
+        allowed_chars("LLL", "mars")
+
+
+@pytest.mark.parametrize(
+    ("regions", "text", "fixed"),
+    [
+        (["br"], "AZJ699I", "AZJ6991"),  # I in a digit place
+        (["br"], "A2J6991", "AZJ6991"),  # 2 in a letter place
+        (["br"], "8ZJ699I", "BZJ6991"),  # two at once
+        (["br"], "8ZJ6S91", "8ZJ6S91"),  # BZJ6591 (old) or BZJ6S91 (Mercosul)? ambiguous: untouched
+        (["br"], "AZJ6991", "AZJ6991"),  # fits already: untouched
+        (["br"], "ABC1B23", "ABC1B23"),  # a valid Mercosul plate: the B stays
+        (["br"], "ABCI234", "ABCI234"),  # old (ABC1234) or Mercosul (ABC1Z34)? ambiguous: untouched
+        (["br"], "AXJ69Q1", "AXJ69Q1"),  # Q has no look-alike: no format fits, untouched
+        (["us"], "OAB1234", "0AB1234"),  # US writes O as 0
+        (["us"], "CO0L", "C00L"),  # ... also on plates no strict rule covers
+        (["us", "eu"], "CO0L", "CO0L"),  # an EU rule takes the O as it is
+        (["eu"], "RKO99AN", "RK099AN"),  # LLDDDLL: digits in the middle
+        (["us", "br"], "ABC12S4", "ABC12S4"),  # ABC1254 (us/br old) vs ABC1Z54 (Mercosul): ambiguous
+        (["us"], "ABC12S4", "ABC1254"),
+        (["cn"], "皖AO1234", "皖A01234"),  # no O in a Chinese serial
+        (["cn"], "皖0A1234", "皖OA1234"),  # the city letter is a letter
+        (["eu"], "RK1I5AN", "RK1I5AN"),  # RK115AN (FR/IT) or RK11SAN (UK-like)? ambiguous: untouched
+        (["eu"], "G6G6", "G6G6"),  # only a generic rule fits 4 characters: generic rules never fix
+    ],
+)
+def test_fix_only_where_unambiguous(regions: list[str], text: str, fixed: str) -> None:
+    assert FormatRules(regions).fix(text) == fixed
+
+
+def test_confusions_are_symmetric_pairs() -> None:
+    for a, b in (("O", "0"), ("I", "1"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6")):
+        assert CONFUSIONS[a] == b and CONFUSIONS[b] == a
+    assert "Q" not in CONFUSIONS
+
+
+def test_normalize_fixes_or_rejects() -> None:
+    rules = FormatRules(["br"])
+    assert rules.normalize("AZJ699I") == "AZJ6991"
+    assert rules.normalize("AZJ69") is None
+    assert rules.normalize("QQQQQQQ") is None
+
+
+def test_disabled_accepts_everything_and_fixes_nothing() -> None:
+    rules = FormatRules.from_config(FormatsConfig(enabled=False, regions=["br"]))
+    assert rules.matches("anything at all")
+    assert rules.fix("AZJ699I") == "AZJ699I"
+    assert rules.normalize("x") == "x"
+    assert rules.decoder_patterns() == []
+    assert rules.region_of("AZJ6991") is None
+
+
+def test_extra_patterns_from_config() -> None:
+    rules = FormatRules.from_config(FormatsConfig(regions=["br"], extra=["DDDLLL", "AAAA"]))
+    assert rules.matches("123ABC") and rules.region_of("123ABC") == "extra"
+    assert rules.fix("12BABC") == "128ABC"  # extra patterns with classes are strict
+    assert rules.matches("ZZZZ") and rules.fix("Z2Z2") == "Z2Z2"  # all-A extras only accept
+
+
+def test_decoder_patterns() -> None:
+    br = FormatRules(["br"]).decoder_patterns()
+    assert len(br) == 2 and all(len(p) == 7 for p in br)
+    assert br[0][3] == set(DIGITS) and br[1][4] == set(LETTERS)
+    us_all = FormatRules(["us"]).decoder_patterns()
+    us_strict = FormatRules(["us"]).decoder_patterns(strict_only=True)
+    assert len(us_strict) < len(us_all)
+    assert all("O" not in s for p in us_all for s in p)
+    # the same classes are given once: an extra LLLDDDD is br's old format
+    assert len(FormatRules(["br"], extra=["LLLDDDD"]).decoder_patterns()) == 2

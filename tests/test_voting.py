@@ -1,0 +1,227 @@
+"""Multi-frame voting with scripted sequences of readings and a scripted clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from edge_ocr.config import VotingConfig
+from edge_ocr.types import Reading
+from edge_ocr.voting import Observation, Voter, VoteResult, edit_distance, fuse, similarity
+
+ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+
+
+def reading(text: str, conf: float = 0.9, confs: tuple[float, ...] | None = None) -> Reading:
+    c = confs if confs is not None else (conf,) * len(text)
+    return Reading(text, min(c) if c else 0.0, c)
+
+
+def noisy(rng: random.Random, text: str) -> Reading:
+    """A reading as a recogniser gives them: mostly right, sometimes one character wrong or
+    missing (with a lower confidence there), now and then a doubled character."""
+    chars = list(text)
+    confs = [rng.uniform(0.8, 0.99) for _ in chars]
+    r = rng.random()
+    if r < 0.35:
+        i = rng.randrange(len(chars))
+        chars[i] = rng.choice([c for c in ALPHABET if c != chars[i]])
+        confs[i] = rng.uniform(0.3, 0.7)
+    elif r < 0.45:
+        i = rng.randrange(len(chars))
+        del chars[i], confs[i]
+    elif r < 0.5:
+        i = rng.randrange(len(chars))
+        chars.insert(i, chars[i])
+        confs.insert(i, rng.uniform(0.4, 0.8))
+    return Reading("".join(chars), min(confs), tuple(confs))
+
+
+def run(voter: Voter, script: list[tuple[float, list[Observation]]], end: float) -> list[VoteResult]:
+    out = []
+    for t, obs in script:
+        out += voter.update(t, obs)
+    out += voter.tick(end)
+    return out
+
+
+def test_thirty_noisy_readings_of_one_car_give_one_event() -> None:
+    rng = random.Random(7)
+    voter = Voter(window_s=3.0, min_votes=3, min_confidence=0.7)
+    script = []
+    for i in range(30):
+        box = (100 + 15 * i, 400 - 3 * i, 120, 40)  # the car drives across
+        script.append((i * 0.1, [Observation(noisy(rng, "ABC1234"), box, payload=i)]))
+    results = run(voter, script, end=10.0)
+    assert len(results) == 1
+    r = results[0]
+    assert r.text == "ABC1234"
+    assert r.confidence >= 0.7 and len(r.char_confidences) == 7
+    assert r.votes >= 3 and r.readings >= r.votes
+    assert voter.active_tracks == 0
+
+
+def test_early_publish_once_then_nothing_more() -> None:
+    voter = Voter(window_s=2.0, min_votes=2, min_confidence=0.7)
+    box = (10, 10, 100, 30)
+    assert voter.update(0.0, [Observation(reading("XYZ987"), box)]) == []
+    first = voter.update(0.1, [Observation(reading("XYZ987", 0.95), box, payload="best crop")])
+    assert [r.text for r in first] == ["XYZ987"]
+    assert first[0].reason == "votes" and first[0].votes == 2
+    assert first[0].payload == "best crop" and first[0].box == box  # of the most confident reading
+    later = [voter.update(0.2 + 0.1 * i, [Observation(reading("XYZ987"), box)]) for i in range(10)]
+    assert all(x == [] for x in later)
+    assert voter.tick(10.0) == []  # the ending track was already published
+
+
+def test_one_off_misreads_are_outvoted() -> None:
+    voter = Voter(min_votes=5)
+    texts = ["ABC1234"] * 4 + ["A8C1234"] + ["ABC1234"] * 3 + ["ABC12J4"]
+    results = run(voter, [(0.1 * i, [Observation(reading(t), (50, 50, 90, 30))]) for i, t in enumerate(texts)], 9.0)
+    assert [r.text for r in results] == ["ABC1234"]
+
+
+def test_two_cars_at_once_give_two_events() -> None:
+    rng = random.Random(3)
+    voter = Voter(min_votes=3)
+    script = []
+    for i in range(20):
+        script.append(
+            (
+                i * 0.1,
+                [
+                    Observation(noisy(rng, "ABC1234"), (100 + 10 * i, 300, 120, 40), "left"),
+                    Observation(noisy(rng, "XYZ9876"), (900 - 10 * i, 320, 120, 40), "right"),
+                ],
+            )
+        )
+    results = run(voter, script, 10.0)
+    assert sorted(r.text for r in results) == ["ABC1234", "XYZ9876"]
+    assert {r.text: r.payload for r in results} == {"ABC1234": "left", "XYZ9876": "right"}
+
+
+def test_two_cars_one_after_the_other_in_a_fixed_box() -> None:
+    voter = Voter(window_s=1.0, min_votes=2, repeat_after_s=30)
+    box = (0, 0, 200, 60)  # gate camera: every reading has the ROI box
+    script = [(0.1 * i, [Observation(reading("ABC1234"), box)]) for i in range(5)]
+    script += [(0.5 + 0.1 * i, [Observation(reading("KLM5678"), box)]) for i in range(5)]  # next car, no gap
+    results = run(voter, script, 10.0)
+    assert [r.text for r in results] == ["ABC1234", "KLM5678"]
+
+
+def test_same_plate_returning_is_suppressed_within_the_window_and_published_after() -> None:
+    voter = Voter(window_s=2.0, min_votes=2, repeat_after_s=30.0)
+
+    def visit(t0: float) -> list[VoteResult]:
+        out = []
+        for i in range(5):
+            out += voter.update(t0 + 0.1 * i, [Observation(reading("ABC1234"), (100, 100, 80, 25))])
+        return out
+
+    assert [r.text for r in visit(0.0)] == ["ABC1234"]
+    assert voter.tick(5.0) == []
+    assert visit(20.0) == []  # back 20 s after it left: the gate already opened for it
+    assert voter.tick(25.0) == []
+    # last seen at 20.4; back 31 s later: published again (a car that returns must get in)
+    assert [r.text for r in visit(51.5)] == ["ABC1234"]
+    # another plate is never held back by the first
+    assert [r.text for r in visit_other(voter, 52.0)] == ["XYZ987"]
+
+
+def visit_other(voter: Voter, t0: float) -> list[VoteResult]:
+    out = []
+    for i in range(3):
+        out += voter.update(t0 + 0.1 * i, [Observation(reading("XYZ987"), (600, 100, 80, 25))])
+    return out
+
+
+def test_same_text_twice_in_one_frame_is_one_event() -> None:
+    voter = Voter(min_votes=2)
+    results = []
+    for i in range(4):
+        results += voter.update(
+            0.1 * i,
+            [Observation(reading("ABC1234"), (100, 100, 80, 25)), Observation(reading("ABC1234"), (400, 100, 80, 25))],
+        )
+    results += voter.tick(10.0)
+    assert [r.text for r in results] == ["ABC1234"]
+
+
+def test_low_confidence_is_never_published() -> None:
+    voter = Voter(min_votes=2, min_confidence=0.7)
+    script = [(0.1 * i, [Observation(reading("ABC1234", 0.4), (0, 0, 10, 10))]) for i in range(10)]
+    assert run(voter, script, 10.0) == []
+
+
+def test_a_plate_seen_once_is_published_when_its_track_ends() -> None:
+    voter = Voter(window_s=1.0, min_votes=3, min_confidence=0.7)
+    assert voter.update(0.0, [Observation(reading("FAST123", 0.95), (0, 0, 10, 10))]) == []
+    assert voter.tick(0.9) == []  # still within the window
+    ended = voter.tick(1.1)
+    assert [(r.text, r.reason, r.votes) for r in ended] == [("FAST123", "ended", 1)]
+
+
+def test_flush_publishes_pending_tracks() -> None:
+    voter = Voter(window_s=5.0, min_votes=3)
+    voter.update(0.0, [Observation(reading("ABC1234", 0.9), (0, 0, 10, 10))])
+    assert [r.text for r in voter.flush(0.5)] == ["ABC1234"]
+    assert voter.active_tracks == 0
+
+
+def test_readings_of_different_lengths_are_fused() -> None:
+    readings = [reading("ABC1234", 0.9)] * 4 + [reading("ABC234", 0.9)] * 3 + [reading("ABBC1234", 0.8)] * 2
+    text, confs = fuse(readings)
+    assert text == "ABC1234"
+    assert len(confs) == 7
+    # the readings missing the "1" still vote for the other characters: those are surer
+    assert confs[0] > confs[3]
+    assert fuse([]) == ("", ())
+
+
+def test_fuse_weighs_by_character_confidence() -> None:
+    sure = Reading("ABC1234", 0.95, (0.95,) * 7)
+    unsure = [Reading("ABC1Z34", 0.3, (0.9, 0.9, 0.9, 0.9, 0.3, 0.9, 0.9))] * 2
+    text, confs = fuse([sure, *unsure])
+    assert text == "ABC1234"  # one confident 2 beats two unsure Zs
+    assert confs[4] < 0.7 < confs[0]
+
+
+def test_fuse_without_char_confidences_uses_the_reading_confidence() -> None:
+    text, confs = fuse([Reading("AB12", 0.8), Reading("AB12", 0.6)])
+    assert text == "AB12" and confs == pytest.approx((0.7,) * 4)
+
+
+def test_empty_readings_are_ignored() -> None:
+    voter = Voter()
+    assert voter.update(0.0, [Observation(Reading("", 0.0))]) == []
+    assert voter.active_tracks == 0
+
+
+def test_from_config_and_validation() -> None:
+    v = Voter.from_config(VotingConfig(window_s=4, min_votes=5, min_confidence=0.8, repeat_after_s=60))
+    assert (v.window_s, v.min_votes, v.min_confidence, v.repeat_after_s) == (4, 5, 0.8, 60)
+    with pytest.raises(ValueError):
+        Voter(min_votes=0)
+
+
+def test_text_helpers() -> None:
+    assert edit_distance("ABC1234", "ABC234") == 1
+    assert edit_distance("", "ABC") == 3
+    assert similarity("ABC1234", "ABC1234") == 1.0
+    assert similarity("ABC1234", "XYZ9876") == 0.0
+    assert similarity("ABCD", "ABCE") == 0.75
+
+
+def test_a_car_standing_for_minutes_is_one_event_and_stays_cheap() -> None:
+    import time
+
+    rng = random.Random(5)
+    voter = Voter(min_votes=3)
+    t0 = time.perf_counter()
+    results = []
+    for i in range(3000):  # five minutes at 10 fps
+        results += voter.update(0.1 * i, [Observation(noisy(rng, "GATE123"), (300, 300, 100, 30))])
+    results += voter.tick(1000.0)
+    assert [r.text for r in results] == ["GATE123"]
+    assert time.perf_counter() - t0 < 5.0
