@@ -100,6 +100,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(args.config)
 
 
+def _load_or_report(path: str):
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(f"{exc.source}: {p}", file=sys.stderr)
+        return None
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from .tools_cli import listen
+
+    cfg = _load_or_report(args.config)
+    if cfg is None:
+        return 2
+    listen(cfg, args.device, args.count, args.timeout)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tools_cli import tune
+
+    cfg = _load_or_report(args.config)
+    if cfg is None:
+        return 2
+    try:
+        info = tune(cfg, Path(args.out), args.frames)
+    except Exception as exc:  # noqa: BLE001 - a tuning tool reports any failure in one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(info))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge-ocr", description="Read licence plates from a camera; publish over MQTT.")
     ap.add_argument("--version", action="version", version=f"edge-ocr {__version__}")
@@ -117,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
     p.set_defaults(func=cmd_recognize)
+
+    p = sub.add_parser("listen", help="print plate events and status from the broker")
+    p.add_argument("--config", "-c", default="/etc/edge-ocr/config.yaml")
+    p.add_argument("--device", default=None, help="one device id (default: all)")
+    p.add_argument("--count", type=int, default=0, help="stop after this many events")
+    p.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds")
+    p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("tune", help="draw what the daemon sees on one frame")
+    p.add_argument("--config", "-c", default="/etc/edge-ocr/config.yaml")
+    p.add_argument("--out", default="snapshot.png")
+    p.add_argument("--frames", type=int, default=5, help="frames to grab (motion needs two)")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("run", help="run the daemon")
     p.add_argument("--config", "-c", default="/etc/edge-ocr/config.yaml")

@@ -88,6 +88,12 @@ class Pipeline:
             cands = fixed_candidates(frame.image, self.roi)
         else:
             cands = self.localizer.find(frame.image, self.roi)
+        if not self.cfg.roi.fixed_box:
+            # a plate cut by the frame edge reads as a plausible shorter plate ("5AN" for
+            # "RK115AN"); wait for the frames where it is whole
+            fh, fw = frame.image.shape[:2]
+            cands = [c for c in cands if c.box[0] > 1 and c.box[1] > 1
+                     and c.box[0] + c.box[2] < fw - 1 and c.box[1] + c.box[3] < fh - 1]
         self.counters["candidates"] += len(cands)
         obs = []
         if cands:

@@ -31,7 +31,8 @@ def write_config(tmp_path: Path, video: Path, port: int, extra: str = "") -> Pat
     cfg = tmp_path / "config.yaml"
     cfg.write_text(
         f"device_id: test-gate\n"
-        f"camera: {{name: gate, type: file, uri: '{video}', fps: 30}}\n"
+        f"camera: {{name: gate, type: file, uri: '{video}', fps: 10}}\n"
+        f"roi: {{polygons: [[[0, 0.4], [1, 0.4], [1, 1], [0, 1]]]}}\n"
         f"mqtt: {{host: 127.0.0.1, port: {port}, stats_interval_s: 1}}\n"
         f"outbox: {{path: '{tmp_path / 'outbox.sqlite'}'}}\n" + extra
     )
@@ -71,7 +72,7 @@ def test_one_event_per_car_reaches_the_subscriber(tmp_path: Path, video: Path, m
 
 
 def test_sigterm_stops_cleanly_and_publishes_offline(tmp_path: Path, video: Path, mosquitto) -> None:
-    cfg = write_config(tmp_path, video, mosquitto.port).read_text().replace("fps: 30}", "fps: 5, loop: true}")
+    cfg = write_config(tmp_path, video, mosquitto.port).read_text().replace("fps: 10}", "fps: 5, loop: true}")
     (tmp_path / "config.yaml").write_text(cfg)
     client, got = subscribe(mosquitto.port)
     proc = subprocess.Popen([sys.executable, "-m", "edge_ocr", "run", "-c", str(tmp_path / "config.yaml")],

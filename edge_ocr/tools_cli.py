@@ -1,0 +1,129 @@
+"""``edge-ocr listen`` (the reference MQTT consumer) and ``edge-ocr tune`` (what the camera sees)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+
+def listen(cfg: Config, device: str | None, count: int = 0, timeout_s: float = 0.0, out=None) -> int:
+    """Print plate events and status of one device (or all under the prefix), one line each.
+
+    Stops after ``count`` plate events or ``timeout_s`` seconds when given (0 = forever).
+    Returns the number of plate events printed.
+    """
+    import paho.mqtt.client as mqtt
+
+    out = out or sys.stdout
+    done = threading.Event()
+    seen = [0]
+    prefix = cfg.mqtt.topic_prefix
+    dev = device or "+"
+
+    def on_connect(client, _u, _f, reason, _p):  # noqa: ANN001
+        if reason.is_failure:
+            print(f"# broker refused the connection: {reason}", file=sys.stderr)
+            return
+        client.subscribe([(f"{prefix}/{dev}/plate", 1), (f"{prefix}/{dev}/status", 1)])
+
+    def on_message(_c, _u, msg):  # noqa: ANN001
+        kind = msg.topic.rsplit("/", 1)[-1]
+        device_id = msg.topic.split("/")[-2]
+        if kind == "status":
+            print(f"{device_id} status {msg.payload.decode(errors='replace')}", file=out, flush=True)
+            return
+        try:
+            ev = json.loads(msg.payload)
+        except ValueError:
+            print(f"{device_id} bad payload on {msg.topic}", file=out, flush=True)
+            return
+        print(f"{ev.get('time_utc')} {device_id} {ev.get('camera')} {ev.get('text')} "
+              f"conf={ev.get('confidence')} votes={ev.get('votes')}", file=out, flush=True)
+        seen[0] += 1
+        if count and seen[0] >= count:
+            done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    if cfg.mqtt.username:
+        client.username_pw_set(cfg.mqtt.username, cfg.mqtt.resolved_password())
+    if cfg.mqtt.tls.enabled:
+        client.tls_set(ca_certs=cfg.mqtt.tls.ca_file, certfile=cfg.mqtt.tls.cert_file, keyfile=cfg.mqtt.tls.key_file)
+        client.tls_insecure_set(cfg.mqtt.tls.insecure)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect_async(cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.keepalive_s)
+    client.loop_start()
+    try:
+        done.wait(timeout_s if timeout_s > 0 else None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return seen[0]
+
+
+def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
+    """Grab a few frames from the configured source, draw the ROI, motion mask, candidates and
+    their readings on the last one, and write it to ``out``. Returns what was drawn."""
+    import cv2
+    import numpy as np
+
+    from .daemon import resolve_model
+    from .localize import Localizer, fixed_candidates
+    from .motion import MotionGate
+    from .recognizer import Recognizer
+    from .roi import Roi
+    from .sources import open_source
+
+    src = open_source(cfg.camera)
+    src.start()
+    grabbed = []
+    deadline = time.monotonic() + 15
+    try:
+        while len(grabbed) < frames and time.monotonic() < deadline:
+            f = src.get(timeout=1.0)
+            if f is not None:
+                grabbed.append(f)
+            elif src.ended:
+                break
+    finally:
+        src.stop()
+    if not grabbed:
+        raise RuntimeError(f"no frame from camera {cfg.camera.name} ({cfg.camera.type} {cfg.camera.uri})")
+    frame = grabbed[-1]
+    h, w = frame.image.shape[:2]
+    roi = Roi.from_config(cfg.roi, (w, h))
+    gate = MotionGate.from_config(cfg.motion, roi)
+    for f in grabbed:
+        gate.update(f.image, f.ts)
+    rec = Recognizer(resolve_model(cfg.recognizer.model), cfg.recognizer.threads)
+    cands = fixed_candidates(frame.image, roi) if cfg.roi.fixed_box else Localizer.from_config(cfg.localizer).find(
+        frame.image, roi)
+    readings = rec.recognize([c.crop for c in cands]) if cands else []
+    img = frame.image.copy()
+    if gate.last_mask is not None and gate.last_mask.any():
+        mask = cv2.resize(gate.last_mask, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        img[mask] = (0.6 * img[mask] + 0.4 * np.array([255, 0, 255])).astype(np.uint8)
+    for poly in roi.polygons(w, h):
+        cv2.polylines(img, [poly.astype(np.int32)], True, (0, 255, 255), 2)
+    drawn = []
+    for c, r in zip(cands, readings):
+        x, y, bw, bh = c.box
+        cv2.rectangle(img, (x, y), (x + bw, y + bh), (0, 255, 0), 2)
+        label = f"{r.text} {r.confidence:.2f} s={c.score:.2f}"
+        cv2.putText(img, label, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
+        drawn.append({"box": list(c.box), "score": round(c.score, 3), "text": r.text,
+                      "confidence": round(r.confidence, 3)})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), img):
+        raise RuntimeError(f"cannot write {out}")
+    return {"frame": [w, h], "motion_fraction": round(float(gate.last_fraction or 0.0), 4), "candidates": drawn}
