@@ -118,3 +118,29 @@ def test_recognize_cli_reads_a_plate_and_reports_a_corrupt_file(tmp_path: Path, 
     assert lines[0]["file"] == str(good) and lines[0]["text"] == "RK115AN" and lines[0]["confidence"] > 0.7
     assert lines[1]["file"] == str(bad) and "error" in lines[1]
     assert main(["recognize", str(good)]) == 0
+
+
+def test_video_without_plates_emits_no_event(tmp_path: Path, mosquitto) -> None:
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "empty.avi"
+    bg = make_demo_video.scene(960, 540, np.random.default_rng(3))
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (960, 540))
+    for i in range(40):  # a plain car body drives through: motion, but no plate
+        f = bg.copy()
+        x = i * 25 - 300
+        cv2.rectangle(f, (x, 250), (x + 400, 460), (40, 90, 160), -1)
+        vw.write(f)
+    vw.release()
+    client, got = subscribe(mosquitto.port)
+    try:
+        assert run_daemon(str(write_config(tmp_path, path, mosquitto.port))) == 0
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
+            time.sleep(0.1)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert any(t.endswith("/status") and p == b"online" for t, p in got)  # it did run and connect
+    assert [p for t, p in got if t == "edge-ocr/test-gate/plate"] == []
