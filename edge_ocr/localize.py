@@ -37,7 +37,7 @@ from edge_ocr.roi import Roi
 
 log = logging.getLogger(__name__)
 
-Box = tuple[int, int, int, int]  # x, y, w, h
+from .types import Box
 
 
 @dataclass(frozen=True)

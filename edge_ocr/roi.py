@@ -20,7 +20,7 @@ from edge_ocr.config import RoiConfig
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
-Box = tuple[int, int, int, int]  # x, y, w, h
+from .types import Box
 
 
 class Roi:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -38,7 +40,7 @@ class PlateEvent:
     camera: str
     time_utc: str  # ISO-8601, e.g. 2026-11-25T20:13:29.123Z
     frame_size: tuple[int, int]  # (width, height)
-    box: tuple[int, int, int, int]  # x, y, w, h in frame pixels
+    box: Box
     model: str
     model_version: str
     votes: int = 1

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_ocr.config import VotingConfig
-from edge_ocr.types import Reading
+from edge_ocr.types import Box, Reading
 
 log = logging.getLogger(__name__)
 
-Box = tuple[int, int, int, int]  # x, y, w, h
 
 _MAX_READINGS = 100  # per undecided track; beyond, the least confident reading is dropped
 

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -50,16 +49,22 @@ def subscribe(port: int) -> tuple[mqtt.Client, list[tuple[str, bytes]]]:
     return c, got
 
 
-def test_one_event_per_car_reaches_the_subscriber(tmp_path: Path, video: Path, mosquitto) -> None:
-    client, got = subscribe(mosquitto.port)
+def run_and_collect(tmp_path: Path, video: Path, port: int) -> list[tuple[str, bytes]]:
+    """Run the daemon over ``video`` to its end; everything a subscriber saw, up to ``offline``."""
+    client, got = subscribe(port)
     try:
-        assert run_daemon(str(write_config(tmp_path, video, mosquitto.port))) == 0
+        assert run_daemon(str(write_config(tmp_path, video, port))) == 0
         deadline = time.time() + 5
         while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
             time.sleep(0.1)
     finally:
         client.loop_stop()
         client.disconnect()
+    return got
+
+
+def test_one_event_per_car_reaches_the_subscriber(tmp_path: Path, video: Path, mosquitto) -> None:
+    got = run_and_collect(tmp_path, video, mosquitto.port)
     plates = [json.loads(p) for t, p in got if t == "edge-ocr/test-gate/plate"]
     texts = [p["text"] for p in plates]
     for text, _ in PLATES:
@@ -133,14 +138,6 @@ def test_video_without_plates_emits_no_event(tmp_path: Path, mosquitto) -> None:
         cv2.rectangle(f, (x, 250), (x + 400, 460), (40, 90, 160), -1)
         vw.write(f)
     vw.release()
-    client, got = subscribe(mosquitto.port)
-    try:
-        assert run_daemon(str(write_config(tmp_path, path, mosquitto.port))) == 0
-        deadline = time.time() + 5
-        while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
-            time.sleep(0.1)
-    finally:
-        client.loop_stop()
-        client.disconnect()
+    got = run_and_collect(tmp_path, path, mosquitto.port)
     assert any(t.endswith("/status") and p == b"online" for t, p in got)  # it did run and connect
     assert [p for t, p in got if t == "edge-ocr/test-gate/plate"] == []

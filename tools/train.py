@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
-import hashlib
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crnn import CHARSET, CRNN  # noqa: E402
+from evaluate import normalise, split_of  # noqa: E402
 
 from edge_ocr.preprocess import PreprocessSpec, _clahe, resize_keep_aspect, to_grey  # noqa: E402
 
@@ -39,17 +39,8 @@ CHAR_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
 
 
 def normalise_label(text: str, region: str) -> str:
-    """The label convention the model learns and evaluation compares (see MODEL_CARD.md):
-    uppercase, separators dropped, and on US plates the letter O written as the digit 0."""
-    t = "".join(ch for ch in text.upper() if ch in CHAR_INDEX)
-    if region == "us":
-        t = t.replace("O", "0")
-    return t
-
-
-def split_of(file: str) -> str:
-    """Deterministic train/val split of the real crops: one in three is validation."""
-    return "val" if int(hashlib.sha1(file.encode()).hexdigest(), 16) % 3 == 0 else "train"
+    """The label convention the model learns and evaluation compares (see MODEL_CARD.md)."""
+    return normalise(text, region, CHARSET)
 
 
 def read_labels(csv_path: Path) -> list[dict]:
