@@ -200,10 +200,11 @@ class OutboxConfig(_Section):
 
 
 class HttpConfig(_Section):
-    enabled: bool = Field(False, description="Serve /healthz and /metrics.")
+    enabled: bool = Field(False, description="Serve the web page, /api/ocr, /api/status, /api/snapshot.jpg.")
     host: str = Field("127.0.0.1", description="Bind address.")
-    port: int = Field(8080, ge=1, le=65535, description="Bind port.")
+    port: int = Field(8080, ge=0, le=65535, description="Bind port (0: any free port).")
     token: str | None = Field(None, description="Bearer token; required for a non-loopback host.")
+    max_body_mb: float = Field(8.0, gt=0, le=200, description="Largest accepted upload, MiB.")
 
     @model_validator(mode="after")
     def _token(self) -> HttpConfig:

@@ -24,10 +24,11 @@ from .config import Config, ConfigError, load_config
 from .formats import FormatRules
 from .localize import Localizer, fixed_candidates
 from .motion import MotionGate
+from .overlay import annotate
 from .recognizer import ModelError, Recognizer
 from .roi import Roi
 from .sdnotify import Notifier
-from .types import Frame, PlateEvent
+from .types import Box, Frame, PlateEvent
 from .voting import Observation, Voter, VoteResult
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class Pipeline:
         self.voter = Voter.from_config(cfg.voting)
         self.counters = {"frames": 0, "gated": 0, "candidates": 0, "readings": 0, "rejected": 0, "events": 0}
         self.latencies: deque[float] = deque(maxlen=500)
+        # for the live view: references only, drawn on request by whoever asks
+        self.last_view: tuple[Frame, list[tuple[Box, str]]] | None = None
+        self.recent: deque[dict[str, Any]] = deque(maxlen=20)
 
     def _setup(self, frame: Frame) -> None:
         h, w = frame.image.shape[:2]
@@ -83,6 +87,7 @@ class Pipeline:
         self.counters["frames"] += 1
         if not self.motion.update(frame.image, frame.ts):
             self.counters["gated"] += 1
+            self.last_view = (frame, [])
             return self._emit(self.voter.tick(frame.ts), frame)
         if self.cfg.roi.fixed_box:
             cands = fixed_candidates(frame.image, self.roi)
@@ -96,8 +101,10 @@ class Pipeline:
                      and c.box[0] + c.box[2] < fw - 1 and c.box[1] + c.box[3] < fh - 1]
         self.counters["candidates"] += len(cands)
         obs = []
+        drawn: list[tuple[Box, str]] = []
         if cands:
             readings = self.rec.recognize([c.crop for c in cands], self.patterns)
+            drawn = [(c.box, f"{r.text} {r.confidence:.2f}" if r.text else "") for c, r in zip(cands, readings)]
             for cand, rd in zip(cands, readings):
                 if not rd.text or rd.confidence < self.cfg.recognizer.min_confidence:
                     continue
@@ -109,6 +116,7 @@ class Pipeline:
                     rd = type(rd)(text, rd.confidence, rd.char_confidences)
                 self.counters["readings"] += 1
                 obs.append(Observation(rd, cand.box, (cand.crop, frame)))
+        self.last_view = (frame, drawn)
         results = self.voter.update(frame.ts, obs) if obs else self.voter.tick(frame.ts)
         self.latencies.append((time.perf_counter() - t0) * 1000)
         return self._emit(results, frame)
@@ -143,10 +151,27 @@ class Pipeline:
                 crop_jpeg=crop_jpeg,
             )
             self.counters["events"] += 1
+            self.recent.appendleft({"text": ev.text, "confidence": ev.confidence, "time_utc": ev.time_utc,
+                                    "votes": ev.votes, "region": ev.region, "box": list(ev.box)})
             log.info("event %s conf=%.3f votes=%d reason=%s", ev.text, ev.confidence, ev.votes, r.reason)
             self.sink.publish_event(ev)
             events.append(ev)
         return events
+
+    def tick(self, now: float) -> list[PlateEvent]:
+        """No frame this time: emit the tracks whose voting window has closed."""
+        return self._emit(self.voter.tick(now), None)
+
+    def snapshot_jpeg(self, quality: int = 80) -> bytes | None:
+        """The last frame with ROI, motion and this frame's readings drawn, as JPEG."""
+        view, roi, motion = self.last_view, self.roi, self.motion
+        if view is None or roi is None:
+            return None
+        frame, drawn = view
+        h, w = frame.image.shape[:2]
+        img = annotate(frame.image, roi.polygons(w, h), drawn, motion.last_mask if motion else None)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return buf.tobytes() if ok else None
 
     def stats(self) -> dict[str, Any]:
         lat = np.array(self.latencies) if self.latencies else np.zeros(1)
@@ -159,6 +184,25 @@ def _cpu_temp() -> float | None:
         return int(Path("/sys/class/thermal/thermal_zone0/temp").read_text().strip()) / 1000.0
     except (OSError, ValueError):
         return None
+
+
+def _start_http(cfg: Config, rec: Recognizer, pipeline: Pipeline, stats) -> Any:
+    """The HTTP API on its own thread, or None (logged) if it cannot bind."""
+    from .http_api import HttpApi
+    from .still import StillReader
+
+    reader = StillReader(rec, Localizer.from_config(cfg.localizer), FormatRules.from_config(cfg.formats),
+                         cfg.recognizer.min_confidence)
+    api = HttpApi(cfg.http.host, cfg.http.port, cfg.http.token, int(cfg.http.max_body_mb * 1024 * 1024),
+                  read=reader.read, status=stats, snapshot=pipeline.snapshot_jpeg,
+                  events=lambda: list(pipeline.recent))
+    try:
+        api.start()
+    except OSError as exc:
+        log.error("http.port: cannot listen on %s:%d: %s", cfg.http.host, cfg.http.port, exc.strerror or exc)
+        api.server.server_close()
+        return None
+    return api
 
 
 def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> int:
@@ -210,6 +254,13 @@ def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> i
         sink = publisher
     pipeline = Pipeline(cfg, rec, sink)
     pipeline_box.append(pipeline)
+    http = None
+    if cfg.http.enabled:
+        http = _start_http(cfg, rec, pipeline, stats)
+        if http is None:
+            if publisher is not None:
+                publisher.stop(timeout=2.0)
+            return 2
     source.start()
     notifier.ready(f"reading {cfg.camera.type} {cfg.camera.uri or ''}")
     log.info("ready: camera=%s model=%s v%s mqtt=%s", cfg.camera.name, rec.info.name, rec.info.version,
@@ -223,7 +274,7 @@ def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> i
             if frame is not None:
                 pipeline.process(frame)
             else:
-                pipeline._emit(pipeline.voter.tick(now), None)
+                pipeline.tick(now)
                 if source.ended:
                     log.info("source ended; stopping")
                     break
@@ -253,6 +304,8 @@ def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> i
         notifier.stopping()
         pipeline.flush(time.monotonic())
         source.stop()
+        if http is not None:
+            http.stop()
         if publisher is not None:
             publisher.stop(timeout=5.0)
         log.info("stopped: %s", pipeline.stats())

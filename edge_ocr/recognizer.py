@@ -76,6 +76,8 @@ class Recognizer:
         decoder: greedy | beam.
         beam_width: beams for the beam decoder.
         batch_size: most crops per session call.
+        trim: cut the padding off narrow crops when the model allows it (metadata
+            ``edge_ocr.dynamic_width``); False always feeds the full model width.
 
     Raises:
         ModelError: the file is missing, not an ONNX model, or lacks the metadata.
@@ -83,7 +85,7 @@ class Recognizer:
 
     def __init__(self, model_path: str | os.PathLike[str] = DEFAULT_MODEL, threads: int = 1,
                  graph_optimization: str = "all", decoder: str = "greedy", beam_width: int = 8,
-                 batch_size: int = 8) -> None:
+                 batch_size: int = 8, trim: bool = True) -> None:
         import onnxruntime as ort  # noqa: PLC0415 - keep import cost out of config-only paths
 
         path = Path(model_path)
@@ -108,22 +110,32 @@ class Recognizer:
         self.decoder = decoder
         self.beam_width = beam_width
         self.batch_size = batch_size
-        log.info("model loaded: %s %s v%s, %d chars, input %dx%d, %d thread(s)", path.name, self.info.name,
-                 self.info.version, len(self.info.charset), self.info.spec.width, self.info.spec.height, threads)
+        width_dim = self.session.get_inputs()[0].shape[-1]
+        self.trim = int(self.info.meta.get("dynamic_width", 0)) if trim and not isinstance(width_dim, int) else 0
+        log.info("model loaded: %s %s v%s, %d chars, input %dx%d%s, %d thread(s)", path.name, self.info.name,
+                 self.info.version, len(self.info.charset), self.info.spec.width, self.info.spec.height,
+                 f" (narrower crops cut to a multiple of {self.trim})" if self.trim else "", threads)
 
     @property
     def charset(self) -> str:
         return self.info.charset
 
     def probabilities(self, crops: Sequence[npt.NDArray]) -> npt.NDArray[np.float32]:
-        """Crops -> (N, T, C) per-frame class probabilities."""
+        """Crops -> (N, T, C) per-frame class probabilities (T of the widest batch; the steps a
+        narrower batch did not compute are filled with blank)."""
         outs = []
         for s in range(0, len(crops), self.batch_size):
-            x = preprocess_batch(list(crops[s: s + self.batch_size]), self.info.spec)
+            x = preprocess_batch(list(crops[s: s + self.batch_size]), self.info.spec, self.trim)
             logits = self.session.run(None, {self.input_name: x})[0]
             outs.append(softmax(logits))
         if not outs:
             return np.zeros((0, 0, len(self.charset) + 1), np.float32)
+        steps = max(o.shape[1] for o in outs)
+        for k, o in enumerate(outs):
+            if o.shape[1] < steps:  # a trimmed batch: extra steps are certain blanks, which decode to nothing
+                pad = np.zeros((o.shape[0], steps - o.shape[1], o.shape[2]), np.float32)
+                pad[:, :, 0] = 1.0
+                outs[k] = np.concatenate([o, pad], axis=1)
         return np.concatenate(outs)
 
     def decode(self, probs: npt.NDArray[np.floating],

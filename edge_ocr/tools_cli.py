@@ -75,11 +75,11 @@ def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
     """Grab a few frames from the configured source, draw the ROI, motion mask, candidates and
     their readings on the last one, and write it to ``out``. Returns what was drawn."""
     import cv2
-    import numpy as np
 
     from .daemon import resolve_model
     from .localize import Localizer, fixed_candidates
     from .motion import MotionGate
+    from .overlay import annotate
     from .recognizer import Recognizer
     from .roi import Roi
     from .sources import open_source
@@ -109,20 +109,11 @@ def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
     cands = fixed_candidates(frame.image, roi) if cfg.roi.fixed_box else Localizer.from_config(cfg.localizer).find(
         frame.image, roi)
     readings = rec.recognize([c.crop for c in cands]) if cands else []
-    img = frame.image.copy()
-    if gate.last_mask is not None and gate.last_mask.any():
-        mask = cv2.resize(gate.last_mask, (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        img[mask] = (0.6 * img[mask] + 0.4 * np.array([255, 0, 255])).astype(np.uint8)
-    for poly in roi.polygons(w, h):
-        cv2.polylines(img, [poly.astype(np.int32)], True, (0, 255, 255), 2)
-    drawn = []
-    for c, r in zip(cands, readings):
-        x, y, bw, bh = c.box
-        cv2.rectangle(img, (x, y), (x + bw, y + bh), (0, 255, 0), 2)
-        label = f"{r.text} {r.confidence:.2f} s={c.score:.2f}"
-        cv2.putText(img, label, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
-        drawn.append({"box": list(c.box), "score": round(c.score, 3), "text": r.text,
-                      "confidence": round(r.confidence, 3)})
+    drawn = [{"box": list(c.box), "score": round(c.score, 3), "text": r.text, "confidence": round(r.confidence, 3)}
+             for c, r in zip(cands, readings)]
+    img = annotate(frame.image, roi.polygons(w, h),
+                   [(c.box, f"{r.text} {r.confidence:.2f} s={c.score:.2f}") for c, r in zip(cands, readings)],
+                   gate.last_mask)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), img):
         raise RuntimeError(f"cannot write {out}")

@@ -104,7 +104,9 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
             failures.append({"file": r["file"], "truth": truth, "read": got, "confidence": round(rd.confidence, 3)})
     # latency: batch 1, one thread, the way the daemon reads a single crop
     lat = []
-    for img in (imgs * (latency_n // max(len(imgs), 1) + 1))[:latency_n]:
+    # a fixed sample across all regions: plates of different aspect cost different widths
+    order = np.random.default_rng(0).permutation(len(imgs))
+    for img in [imgs[int(i)] for i in np.resize(order, latency_n)] if imgs else []:
         t = time.perf_counter()
         rec.recognize([img])
         lat.append((time.perf_counter() - t) * 1000)

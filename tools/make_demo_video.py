@@ -66,6 +66,32 @@ def scene(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(bg + noise, 0, 255).astype(np.uint8)
 
 
+def draw_car(bg: np.ndarray, plate: np.ndarray, color: tuple[int, ...], x: int) -> np.ndarray:
+    """``bg`` with a box-shaped car whose left edge is at ``x`` and ``plate`` on its bumper."""
+    height, width = bg.shape[:2]
+    car_w, car_h = int(width * 0.42), int(height * 0.38)
+    y = int(height * 0.45)
+    f = bg.copy()
+    cv2.rectangle(f, (x, y), (x + car_w, y + car_h), color, -1)
+    cv2.rectangle(f, (x + car_w // 8, y - car_h // 3), (x + car_w * 7 // 8, y), color, -1)
+    cv2.rectangle(f, (x + car_w // 5, y - car_h // 4), (x + car_w * 4 // 5, y - 4), (90, 60, 40), -1)
+    ph, pw = plate.shape[:2]
+    px, py = x + (car_w - pw) // 2, y + car_h - ph - car_h // 8
+    x0, x1 = max(px, 0), min(px + pw, width)
+    if x1 > x0:
+        f[py: py + ph, x0:x1] = plate[:, x0 - px: x1 - px]
+    return f
+
+
+def still(text: str, region: str, width: int = 960, height: int = 540, seed: int = 0) -> np.ndarray:
+    """One frame with a car parked in the middle, its plate reading ``text``."""
+    rng = np.random.default_rng(seed)
+    bg = scene(width, height, rng)
+    car_h = int(height * 0.38)
+    plate = clean_plate(text, region, max(24, int(car_h * (0.22 if region == "us" else 0.15))), seed)
+    return draw_car(bg, plate, (40, 60, 170), (width - int(width * 0.42)) // 2)
+
+
 def render(out: Path, plates: list[tuple[str, str]], width: int = 960, height: int = 540, fps: int = 10,
            seconds_per_car: float = 3.0, gap_s: float = 1.0, seed: int = 0) -> int:
     """Write the video; returns the number of frames."""
@@ -86,17 +112,7 @@ def render(out: Path, plates: list[tuple[str, str]], width: int = 960, height: i
             u = i / max(frames - 1, 1)
             # ease in/out so the car lingers in the middle, like one stopping at a gate
             pos = 0.5 - 0.5 * np.cos(np.pi * u)
-            x = int(-car_w + pos * (width + car_w))
-            y = int(height * 0.45)
-            f = bg.copy()
-            cv2.rectangle(f, (x, y), (x + car_w, y + car_h), color, -1)
-            cv2.rectangle(f, (x + car_w // 8, y - car_h // 3), (x + car_w * 7 // 8, y), color, -1)
-            cv2.rectangle(f, (x + car_w // 5, y - car_h // 4), (x + car_w * 4 // 5, y - 4), (90, 60, 40), -1)
-            ph, pw = plate.shape[:2]
-            px, py = x + (car_w - pw) // 2, y + car_h - ph - car_h // 8
-            x0, x1 = max(px, 0), min(px + pw, width)
-            if x1 > x0:
-                f[py: py + ph, x0:x1] = plate[:, x0 - px: x1 - px]
+            f = draw_car(bg, plate, color, int(-car_w + pos * (width + car_w)))
             vw.write(f)
             n += 1
         for _ in range(int(gap_s * fps)):

@@ -157,12 +157,17 @@ def real_batch(rows: list[dict], cache: dict, rng: np.random.Generator, n: int, 
     return imgs, widths, labels
 
 
-def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict) -> dict:
+def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict, dev: torch.device | None = None,
+                  tight: bool = False) -> dict:
+    """Greedy exact-match by region. ``tight`` runs each crop alone, cut to its own width
+    (rounded up to 8), as a runtime with a dynamic-width model does."""
+    dev = dev or torch.device("cpu")
     model.eval()
     correct, by_region = 0, {}
+    step = 1 if tight else 128
     with torch.no_grad():
-        for s in range(0, len(rows), 128):
-            chunk = rows[s: s + 128]
+        for s in range(0, len(rows), step):
+            chunk = rows[s: s + step]
             imgs = np.zeros((len(chunk), SPEC.height, SPEC.width), np.uint8)
             widths = np.zeros(len(chunk), np.int64)
             for j, r in enumerate(chunk):
@@ -171,7 +176,10 @@ def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict) -> dict:
                 small = to_model_uint8(cache[r["path"]])
                 imgs[j, :, : small.shape[1]] = small
                 widths[j] = small.shape[1]
-            preds = greedy(model(to_tensor(imgs, widths)))
+            x = to_tensor(imgs, widths)
+            if tight:
+                x = x[..., : min(SPEC.width, (int(widths.max()) + 7) // 8 * 8)]
+            preds = greedy(model(x.to(dev)).float().cpu())
             for r, p in zip(chunk, preds):
                 ok = p == normalise_label(r["text"], r["region"])
                 correct += ok
@@ -184,22 +192,43 @@ def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict) -> dict:
     return res
 
 
+def pick(imgs: np.ndarray, widths: np.ndarray, labels: list[str], avail: int, n: int,
+         rng: np.random.Generator, cap: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """n random samples of the first ``avail``; with cap < full width only those that fit in it."""
+    idx = rng.integers(0, avail, n if cap >= SPEC.width else 8 * n)
+    if cap < SPEC.width:
+        fit = idx[widths[idx] <= cap][:n]
+        idx = fit if len(fit) >= n // 4 else idx[:n]
+    return imgs[idx], widths[idx].astype(np.int64), [labels[int(i)] for i in idx]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shards", required=True, help="folder of synthetic .npz shards (tools/synth_plates.py --shards)")
+    ap.add_argument("--shards", default=None, help="folder of synthetic .npz shards (tools/synth_plates.py --shards)")
+    ap.add_argument("--stream-workers", type=int, default=0,
+                    help="render synthetic plates (and augment real crops) in this many processes while training")
+    ap.add_argument("--real-workers", type=int, default=2, help="of the stream workers, how many augment real crops")
+    ap.add_argument("--buffer", type=int, default=200000, help="streamed synthetic samples kept for sampling")
     ap.add_argument("--real", type=Path, default=None, help="labels.csv of real crops to mix in (train split only)")
     ap.add_argument("--real-fraction", type=float, default=0.25, help="share of each batch taken from real crops")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=30000)
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="train for this wall-clock time instead of --steps (the LR schedule follows the clock)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--var-width", type=float, default=0.0,
+                    help="share of batches cut to a narrower width (teaches the model to run on unpadded crops)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
     args = ap.parse_args()
+    if not args.shards and not args.stream_workers:
+        sys.exit("give --shards DIR or --stream-workers N (or both)")
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -214,18 +243,24 @@ def main() -> None:
         log.write(msg + "\n")
         log.flush()
 
-    pool = ShardPool(args.shards)
-    if not len(pool):
-        sys.exit(f"no shards in {args.shards}: run tools/synth_plates.py {args.shards} --shards N first")
     real_train, real_val, cache = [], [], {}
     if args.real:
         rows = read_labels(args.real)
         real_train = [r for r in rows if split_of(r["file"]) == "train"]
         real_val = [r for r in rows if split_of(r["file"]) == "val"]
+    stream = None
+    if args.stream_workers:  # fork before torch touches an accelerator
+        from synth_stream import Stream
+
+        stream = Stream(args.stream_workers, args.seed, real_train, args.real_workers, args.buffer,
+                        max(2000, args.buffer // 10), normalise_label, augment_real, to_model_uint8)
+    pool = ShardPool(args.shards) if args.shards else None
+    if pool is not None and not len(pool) and stream is None:
+        sys.exit(f"no shards in {args.shards}: run tools/synth_plates.py {args.shards} --shards N first")
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
 
     model = CRNN()
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    opt_state = None
     step = 0
     if args.init:
         model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
@@ -233,65 +268,120 @@ def main() -> None:
     if args.resume and last.exists():
         ck = torch.load(last, map_location="cpu")
         model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
+        opt_state = ck["opt"]
         step = ck["step"]
         rng = np.random.default_rng([args.seed, step])
         say(f"resumed from {last} at step {step}")
+    model.to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    if opt_state:
+        opt.load_state_dict(opt_state)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    if stream is not None:  # enough to sample from before the first step
+        waited = time.time()
+        while len(stream.synth) < min(args.buffer, 20 * args.batch):
+            stream.drain(block=1.0)
+            if not stream.alive() or time.time() - waited > 300:
+                sys.exit("the synthetic data workers died or produced nothing in 5 minutes (fonts installed?)")
     n_params = sum(p.numel() for p in model.parameters())
-    say(f"start: params={n_params} synth={len(pool)} real_train={len(real_train)} real_val={len(real_val)} "
-        f"steps={args.steps} batch={args.batch} threads={torch.get_num_threads()}")
+    say(f"start: params={n_params} shards={len(pool) if pool else 0} stream_workers={args.stream_workers} "
+        f"real_train={len(real_train)} real_val={len(real_val)} steps={args.steps} minutes={args.minutes} "
+        f"batch={args.batch} device={dev} threads={torch.get_num_threads()}")
 
+    budget = args.minutes * 60.0
     warm = min(500, args.steps // 10)
 
-    def lr_at(s: int) -> float:
-        if s < warm:
-            return args.lr * (s + 1) / warm
-        return args.lr * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, args.steps - warm))) + 1e-5
+    def lr_at(s: int, elapsed: float) -> float:
+        frac = elapsed / budget if budget else (s - warm) / max(1, args.steps - warm)
+        if (budget and frac < 0.02) or (not budget and s < warm):
+            return args.lr * (frac / 0.02 if budget else (s + 1) / warm)
+        return args.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))) + 1e-5
+
+    def save(path: Path) -> dict:
+        ck = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(), "step": step,
+              "charset": CHARSET, "args": {k: str(v) for k, v in vars(args).items()}}
+        torch.save(ck, str(path) + ".tmp")
+        os.replace(str(path) + ".tmp", path)
+        return ck
 
     model.train()
-    t0, seen, loss_sum = time.time(), 0, 0.0
+    t0, seen, loss_sum, n_log = time.time(), 0, 0.0, 0
     best = -1.0
-    while step < args.steps:
-        if step % 1000 == 0 and step and pool.refresh():
+    while True:
+        elapsed = time.time() - t0
+        if (budget and elapsed >= budget) or (not budget and step >= args.steps):
+            break
+        if pool is not None and step % 1000 == 0 and step and pool.refresh():
             say(f"step {step}: shard pool now {len(pool)} samples")
-        n_real = int(round(args.batch * args.real_fraction)) if real_train else 0
+        if stream is not None:
+            stream.drain()
+        cap = SPEC.width
+        if args.var_width and rng.random() < args.var_width:
+            cap = int(rng.choice([48, 64, 80, 96, 112, 128, 144]))
+        has_real = bool(real_train) and (stream is None or len(stream.real) > 0)
+        n_real = int(round(args.batch * args.real_fraction)) if has_real else 0
         n_syn = args.batch - n_real
-        idx = rng.integers(0, len(pool), n_syn)
-        imgs, widths = pool.all_imgs[idx], pool.all_widths[idx].astype(np.int64)
-        labels = [pool.labels[int(i)] for i in idx]
-        if n_real:
-            ri, rw, rl = real_batch(real_train, cache, rng, n_real, augment=True)
-            imgs, widths, labels = np.concatenate([imgs, ri]), np.concatenate([widths, rw]), labels + rl
-        x = to_tensor(imgs, widths)
+        parts = []
+        if stream is not None and pool is not None and len(pool):
+            n_pool = n_syn // 2
+            parts.append(pick(pool.all_imgs, pool.all_widths, pool.labels, len(pool), n_pool, rng, cap))
+            parts.append(pick(stream.synth.imgs, stream.synth.widths, stream.synth.labels, len(stream.synth),
+                              n_syn - n_pool, rng, cap))
+        elif stream is not None:
+            parts.append(pick(stream.synth.imgs, stream.synth.widths, stream.synth.labels, len(stream.synth),
+                              n_syn, rng, cap))
+        else:
+            parts.append(pick(pool.all_imgs, pool.all_widths, pool.labels, len(pool), n_syn, rng, cap))
+        if n_real and stream is not None:
+            parts.append(pick(stream.real.imgs, stream.real.widths, stream.real.labels, len(stream.real),
+                              n_real, rng, cap))
+        elif n_real:
+            ri, rw, rl = real_batch(real_train, cache, rng, n_real * (1 if cap >= SPEC.width else 4), augment=True)
+            keep = np.flatnonzero(rw <= cap)[:n_real] if cap < SPEC.width else np.arange(n_real)
+            parts.append((ri[keep], rw[keep], [rl[int(k)] for k in keep]))
+        imgs = np.concatenate([p[0] for p in parts])
+        widths = np.concatenate([p[1] for p in parts])
+        labels = [t for p in parts for t in p[2]]
+        width_now = max(min(SPEC.width, cap), int(widths.max()))
+        width_now = min(SPEC.width, (width_now + 7) // 8 * 8)
+        x = to_tensor(imgs, widths)[..., :width_now].to(dev, non_blocking=True)
         targets, tlen = encode(labels)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(step, elapsed)
         logits = model(x)  # N, T, C
-        logp = logits.log_softmax(-1).permute(1, 0, 2)  # T, N, C
+        logp = logits.float().log_softmax(-1).permute(1, 0, 2)  # T, N, C
         ilen = torch.full((x.shape[0],), logp.shape[0], dtype=torch.long)
-        loss = ctc(logp, targets, ilen, tlen)
+        loss = ctc(logp, targets.to(dev), ilen.to(dev), tlen.to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         step += 1
         seen += x.shape[0]
-        loss_sum += loss.item()
+        n_log += 1
+        loss_sum = loss_sum + loss.detach()  # summed on the device: .item() every step would sync it
         if step % args.log_every == 0:
             el = time.time() - t0
-            say(f"step {step} loss {loss_sum / args.log_every:.4f} lr {lr_at(step):.2e} {seen / el:.0f} samples/s")
-            loss_sum = 0.0
-        if step % args.eval_every == 0 or step == args.steps:
-            ck = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                  "charset": CHARSET, "args": {k: str(v) for k, v in vars(args).items()}}
-            torch.save(ck, str(last) + ".tmp")
-            os.replace(str(last) + ".tmp", last)
+            extra = f" stream synth={stream.synth.total} real={stream.real.total}" if stream else ""
+            say(f"step {step} loss {float(loss_sum) / max(1, n_log):.4f} lr {lr_at(step, el):.2e} "
+                f"{seen / el:.0f} samples/s{extra}")
+            loss_sum, n_log = 0.0, 0
+        if step % args.eval_every == 0:
+            ck = save(last)
             if real_val:
-                res = evaluate_rows(model, real_val, cache)
+                res = evaluate_rows(model, real_val, cache, dev)
                 say(f"step {step} eval real_val {json.dumps(res)}")
                 if res["all"] >= best:
                     best = res["all"]
                     torch.save(ck, args.out / "best.pt")
+    save(last)
+    if real_val:
+        res = evaluate_rows(model, real_val, cache, dev)
+        say(f"step {step} eval real_val {json.dumps(res)}")
+        tight = evaluate_rows(model, real_val, cache, dev, tight=True)
+        say(f"step {step} eval real_val unpadded {json.dumps(tight)}")
+    if stream is not None:
+        stream.close()
     say(f"done: {step} steps in {time.time() - t0:.0f} s")
 
 
