@@ -65,3 +65,14 @@ def test_batch_stacks_in_order() -> None:
     x = preprocess_batch([a, b], SPEC)
     assert x.shape == (2, 1, 32, 160)
     assert np.allclose(x[0], preprocess(a, SPEC)) and np.allclose(x[1], preprocess(b, SPEC))
+
+
+def test_trimmed_batch_is_cut_to_the_widest_crop_rounded_up() -> None:
+    narrow, wide = gradient(50, 100), gradient(30, 130)  # 64 px and 139 px wide at height 32
+    x = preprocess_batch([narrow], SPEC, trim=8)
+    assert x.shape == (1, 1, 32, 64)
+    assert np.allclose(x[0], preprocess(narrow, SPEC)[:, :, :64])
+    x = preprocess_batch([narrow, wide], SPEC, trim=8)
+    assert x.shape == (2, 1, 32, 144)
+    assert np.all(x[0, 0, :, 64:] == SPEC.pad_value)
+    assert preprocess_batch([gradient(40, 20)], SPEC, trim=8).shape[-1] == 48  # never below min_width
