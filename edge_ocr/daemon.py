@@ -6,6 +6,7 @@ tested on its own; ``run_daemon`` adds the source thread, MQTT, sd_notify, signa
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -308,5 +309,5 @@ def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> i
             http.stop()
         if publisher is not None:
             publisher.stop(timeout=5.0)
-        log.info("stopped: %s", pipeline.stats())
+        log.info("stopped: %s", json.dumps(stats()))
     return 0
