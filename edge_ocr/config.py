@@ -246,7 +246,7 @@ def _describe(err: dict[str, Any]) -> str:
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         field_info = _field_bounds(err["loc"])
         if field_info:
-            return f"{loc}: must be {field_info}, got {got!r}"
+            return f"{loc}: must be {field_info}, got {_short(got)}"
     if kind == "missing":
         return f"{loc}: required"
     msg = err["msg"]
@@ -256,7 +256,12 @@ def _describe(err: dict[str, Any]) -> str:
         if re.match(r"^[a-z_]+\.[a-z_.]+:", msg):
             return msg
         return f"{loc}: {msg}" if loc else msg
-    return f"{loc}: {msg[0].lower() + msg[1:]}, got {got!r}"
+    return f"{loc}: {msg[0].lower() + msg[1:]}, got {_short(got)}"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _field_bounds(loc: tuple) -> str | None:
@@ -279,8 +284,40 @@ def _field_bounds(loc: tuple) -> str | None:
     return f"{lo if lo is not None else ''}..{hi if hi is not None else ''}"
 
 
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_ALIASES = 16  # each alias can repeat a subtree: few aliases, bounded expansion
+MAX_DEPTH = 16
+
+
+def _shape_problem(text: str) -> str | None:
+    """Refuse documents no config needs and that would hang or exhaust the parser: huge files,
+    alias bombs (a 1 kB file can expand to 10^9 nodes), deep nesting."""
+    if len(text) > MAX_CONFIG_BYTES:
+        return f"config is {len(text):,} bytes; more than {MAX_CONFIG_BYTES:,} is not a config file"
+    aliases = depth = 0
+    try:
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(ev, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    return f"more than {MAX_ALIASES} YAML aliases (*name); a config needs none"
+            elif isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = ev.start_mark
+                    return f"nesting deeper than {MAX_DEPTH} levels at line {mark.line + 1}"
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # safe_load reports syntax errors with their position
+    return None
+
+
 def parse_config(text: str, source: str = "<string>") -> Config:
     """YAML text -> Config. Raises ConfigError with one line per problem."""
+    problem = _shape_problem(text)
+    if problem:
+        raise ConfigError(source, [problem])
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -288,6 +325,8 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [f"YAML syntax error at {where}: {problem}"]) from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. a 5000-digit integer
+        raise ConfigError(source, [f"a YAML value cannot be read: {_short(str(exc), 160)}"]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from . import __version__
 from .config import Config, ConfigError, load_config
@@ -55,6 +56,37 @@ def resolve_model(path: str) -> Path:
     return PACKAGE_ROOT / p
 
 
+MIN_SIDE, MAX_SIDE = 16, 16384
+
+
+def usable_image(image: Any) -> npt.NDArray[np.uint8] | None:
+    """A frame as 8-bit BGR, or None if it is not an image worth reading: empty, a side under
+    16 or over 16384 px, an odd channel count, or a float frame that is not all finite.
+    Grey, BGRA and 16-bit frames are converted."""
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
+        return None
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
+        return None
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels not in (1, 3, 4):
+        return None
+    img = image
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype.kind == "f":
+        if not np.isfinite(img).all():
+            return None
+        img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        return None
+    if channels == 1:
+        return cv2.cvtColor(img.reshape(h, w), cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return img if img.flags.c_contiguous else np.ascontiguousarray(img)
+
+
 class Pipeline:
     """Frames in, plate events out. Holds no threads; the clock comes with each frame."""
 
@@ -68,7 +100,9 @@ class Pipeline:
         self.formats = FormatRules.from_config(cfg.formats)
         self.patterns = self.formats.decoder_patterns(strict_only=True) if cfg.recognizer.decoder == "beam" else None
         self.voter = Voter.from_config(cfg.voting)
-        self.counters = {"frames": 0, "gated": 0, "candidates": 0, "readings": 0, "rejected": 0, "events": 0}
+        self.counters = {"frames": 0, "gated": 0, "candidates": 0, "readings": 0, "rejected": 0, "events": 0,
+                         "bad_frames": 0}
+        self._size: tuple[int, int] = (0, 0)
         self.latencies: deque[float] = deque(maxlen=500)
         # for the live view: references only, drawn on request by whoever asks
         self.last_view: tuple[Frame, list[tuple[Box, str]]] | None = None
@@ -76,12 +110,29 @@ class Pipeline:
 
     def _setup(self, frame: Frame) -> None:
         h, w = frame.image.shape[:2]
+        if self.roi is not None:
+            log.info("frame size changed to %dx%d: ROI and motion reset", w, h)
         self.roi = Roi.from_config(self.cfg.roi, (w, h))
         self.motion = MotionGate.from_config(self.cfg.motion, self.roi)
+        self._size = (h, w)
 
     def process(self, frame: Frame) -> list[PlateEvent]:
-        """Read one frame; returns (and sends to the sink) the events it completes."""
-        if self.roi is None:
+        """Read one frame; returns (and sends to the sink) the events it completes.
+
+        A frame that is not a usable image (empty, NaN, absurd shape) is skipped and counted in
+        ``bad_frames``; a new frame size (a camera reconfigured mid-stream) rebuilds ROI and motion.
+        """
+        image = usable_image(frame.image)
+        if image is None:
+            self.counters["bad_frames"] += 1
+            if self.counters["bad_frames"] in (1, 10, 100) or self.counters["bad_frames"] % 1000 == 0:
+                shape = getattr(frame.image, "shape", None)
+                log.warning("bad frame skipped (shape %s, dtype %s); %d so far", shape,
+                            getattr(frame.image, "dtype", type(frame.image).__name__), self.counters["bad_frames"])
+            return self._emit(self.voter.tick(frame.ts), None)
+        if image is not frame.image:
+            frame = Frame(frame.ts, frame.wall, image, frame.index)
+        if self.roi is None or image.shape[:2] != self._size:
             self._setup(frame)
         assert self.roi is not None and self.motion is not None
         t0 = time.perf_counter()

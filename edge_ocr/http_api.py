@@ -103,6 +103,9 @@ class HttpApi:
             server_version = "edge-ocr"
             timeout = client_timeout_s  # a client that stalls mid-request loses its thread
             protocol_version = "HTTP/1.1"
+            # errors http.server answers itself (a malformed request line, a header flood) are JSON too
+            error_content_type = "application/json"
+            error_message_format = '{"error": "%(code)d %(message)s"}'
 
             def log_message(self, fmt: str, *args: Any) -> None:  # one line per request at DEBUG
                 log.debug("http %s %s", self.address_string(), fmt % args)

@@ -37,7 +37,8 @@ def to_grey(image: npt.NDArray) -> npt.NDArray[np.uint8]:
         raise ValueError(f"not an image: shape {img.shape}")
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
-    elif img.dtype in (np.float32, np.float64):
+    elif img.dtype.kind == "f":
+        img = np.nan_to_num(img, nan=0.0, posinf=255.0, neginf=0.0)
         img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
     elif img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)

@@ -310,7 +310,8 @@ def fuse(readings: Sequence[Reading]) -> tuple[str, tuple[float, ...]]:
     for r in readings:
         by_len[len(r.text)] += r.confidence
     length = max(by_len, key=lambda n: (by_len[n], n))
-    ref = max((r for r in readings if len(r.text) == length), key=lambda r: r.confidence)
+    # ties are broken by the text itself, never by arrival order: the same readings fuse the same
+    ref = max((r for r in readings if len(r.text) == length), key=lambda r: (r.confidence, r.text))
     votes: list[dict[str, list[float]]] = [defaultdict(list) for _ in range(length)]
     for r in readings:
         confs = _char_confs(r)
@@ -328,7 +329,7 @@ def fuse(readings: Sequence[Reading]) -> tuple[str, tuple[float, ...]]:
             out_confs.append(0.0)
             continue
         total = sum(sum(v) for v in pos.values())
-        ch, cv = max(pos.items(), key=lambda kv: (sum(kv[1]), len(kv[1])))
+        ch, cv = max(pos.items(), key=lambda kv: (round(sum(kv[1]), 9), len(kv[1]), kv[0]))
         chars.append(ch)
         share = sum(cv) / total if total > 0 else 0.0
         out_confs.append(share * (sum(cv) / len(cv)))

@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -613,3 +614,35 @@ def test_topics_and_payload_helpers() -> None:
     p = event_payload(make_event(1, crop=b"jpg"), "cam-2", "raw", t.crop)
     assert p["crop_topic"] == t.crop and p["device"] == "cam-2"
     assert "crop_topic" not in event_payload(make_event(1), "cam-2", "raw", t.crop)  # no crop, no pointer
+
+
+def test_broker_restarting_at_random_moments_loses_nothing(make_broker, tmp_path: Path, subscribers,
+                                                           publishers) -> None:
+    """Fuzz: bursts of events while the broker stops and starts at seeded-random moments."""
+    rng = random.Random(int(os.environ.get("EDGE_OCR_FUZZ_SEED", "7")))
+    rounds = int(os.environ.get("EDGE_OCR_FUZZ_ROUNDS", "6"))
+    broker = make_broker(persistence=True)
+    sub = subscribers(broker, [TOPICS.plate], client_id="fuzz-sub", persistent=True)
+    pub = publishers(mqtt_cfg(broker.port), outbox_cfg(tmp_path), DEVICE, "1")
+    wait_until(lambda: pub.connected)
+    produced = 0
+    for _ in range(rounds):
+        for _ in range(rng.randint(1, 40)):
+            pub.publish_event(make_event(produced))
+            produced += 1
+            if rng.random() < 0.05:
+                time.sleep(rng.uniform(0, 0.02))
+        time.sleep(rng.uniform(0, 0.1))  # the broker goes away mid-delivery, or after it
+        broker.stop()
+        for _ in range(rng.randint(0, 30)):
+            pub.publish_event(make_event(produced))
+            produced += 1
+        time.sleep(rng.uniform(0.05, 0.4))
+        broker.start()
+    wait_until(lambda: pub.stats()["acked"] >= produced, timeout=30, what="every event acknowledged")
+    wait_until(lambda: len({e["event_id"] for e in sub.events(TOPICS.plate)}) >= produced, timeout=15,
+               what="every event at the subscriber")
+    got = [e["event_id"] for e in sub.events(TOPICS.plate)]
+    assert set(got) == {f"evt-{i:04d}" for i in range(produced)}
+    assert pub.stats()["queued"] == 0 and pub.stats()["dropped"] == 0
+    assert pub.stats()["acked"] == produced  # counted once each, resends included
