@@ -99,6 +99,7 @@ class RecognizerConfig(_Section):
     graph_optimization: Literal["disable", "basic", "extended", "all"] = Field("all")
     decoder: Literal["greedy", "beam"] = Field("greedy", description="CTC decoding.")
     beam_width: int = Field(8, ge=1, le=64, description="Beams kept by the beam decoder.")
+    format_margin: float = Field(2.0, ge=0, le=50, description="Beam: log-likelihood a format-fitting reading may lose.")
     batch_size: int = Field(8, ge=1, le=256, description="Most crops per session call.")
     min_confidence: float = Field(0.6, ge=0, le=1, description="Readings below this are not published.")
 

@@ -283,7 +283,8 @@ def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> i
 
     try:
         rec = Recognizer(resolve_model(cfg.recognizer.model), cfg.recognizer.threads, cfg.recognizer.graph_optimization,
-                         cfg.recognizer.decoder, cfg.recognizer.beam_width, cfg.recognizer.batch_size)
+                         cfg.recognizer.decoder, cfg.recognizer.beam_width, cfg.recognizer.batch_size,
+                         format_margin=cfg.recognizer.format_margin)
     except ModelError as exc:
         log.error("%s", exc)
         return 2

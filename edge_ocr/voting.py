@@ -309,7 +309,7 @@ def fuse(readings: Sequence[Reading]) -> tuple[str, tuple[float, ...]]:
     by_len: dict[int, float] = defaultdict(float)
     for r in readings:
         by_len[len(r.text)] += r.confidence
-    length = max(by_len, key=lambda n: (by_len[n], n))
+    length = max(by_len, key=lambda n: (round(by_len[n], 9), n))  # rounded: summation order must not decide
     # ties are broken by the text itself, never by arrival order: the same readings fuse the same
     ref = max((r for r in readings if len(r.text) == length), key=lambda r: (r.confidence, r.text))
     votes: list[dict[str, list[float]]] = [defaultdict(list) for _ in range(length)]

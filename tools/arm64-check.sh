@@ -76,6 +76,7 @@ in_root() {
     chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 LC_ALL=C.UTF-8 \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
+        PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
         PYTHONDONTWRITEBYTECODE=1 "$@"
 }
 
@@ -214,6 +215,15 @@ for r in reqs:
 EOF
 )
 info "wanted: $(echo $REQS)"
+# Trust the host's local CAs (/usr/local/share/ca-certificates, e.g. a TLS-inspecting proxy's) in
+# the root too, or pip cannot reach PyPI from where the host can.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null &&
+    ! diff -rq /usr/local/share/ca-certificates "$ROOT/usr/local/share/ca-certificates" >/dev/null 2>&1; then
+    info "copying the host's local CA certificates into the root"
+    rm -rf "$ROOT/usr/local/share/ca-certificates"
+    cp -a /usr/local/share/ca-certificates "$ROOT/usr/local/share/ca-certificates"
+    in_root update-ca-certificates >/dev/null
+fi
 if [ -f "$STATE/venv.done" ] && [ "$(cat "$STATE/venv.done")" = "$REQS" ] && [ -x "$ROOT$VENV/bin/python" ]; then
     info "cached"
 else
