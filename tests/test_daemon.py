@@ -1,6 +1,7 @@
 """End to end: a video the test writes -> the daemon -> a real Mosquitto -> a subscriber."""
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -141,3 +142,34 @@ def test_video_without_plates_emits_no_event(tmp_path: Path, mosquitto) -> None:
     got = run_and_collect(tmp_path, path, mosquitto.port)
     assert any(t.endswith("/status") and p == b"online" for t, p in got)  # it did run and connect
     assert [p for t, p in got if t == "edge-ocr/test-gate/plate"] == []
+
+
+def test_sighup_reloads_and_a_bad_new_config_keeps_the_old_one(tmp_path: Path, video: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    good = (f"camera: {{name: gate, type: file, uri: '{video}', fps: 10, loop: true}}\n"
+            "mqtt: {enabled: false}\nvoting: {window_s: 3}\n")
+    cfg.write_text(good)
+    log = tmp_path / "daemon.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "edge_ocr", "run", "--config", str(cfg)], stderr=err,
+                                cwd=ROOT)
+    try:
+        deadline = time.time() + 30
+        while "ready:" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        cfg.write_text(good.replace("window_s: 3", "window_s: -1"))
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "reload rejected" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        assert "reload rejected, keeping old config" in log.read_text() and "voting.window_s" in log.read_text()
+        assert proc.poll() is None, "a bad reload must not stop the daemon"
+        cfg.write_text(good.replace("window_s: 3", "window_s: 5"))
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "config reloaded" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        assert "config reloaded" in log.read_text() and proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
