@@ -251,3 +251,54 @@ def test_slow_client_is_dropped_and_others_are_served_meanwhile() -> None:
         ok.close()
     finally:
         api.stop()
+
+
+def test_a_network_stream_that_stalls_is_reopened() -> None:
+    """An MJPEG-over-HTTP camera that stops sending mid-stream (connection left open): the read
+    times out, the source reconnects with back-off and frames flow again."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from edge_ocr.sources.opencv import VideoCaptureSource
+
+    jpg = cv2.imencode(".jpg", make_demo_video.still("RK115AN", "eu", 320, 240))[1].tobytes()
+    connections: list[int] = []
+    done = threading.Event()
+
+    class Camera(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # noqa: ANN002
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            first = not connections
+            connections.append(1)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(10_000):
+                if done.is_set():
+                    return
+                if first and i == 5:
+                    done.wait(30)  # stall: keep the connection, send nothing
+                    return
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                                 + jpg + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.05)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    src = VideoCaptureSource(f"http://127.0.0.1:{srv.server_address[1]}/video.mjpg", "rtsp", timeout_s=2.0,
+                             reconnect_min_s=0.2, reconnect_max_s=0.5)
+    src.start()
+    got, t = 0, time.monotonic()
+    try:
+        while time.monotonic() - t < 20 and not (src.stats().reconnects >= 1 and got > 10):
+            got += src.get(0.5) is not None
+    finally:
+        done.set()
+        src.stop()
+        srv.shutdown()
+    s = src.stats()
+    assert s.reconnects >= 1 and s.errors >= 1 and "no frame" in (s.last_error or "")
+    assert got > 10 and len(connections) >= 2

@@ -33,6 +33,7 @@
 #   ARM64_CONF_TOL  tolerance on overall confidence (default 0.02, absolute)
 #   ARM64_PIN_HOST  1: pin to host versions (default), 0: newest allowed by pyproject.toml
 #   ARM64_TESTS     test files to run in the root (default: the broker-/browser-free ones below)
+#   ARM64_REAL_CROPS  real crops dir with labels.csv (default <repo>/../shared/data/plates-real-dev/crops)
 #   ARM64_REBUILD   1: delete the cached root first
 #   DEBIAN_MIRROR   default http://deb.debian.org/debian
 #
@@ -222,7 +223,7 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null &&
     info "copying the host's local CA certificates into the root"
     rm -rf "$ROOT/usr/local/share/ca-certificates"
     cp -a /usr/local/share/ca-certificates "$ROOT/usr/local/share/ca-certificates"
-    in_root update-ca-certificates >/dev/null
+    in_root update-ca-certificates >/dev/null 2>&1
 fi
 if [ -f "$STATE/venv.done" ] && [ "$(cat "$STATE/venv.done")" = "$REQS" ] && [ -x "$ROOT$VENV/bin/python" ]; then
     info "cached"
@@ -264,7 +265,7 @@ CROPS=$WORK/crops
 rm -rf "$CROPS"
 mkdir -p "$CROPS/synth"
 python3 "$REPO/tools/synth_plates.py" "$CROPS/synth" --count 30 --seed 7 | sed 's/^/    /'
-REAL=$REPO/../shared/data/plates-real-dev/crops
+REAL=${ARM64_REAL_CROPS:-$REPO/../shared/data/plates-real-dev/crops}
 if [ -f "$REAL/labels.csv" ]; then
     python3 - "$REAL" "$CROPS/real" <<'EOF'
 import csv, shutil, sys
