@@ -104,6 +104,28 @@ def bench_recognizer(crops: list[np.ndarray], n: int) -> list[dict]:
     return rows
 
 
+def bench_widths(n: int) -> list[dict]:
+    """ms per crop by input width (batch 1, 1 thread), the models' runs interleaved so machine
+    load hits both alike: a 2:1 US plate runs at 64 px, a Chinese plate ~128, an EU plate ~152."""
+    sessions = {}
+    for name, path in MODELS.items():
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        sessions[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    rows = []
+    for width in (64, 96, 128, 160):
+        x = np.random.default_rng(0).uniform(-1, 1, (1, 1, 32, width)).astype(np.float32)
+        lat: dict[str, list[float]] = {k: [] for k in sessions}
+        for i in range(n + 20):
+            for name, sess in sessions.items():
+                t = time.perf_counter()
+                sess.run(None, {"image": x})
+                if i >= 20:
+                    lat[name].append((time.perf_counter() - t) * 1000)
+        rows.append({"width": width, **{name: round(float(np.median(v)), 3) for name, v in lat.items()}})
+    return rows
+
+
 def _video(size: tuple[int, int], seconds: float, path: Path) -> None:
     import make_demo_video
 
@@ -243,6 +265,7 @@ def main() -> None:
     res["recognizer_crops"] = crop_set
     print(f"recogniser latency on {crop_set}", flush=True)
     res["recognizer"] = bench_recognizer(imgs, args.n)
+    res["widths"] = bench_widths(args.n)
 
     from crnn import CHARSET
 
@@ -327,6 +350,10 @@ def render(res: dict) -> str:
         q = r["ms_per_crop"]
         L.append(f"| {r['model']} | {r['threads']} | {r['batch']} | {q['p50']} | {q['p95']} | {q['p99']} | "
                  f"{r['load_ms']} | {r['size_mb']} |")
+    L += ["", "By input width (batch 1, 1 thread, p50 ms; the two models' runs interleaved):", "",
+          "| width | " + " | ".join(MODELS) + " |", "|---|" + "---|" * len(MODELS)]
+    for w in res.get("widths", []):
+        L.append(f"| {w['width']} px | " + " | ".join(str(w[m]) for m in MODELS) + " |")
     L += ["", "## Accuracy (`tools/evaluate.py`: exact plate / CER)", "",
           "| set / model | region | n | exact | CER | published at 0.6 | exact of published |", "|---|---|---|---|---|---|---|"]
     for k, ev in res["accuracy"].items():

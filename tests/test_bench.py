@@ -28,3 +28,4 @@ def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
     assert data["daemon"]["frames"] > 0
     assert data["mqtt"]["queued_during_outage"] == 20 and data["mqtt"]["sustained_events_per_s"] > 0
     assert {p["motion_gating"] for p in data["pipeline"]} == {True, False}
+    assert [w["width"] for w in data["widths"]] == [64, 96, 128, 160] and data["widths"][0]["int8"] > 0

@@ -38,7 +38,7 @@ def test_train_export_quantise_and_load(tmp_path: Path) -> None:
     int8 = tmp_path / "m_int8.onnx"
     run(str(TOOLS / "quantize.py"), str(fp32), str(int8), "--calib-synth", "32")
     ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
-    assert "QuantizeLinear" in ops and "LSTM" in ops  # convs quantised, LSTM left in float
+    assert "QuantizeLinear" in ops and "DynamicQuantizeLSTM" in ops  # convs static, LSTM dynamic int8
 
     for path in (fp32, int8):
         rec = Recognizer(path)

@@ -1,14 +1,15 @@
 """FP32 ONNX CRNN -> INT8 ONNX (static QDQ quantisation of the convolutional part).
 
     python tools/quantize.py models/plate_crnn_fp32.onnx models/plate_crnn_int8.onnx \
-        --calib ../shared/data/plates-real-dev/crops/labels.csv --calib-synth 300
+        --calib ../shared/data/plates-real-dev/crops/labels.csv
 
 Steps: onnxruntime's ``quant_pre_process`` (shape inference + graph optimisation), then
 ``quantize_static`` in QDQ format, signed activations and weights (S8S8), per-channel weights,
-calibrated on a few hundred preprocessed crops. Only Conv, MatMul/Gemm of the projection and
-the pooling/activation ops around them are quantised; the LSTM stays float because static
-quantisation has no LSTM kernel and dynamic LSTM quantisation costs accuracy for little speed
-at this size (``--lstm dynamic`` tries it). The model's metadata is carried over.
+calibrated on a few hundred preprocessed crops. Conv, the projection MatMul and the
+pooling/activation ops around them are quantised statically; static quantisation has no LSTM
+kernel, so the LSTM's weights are then quantised dynamically (``DynamicQuantizeLSTM``, int8
+weights, activations quantised per call; ``--lstm float`` leaves it float). The first conv and
+the classifier stay float (quantising them cost 16 points). The model's metadata is carried over.
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ def main() -> None:
     ap.add_argument("--calib-real", type=int, default=200, help="crops taken from --calib")
     ap.add_argument("--calib-synth", type=int, default=200, help="synthetic crops (tools/synth_plates.py)")
     ap.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
-    ap.add_argument("--lstm", choices=["float", "dynamic"], default="float")
+    # measured on the held-out crops (1.2.0): dynamic int8 LSTM weights keep the accuracy (88.4 % both),
+    # halve the file (0.91 -> 0.47 MB) and cut ~10 % of the latency on x86
+    ap.add_argument("--lstm", choices=["float", "dynamic"], default="dynamic",
+                    help="LSTM weights: dynamic int8 (DynamicQuantizeLSTM) or left float")
     ap.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--ops", default="Conv,MaxPool,Relu,MatMul,Gemm", help="op types to quantise")
     # measured: quantising the first conv (raw normalised pixels) and the classifier cost ~16
