@@ -11,6 +11,7 @@ every character is right), 0 for an empty reading.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,15 @@ def softmax(logits: npt.NDArray[np.floating], axis: int = -1) -> npt.NDArray[np.
 
 def _overall(confs: Sequence[float]) -> float:
     return float(np.prod(confs)) if len(confs) else 0.0
+
+
+def _lae(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) for two floats; math is ~20x faster than numpy's ufunc on scalars."""
+    if a == _NEG_INF:
+        return b
+    if b == _NEG_INF:
+        return a
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
 
 
 def greedy_decode(probs: npt.NDArray[np.floating], charset: str) -> Decoded:
@@ -77,6 +87,7 @@ def beam_search(
     pattern: Sequence[set[str] | frozenset[str] | str] | None = None,
     prune: float = 1e-4,
     max_candidates: int = 12,
+    blank_skip: float = 0.999,
 ) -> Decoded:
     """CTC prefix beam search, optionally constrained to a plate format.
 
@@ -89,6 +100,8 @@ def beam_search(
             (text "", confidence 0) means no reading fits the pattern.
         prune: characters below this probability in a frame are not expanded.
         max_candidates: at most this many characters expanded per frame (the likeliest).
+        blank_skip: a frame whose blank probability is at least this only moves every prefix to
+            "ends in blank" (exact but for the frame's remaining mass); > 1 disables.
 
     Returns:
         The most probable prefix with per-character confidences (maximum probability of the
@@ -110,6 +123,12 @@ def beam_search(
     beams: dict[tuple[int, ...], list] = {(): [0.0, _NEG_INF, ()]}
     for t in range(p.shape[0]):
         row = p[t]
+        if row[0] >= blank_skip:
+            # a near-certain blank frame (most CTC frames are): every prefix just ends in blank;
+            # the dropped paths carry under 1 - blank_skip of this frame's mass
+            for e in beams.values():
+                e[0], e[1] = _lae(e[0], e[1]) + lp[t, 0], _NEG_INF
+            continue
         cand = np.argpartition(-row[1:], min(max_candidates, len(row) - 2))[:max_candidates] + 1
         cand = cand[row[cand] >= prune]
         nxt: dict[tuple[int, ...], list] = {}
@@ -120,13 +139,13 @@ def beam_search(
                 nxt[prefix] = [blank, char, confs]
                 return
             # keep the confidences of the likelier path into this prefix
-            if np.logaddexp(blank, char) > np.logaddexp(e[0], e[1]):
+            if _lae(blank, char) > _lae(e[0], e[1]):
                 e[2] = confs
-            e[0] = np.logaddexp(e[0], blank)
-            e[1] = np.logaddexp(e[1], char)
+            e[0] = _lae(e[0], blank)
+            e[1] = _lae(e[1], char)
 
         for prefix, (pb, pnb, confs) in beams.items():
-            total = np.logaddexp(pb, pnb)
+            total = _lae(pb, pnb)
             add(prefix, total + lp[t, 0], _NEG_INF, confs)
             last = prefix[-1] if prefix else -1
             if last > 0:
@@ -143,13 +162,13 @@ def beam_search(
                     add(prefix + (c,), _NEG_INF, pb + lp[t, c], confs + (float(row[c]),))
                 else:
                     add(prefix + (c,), _NEG_INF, total + lp[t, c], confs + (float(row[c]),))
-        ranked = sorted(nxt.items(), key=lambda kv: -np.logaddexp(kv[1][0], kv[1][1]))
+        ranked = sorted(nxt.items(), key=lambda kv: -_lae(kv[1][0], kv[1][1]))
         beams = dict(ranked[:beam_width])
     finals = [
         (k, v) for k, v in beams.items() if allowed is None or len(k) == len(allowed)
     ]
     if not finals:
         return Decoded("", 0.0, (), _NEG_INF)
-    best_prefix, (pb, pnb, confs) = max(finals, key=lambda kv: np.logaddexp(kv[1][0], kv[1][1]))
+    best_prefix, (pb, pnb, confs) = max(finals, key=lambda kv: _lae(kv[1][0], kv[1][1]))
     text = "".join(charset[c - 1] for c in best_prefix)
-    return Decoded(text, _overall(confs), tuple(confs), float(np.logaddexp(pb, pnb)))
+    return Decoded(text, _overall(confs), tuple(confs), float(_lae(pb, pnb)))
