@@ -34,6 +34,8 @@
 #   ARM64_PIN_HOST  1: pin to host versions (default), 0: newest allowed by pyproject.toml
 #   ARM64_TESTS     test files to run in the root (default: the broker-/browser-free ones below)
 #   ARM64_REAL_CROPS  real crops dir with labels.csv (default <repo>/../shared/data/plates-real-dev/crops)
+#   ARM64_QEMU_CPU  emulated CPU: cortex-a72 (Pi 4, default), cortex-a76 (Pi 5), max
+#   ARM64_DIAGNOSE  1: run the stage-by-stage diagnosis even when the readings match
 #   ARM64_REBUILD   1: delete the cached root first
 #   DEBIAN_MIRROR   default http://deb.debian.org/debian
 #
@@ -46,6 +48,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=${ARM64_ROOT:-/work/cache/arm64/root}
 WORK=${ARM64_WORK:-$(dirname "$ROOT")/run}
 TOL=${ARM64_CONF_TOL:-0.02}
+# The emulated CPU: cortex-a72 is the Raspberry Pi 4 (ARMv8.0: no dot product, so onnxruntime and
+# OpenCV take the kernels a Pi 4 takes); cortex-a76 is the Pi 5; max enables every qemu feature.
+export QEMU_CPU=${ARM64_QEMU_CPU:-cortex-a72}
 PIN_HOST=${ARM64_PIN_HOST:-1}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
@@ -78,7 +83,7 @@ in_root() {
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
         PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
-        PYTHONDONTWRITEBYTECODE=1 "$@"
+        PYTHONDONTWRITEBYTECODE=1 QEMU_CPU="$QEMU_CPU" "$@"
 }
 
 MOUNTED=()
@@ -115,7 +120,7 @@ remove_root() {
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, binfmt_misc): run with sudo"
 [ "$(uname -m)" = x86_64 ] || info "note: host is $(uname -m), not x86_64"
 mkdir -p "$(dirname "$ROOT")" "$WORK"
-echo "arm64-check: repo $REPO, root $ROOT, work $WORK, confidence tolerance $TOL"
+echo "arm64-check: repo $REPO, root $ROOT, work $WORK, confidence tolerance $TOL, qemu cpu $QEMU_CPU"
 
 # ----------------------------------------------------------------------------------------------
 step "host tools: debootstrap, qemu-user-static, binfmt_misc"
@@ -365,6 +370,118 @@ print("\n".join(summary))
 print("readings: " + ("MATCH" if not bad else f"{bad} DIFFERENCES"))
 sys.exit(1 if bad else 0)
 EOF
+
+# ----------------------------------------------------------------------------------------------
+# Where do the readings part? Only when they differ (or ARM64_DIAGNOSE=1): replays each stage on
+# the other architecture with identical input (x86's grey image, resized image, model tensor).
+if [ $compare_ok = 0 ] || [ "${ARM64_DIAGNOSE:-0}" = 1 ]; then
+    NSTEPS=$((NSTEPS + 1))
+    step "diagnose: each stage on identical input"
+    cat >"$WORK/arm64_diag.py" <<'EOF'
+"""dump REF MODELDIR FILES (x86) | replay REF OUT MODELDIR (x86 and arm64) | report REF X86 ARM FLAGS"""
+import sys
+import numpy as np
+CLAHE = (2.0, 4)
+
+
+def session(path, **cfg):
+    import onnxruntime as ort
+    o = ort.SessionOptions()
+    o.intra_op_num_threads, o.log_severity_level = 1, 3
+    for k, v in cfg.items():
+        o.add_session_config_entry(k, v)
+    return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+
+
+mode = sys.argv[1]
+if mode in ("dump", "replay"):
+    import cv2
+    from edge_ocr import preprocess as pp
+    from edge_ocr.recognizer import Recognizer
+if mode == "dump":
+    ref, mdir, files = sys.argv[2], sys.argv[3], sys.argv[4:]
+    rec = Recognizer(f"{mdir}/plate_crnn_int8.onnx")
+    spec = rec.info.spec
+    d = {"n": np.array(len(files)), "trim": np.array(rec.trim)}
+    greys = [pp.to_grey(cv2.imread(f, cv2.IMREAD_UNCHANGED)) for f in files]
+    for i, g in enumerate(greys):
+        d[f"grey{i}"] = g
+        d[f"resized{i}"] = pp.resize_keep_aspect(g, spec.height, spec.width)
+    for s in range(0, len(greys), 16):
+        d[f"x{s}"] = pp.preprocess_batch(greys[s:s + 16], spec, rec.trim)
+    np.savez(ref, **d)
+elif mode == "replay":
+    ref, out, mdir = np.load(sys.argv[2]), sys.argv[3], sys.argv[4]
+    n, trim = int(ref["n"]), int(ref["trim"])
+    spec = Recognizer(f"{mdir}/plate_crnn_fp32.onnx").info.spec
+    clahe = cv2.createCLAHE(clipLimit=spec.clahe_clip, tileGridSize=(spec.clahe_tile,) * 2)
+    d = {}
+    for i in range(n):
+        g = ref[f"grey{i}"]
+        d[f"resized{i}"] = pp.resize_keep_aspect(g, spec.height, spec.width)
+        w = max(1, min(spec.width, int(round(g.shape[1] * spec.height / max(g.shape[0], 1)))))
+        d[f"exact{i}"] = cv2.resize(g, (w, spec.height), interpolation=cv2.INTER_LINEAR_EXACT)
+        d[f"area{i}"] = np.array(g.shape[0] > spec.height)
+        d[f"clahe{i}"] = clahe.apply(ref[f"resized{i}"])
+    batches = range(0, n, 16)
+    for s in batches:
+        d[f"x{s}"] = pp.preprocess_batch([ref[f"grey{i}"] for i in range(s, min(n, s + 16))], spec, trim)
+    for tag, path, cfg in (("fp32", "fp32", {}), ("int8", "int8", {}),
+                           ("int8ref", "int8", {"session.disable_quant_qdq": "1"})):
+        sess = session(f"{mdir}/plate_crnn_{path}.onnx", **cfg)
+        name = sess.get_inputs()[0].name
+        d[tag] = np.concatenate([sess.run(None, {name: ref[f"x{s}"]})[0] for s in batches])
+    np.savez(out, **d)
+else:
+    ref, a, b, flags = np.load(sys.argv[2]), np.load(sys.argv[3]), np.load(sys.argv[4]), sys.argv[5]
+    n = int(ref["n"])
+
+    def images(key, other=None):
+        other = other or a
+        bad = [i for i in range(n) if not np.array_equal(other[f"{key}{i}"], b[f"{key}{i}"])]
+        mx = max((int(np.abs(other[f"{key}{i}"].astype(int) - b[f"{key}{i}"].astype(int)).max()) for i in bad),
+                 default=0)
+        return f"{len(bad)}/{n} crops differ, max {mx} grey levels"
+
+    def logits(p, q):
+        return f"max |logit diff| {np.abs(p - q).max():.2g}, {(p.argmax(-1) != q.argmax(-1)).sum()} frames decode differently"
+
+    area = sum(bool(a[f"area{i}"]) for i in range(n))
+    xd = max(np.abs(a[k] - b[k]).max() for k in a.files if k.startswith("x"))
+    print(f"    cv2.resize (same grey input; INTER_LINEAR, INTER_AREA for the {area} taller crops): {images('resized')}")
+    print(f"    cv2.resize INTER_LINEAR_EXACT (same grey input): {images('exact')}")
+    print(f"    CLAHE (same resized input): {images('clahe')}")
+    print(f"    whole preprocessing (same grey input): max |tensor diff| {xd:.3g} (1/255 = 0.0078 per grey level x 2)")
+    print(f"    fp32 model, same tensor:               {logits(a['fp32'], b['fp32'])}")
+    print(f"    int8 model, same tensor:               {logits(a['int8'], b['int8'])}")
+    print(f"    int8 x86 vs its QDQ reference:         {logits(a['int8'], a['int8ref'])}")
+    print(f"    int8 arm64 vs its QDQ reference:       {logits(b['int8'], b['int8ref'])}")
+    x86_off = (a["int8"].argmax(-1) != a["int8ref"].argmax(-1)).sum() > (b["int8"].argmax(-1) != b["int8ref"].argmax(-1)).sum()
+    print("    hints:")
+    if not images("resized").startswith("0/") and images("exact").startswith("0/"):
+        print("     - cv2.resize INTER_LINEAR is not bit-exact across CPU architectures (fixed-point SIMD paths);"
+              " INTER_LINEAR_EXACT is: use it in edge_ocr/preprocess.py resize_keep_aspect")
+    if not images("clahe").startswith("0/"):
+        print("     - OpenCV CLAHE rounds its tile interpolation differently on arm64 (+-1); CLAHE then turns small"
+              " input differences into large ones. Bit-exact would need an integer CLAHE")
+    if x86_off:
+        vnni = "vnni" in flags
+        print(f"     - x86 int8 kernels leave the QDQ reference (host CPU {'has' if vnni else 'lacks'} VNNI): without VNNI"
+              " onnxruntime's u8s8 AVX2 kernel (VPMADDUBSW) saturates 16-bit sums. Quantise with reduce_range=True"
+              " (7-bit weights) or judge int8 accuracy on arm64/VNNI hosts")
+EOF
+    cp "$WORK/arm64_diag.py" "$ROOT/tmp/arm64_diag.py"
+    t=$SECONDS
+    (cd "$CROPS" && PYTHONPATH="$REPO" python3 "$WORK/arm64_diag.py" dump "$OUT/diag-ref.npz" "$REPO/models" "${FILES[@]}" &&
+        PYTHONPATH="$REPO" python3 "$WORK/arm64_diag.py" replay "$OUT/diag-ref.npz" "$OUT/diag-x86.npz" "$REPO/models")
+    cp "$OUT/diag-ref.npz" "$ROOT/tmp/diag-ref.npz"
+    in_root /bin/sh -c "PYTHONPATH=/src exec $VENV/bin/python /tmp/arm64_diag.py replay /tmp/diag-ref.npz /tmp/diag-arm64.npz /src/models" \
+        2>"$OUT/diag-arm64.err" || { cat "$OUT/diag-arm64.err"; die "diagnosis failed in the root"; }
+    mv "$ROOT/tmp/diag-arm64.npz" "$OUT/diag-arm64.npz"
+    python3 "$WORK/arm64_diag.py" report "$OUT/diag-ref.npz" "$OUT/diag-x86.npz" "$OUT/diag-arm64.npz" \
+        "$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)"
+    info "diagnosis took $(elapsed "$t")"
+fi
 
 # ----------------------------------------------------------------------------------------------
 step "unit tests in the root (no broker, no browser)"
