@@ -301,6 +301,17 @@ def main() -> None:
     print(render(res))
 
 
+def _int8_vs_fp32(res: dict) -> str:
+    one = {r["model"]: r["ms_per_crop"]["p50"] for r in res["recognizer"] if r["threads"] == 1 and r["batch"] == 1}
+    if "int8" not in one or "fp32" not in one:
+        return ""
+    ratio = one["fp32"] / one["int8"]
+    how = f"{ratio:.2f}× as fast as" if ratio >= 1 else f"{1 / ratio:.2f}× slower than"
+    return (f" Here INT8 is {how} FP32 (batch 1, 1 thread, p50); on x86 without VNNI the int8 convolutions "
+            "gain little (models/MODEL_CARD.md). INT8 is the default for its size and for ARM64 with "
+            "dot-product instructions.")
+
+
 def render(res: dict) -> str:
     m = res["machine"]
     L = ["# Benchmarks", "", f"Run: `{res['command']}` on {res['date']}.", "",
@@ -338,9 +349,7 @@ def render(res: dict) -> str:
     L += ["", "Reading this: *exact* is the whole plate right after normalisation; *US+EU exact* is the "
           "figure the project brief quotes for PP-OCRv4 (≈ 61 % there). edge-ocr rows here run each crop "
           "alone (batch 1, cut to its own width), `tools/evaluate.py` below batches 32 crops at full "
-          "width, so the two can differ by a crop or two. On this x86 CPU without VNNI, INT8 is not faster "
-          "than FP32 (see models/MODEL_CARD.md); it is the default for ARM64 with dot-product "
-          "instructions and for its size."]
+          "width, so the two can differ by a crop or two." + _int8_vs_fp32(res)]
     for p in res.get("plots", []):
         L += ["", f"![{p}]({p})"]
     L += ["", "## Recogniser (ms per crop)", "", f"Crops: {res['recognizer_crops']} (inputs are cut to each batch's widest "

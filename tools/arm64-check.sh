@@ -8,8 +8,8 @@
 #   2. builds an arm64 Debian bookworm root with debootstrap (cached: ${ARM64_ROOT});
 #   3. inside it: apt python3, python3-venv, python3-pip (+ fonts for the test helpers), a venv at
 #      /opt/venv with the [project] dependencies of pyproject.toml from aarch64 wheels on PyPI, plus
-#      pytest and pillow (from the dev extra). By default every package is pinned to the version
-#      installed on the host, so a difference means architecture, not a different release
+#      pytest, pillow and hypothesis (from the dev extra). By default every package is pinned to
+#      the version installed on the host, so a difference means architecture, not a different release
 #      (ARM64_PIN_HOST=0 installs the newest versions allowed by pyproject.toml instead);
 #   4. copies the working tree (git ls-files: tracked + untracked, not ignored) to /src in the root;
 #   5. makes a fixed crop set: tools/synth_plates.py --count 30 --seed 7, plus the first 20 crops
@@ -17,8 +17,13 @@
 #   6. runs `python -m edge_ocr recognize --json` with models/plate_crnn_int8.onnx and
 #      models/plate_crnn_fp32.onnx on x86 (host python3) and in the arm64 root (qemu), and compares
 #      every line: texts must be identical and |confidence difference| <= ARM64_CONF_TOL (0.02).
-#      The "ms" field is never compared: emulated timings say nothing about arm64 speed;
+#      The "ms" field is never compared: emulated timings say nothing about arm64 speed.
+#      When readings differ, a diagnosis replays each stage (resize, CLAHE, each model) on both
+#      architectures with identical input and says which stage parts them;
 #   7. runs the unit tests that need no broker and no browser inside the root.
+# qemu-user emulates arm64 integer and IEEE float arithmetic exactly, so a difference found here
+# is one a real arm64 board gives too (the CPU features, hence the kernels chosen, follow
+# ARM64_QEMU_CPU).
 # Exit status 0 only if all readings match and the tests pass.
 #
 # Duration, measured on a 2-core x86_64 Debian 12 host (qemu-user emulation):
@@ -32,6 +37,7 @@
 #   ARM64_WORK      crops and outputs of a run     (default: <dirname ARM64_ROOT>/run)
 #   ARM64_CONF_TOL  tolerance on overall confidence (default 0.02, absolute)
 #   ARM64_PIN_HOST  1: pin to host versions (default), 0: newest allowed by pyproject.toml
+#   ARM64_FUZZ_EXAMPLES  hypothesis examples per property test in the root (default 50)
 #   ARM64_TESTS     test files to run in the root (default: the broker-/browser-free ones below)
 #   ARM64_REAL_CROPS  real crops dir with labels.csv (default <repo>/../shared/data/plates-real-dev/crops)
 #   ARM64_QEMU_CPU  emulated CPU: cortex-a72 (Pi 4, default), cortex-a76 (Pi 5), max
@@ -57,11 +63,11 @@ SUITE=bookworm
 MODELS=(plate_crnn_int8.onnx plate_crnn_fp32.onnx)
 # Everything else under tests/ needs mosquitto (test_daemon, test_publish, test_tools_cli), a
 # browser (test_web_browser), torch (test_training_pipeline), systemd (test_systemd), the bench
-# peers (test_bench), or runs the daemon with wall-clock expectations (test_http_api, test_sources)
-# that emulation makes meaningless.
+# peers (test_bench), or runs the daemon with wall-clock expectations (test_http_api, test_sources,
+# test_fuzz) that emulation makes meaningless. test_properties runs with ARM64_FUZZ_EXAMPLES (50).
 DEFAULT_TESTS="tests/test_ctc.py tests/test_preprocess.py tests/test_config.py tests/test_formats.py
   tests/test_voting.py tests/test_recognizer.py tests/test_motion.py tests/test_localize.py
-  tests/test_outbox.py tests/test_sdnotify.py"
+  tests/test_outbox.py tests/test_sdnotify.py tests/test_properties.py"
 TESTS=${ARM64_TESTS:-$DEFAULT_TESTS}
 ROOT_APT="python3 python3-venv python3-pip ca-certificates fonts-dejavu-core fonts-dejavu-extra fonts-wqy-zenhei"
 STATE=$ROOT/.arm64-check          # markers: base.done (root + apt), venv.done (requirements list)
@@ -193,14 +199,14 @@ info "$(in_root python3 --version) in the root, $(in_root uname -m) via qemu"
 
 # ----------------------------------------------------------------------------------------------
 step "python venv $VENV in the root (aarch64 wheels from PyPI)"
-# [project] dependencies from pyproject.toml, plus pytest and pillow from the dev extra; pinned to
+# [project] dependencies from pyproject.toml, plus pytest, pillow, hypothesis from the dev extra; pinned to
 # the host's versions when ARM64_PIN_HOST=1 and the host version satisfies the range.
 REQS=$(PIN_HOST=$PIN_HOST python3 - "$REPO/pyproject.toml" <<'EOF'
 import importlib.metadata as md, os, re, sys, tomllib
 proj = tomllib.load(open(sys.argv[1], "rb"))["project"]
 reqs = list(proj["dependencies"])
 dev = proj.get("optional-dependencies", {}).get("dev", [])
-for want in ("pytest", "pillow"):
+for want in ("pytest", "pillow", "hypothesis"):
     reqs += [r for r in dev if re.match(rf"{want}\b", r, re.I)] or [want]
 try:
     from packaging.requirements import Requirement
@@ -493,7 +499,7 @@ done
 info "${tests[*]}"
 t=$SECONDS
 tests_ok=1
-in_root /bin/sh -c 'cd /src && PYTHONPATH=/src exec '"$VENV"'/bin/python -m pytest -q -p no:cacheprovider "$@"' \
+in_root /bin/sh -c 'cd /src && PYTHONPATH=/src EDGE_OCR_FUZZ_EXAMPLES='"${ARM64_FUZZ_EXAMPLES:-50}"' exec '"$VENV"'/bin/python -m pytest -q -p no:cacheprovider "$@"' \
     sh "${tests[@]}" 2>&1 | tee "$WORK/pytest.log" | sed 's/^/    /' || tests_ok=0
 info "tests took $(elapsed "$t") (emulated)"
 
