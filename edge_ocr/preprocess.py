@@ -61,7 +61,9 @@ def resize_keep_aspect(grey: npt.NDArray[np.uint8], height: int, width: int) -> 
     the size the model expects). Returns an array of shape (height, w<=width)."""
     h, w = grey.shape[:2]
     new_w = max(1, min(width, int(round(w * height / max(h, 1)))))
-    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
+    # INTER_LINEAR_EXACT: the plain INTER_LINEAR takes fixed-point SIMD paths that round
+    # differently on x86 and ARM64; the model should see the same pixels on a PC and on a Pi
+    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR_EXACT
     return cv2.resize(grey, (new_w, height), interpolation=interp)
 
 

@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--exclude", default="/cnn/cnn.0/Conv,/fc/MatMul", help="comma-separated node names kept in float")
     ap.add_argument("--activations", choices=["s8", "u8"], default="s8",
                     help="s8: S8S8, the format ARM64 kernels prefer; u8: U8S8, which x86 without VNNI runs faster")
+    ap.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=True,
+                    help="7-bit weights, so x86 without VNNI does not saturate (same results on every CPU)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -109,6 +111,10 @@ def main() -> None:
             op_types_to_quantize=args.ops.split(","),
             nodes_to_exclude=[n for n in args.exclude.split(",") if n],
             extra_options={"ActivationSymmetric": args.activations == "s8", "CalibPercentile": 99.99},
+            # 7-bit weights: x86 CPUs without VNNI run int8 convs with 16-bit pairwise sums that
+            # saturate on full-range weights, so x86 then reads differently from ARM64 and from
+            # the QDQ reference (found by tools/arm64-check.sh)
+            reduce_range=args.reduce_range,
         )
         if args.lstm == "dynamic":
             quantize_dynamic(str(stat), str(args.out), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM"])
@@ -120,7 +126,7 @@ def main() -> None:
     for p in src.metadata_props:
         q.metadata_props.add(key=p.key, value=p.value)
     q.metadata_props.add(key="edge_ocr.quantization",
-                         value=f"static QDQ {args.activations.upper()}S8 per_channel={args.per_channel} calib={args.method} "
+                         value=f"static QDQ {args.activations.upper()}S8 reduce_range={args.reduce_range} per_channel={args.per_channel} calib={args.method} "
                                f"n={sum(len(b) for b in batches)} lstm={args.lstm}")
     onnx.save(q, str(args.out))
     print(f"quantised {args.fp32} -> {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), "
