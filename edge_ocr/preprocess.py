@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .portable import area_resize, clahe
+
 
 @dataclass(frozen=True)
 class PreprocessSpec:
@@ -63,8 +65,10 @@ def resize_keep_aspect(grey: npt.NDArray[np.uint8], height: int, width: int) -> 
     new_w = max(1, min(width, int(round(w * height / max(h, 1)))))
     # INTER_LINEAR_EXACT: the plain INTER_LINEAR takes fixed-point SIMD paths that round
     # differently on x86 and ARM64; the model should see the same pixels on a PC and on a Pi
-    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR_EXACT
-    return cv2.resize(grey, (new_w, height), interpolation=interp)
+    # and INTER_AREA (non-integer factors) rounds float sums differently: portable.area_resize
+    if h > height:
+        return area_resize(grey, new_w, height)
+    return cv2.resize(grey, (new_w, height), interpolation=cv2.INTER_LINEAR_EXACT)
 
 
 _CLAHE_CACHE: dict[tuple[float, int], cv2.CLAHE] = {}
@@ -81,7 +85,7 @@ def _normalised(image: npt.NDArray, spec: PreprocessSpec) -> npt.NDArray[np.floa
     """Grey, resized, CLAHE'd and normalised crop of shape (height, w <= width), unpadded."""
     small = resize_keep_aspect(to_grey(image), spec.height, spec.width)
     if spec.clahe_clip > 0:
-        small = _clahe(spec.clahe_clip, spec.clahe_tile).apply(small)
+        small = clahe(small, spec.clahe_clip, spec.clahe_tile)  # OpenCV's rounds differently on ARM64
     return (small.astype(np.float32) * (1.0 / 255.0) - spec.mean) / spec.std
 
 

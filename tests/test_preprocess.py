@@ -76,3 +76,21 @@ def test_trimmed_batch_is_cut_to_the_widest_crop_rounded_up() -> None:
     assert x.shape == (2, 1, 32, 144)
     assert np.all(x[0, 0, :, 64:] == SPEC.pad_value)
     assert preprocess_batch([gradient(40, 20)], SPEC, trim=8).shape[-1] == 48  # never below min_width
+
+
+def test_portable_clahe_and_area_resize_match_opencv_byte_for_byte() -> None:
+    """edge_ocr.portable reproduces OpenCV's x86 output (what the model was trained on) with
+    numpy arithmetic that gives the same bytes on ARM64 (tools/arm64-check.sh compares)."""
+    import cv2
+
+    from edge_ocr.portable import area_resize, clahe
+
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        img = rng.integers(0, 256, (32, int(rng.integers(8, 161))), dtype=np.uint8)
+        if rng.random() < 0.5:
+            img = cv2.GaussianBlur(img, (5, 5), 2)
+        assert np.array_equal(clahe(img, 2.0, 4), cv2.createCLAHE(2.0, (4, 4)).apply(img))
+        big = rng.integers(0, 256, (int(rng.integers(33, 150)), int(rng.integers(20, 500))), dtype=np.uint8)
+        w = max(1, min(160, round(big.shape[1] * 32 / big.shape[0])))
+        assert np.array_equal(area_resize(big, w, 32), cv2.resize(big, (w, 32), interpolation=cv2.INTER_AREA))

@@ -26,9 +26,10 @@
 # ARM64_QEMU_CPU).
 # Exit status 0 only if all readings match and the tests pass.
 #
-# Duration, measured on a 2-core x86_64 Debian 12 host (qemu-user emulation):
-#   first run (debootstrap + apt + pip into a fresh root):  TBD
-#   cached run (root and venv reused):                      TBD
+# Duration, measured on a 2-core x86_64 Debian 12 host (qemu-user emulation, QEMU_CPU cortex-a72):
+#   first run (debootstrap + apt ~7 min, pip ~3 min, checks):  about 14 minutes (14m00s)
+#   cached run (root and venv reused):  about 2.5 minutes (2m22s); 3.5 minutes (3m31s) when the
+#   readings differ, as the diagnosis adds about 1.5 minutes
 # The venv is rebuilt automatically when the wanted package list changes (pyproject.toml or
 # host versions); delete ${ARM64_ROOT} (or set ARM64_REBUILD=1) to start from scratch.
 #
@@ -464,12 +465,17 @@ else:
     print(f"    int8 arm64 vs its QDQ reference:       {logits(b['int8'], b['int8ref'])}")
     x86_off = (a["int8"].argmax(-1) != a["int8ref"].argmax(-1)).sum() > (b["int8"].argmax(-1) != b["int8ref"].argmax(-1)).sum()
     print("    hints:")
-    if not images("resized").startswith("0/") and images("exact").startswith("0/"):
-        print("     - cv2.resize INTER_LINEAR is not bit-exact across CPU architectures (fixed-point SIMD paths);"
-              " INTER_LINEAR_EXACT is: use it in edge_ocr/preprocess.py resize_keep_aspect")
+    moved = [i for i in range(n) if not np.array_equal(a[f"resized{i}"], b[f"resized{i}"])]
+    if any(not bool(a[f"area{i}"]) for i in moved) and images("exact").startswith("0/"):
+        print("     - cv2.resize INTER_LINEAR is not bit-exact across CPU architectures (arm64 builds take other"
+              " fixed-point paths); INTER_LINEAR_EXACT is: use it in edge_ocr/preprocess.py resize_keep_aspect")
+    if any(bool(a[f"area{i}"]) for i in moved):
+        print("     - cv2.resize INTER_AREA (crops taller than the model) differs by 1 for non-integer factors: its"
+              " float sums are rounded differently on arm64 (fused multiply-add); numpy float32 sums are not")
     if not images("clahe").startswith("0/"):
-        print("     - OpenCV CLAHE rounds its tile interpolation differently on arm64 (+-1); CLAHE then turns small"
-              " input differences into large ones. Bit-exact would need an integer CLAHE")
+        print("     - OpenCV CLAHE interpolates its tile LUTs with fused multiply-add on arm64 (+-1 grey level), and"
+              " CLAHE turns small input differences into large ones; a numpy CLAHE (float32, separate multiply"
+              " and add) gives the same bytes on both")
     if x86_off:
         vnni = "vnni" in flags
         print(f"     - x86 int8 kernels leave the QDQ reference (host CPU {'has' if vnni else 'lacks'} VNNI): without VNNI"

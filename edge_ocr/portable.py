@@ -1,0 +1,116 @@
+"""CLAHE and INTER_AREA downscaling that give the same bytes on x86 and ARM64.
+
+OpenCV's ``CLAHE.apply`` and ``resize(..., INTER_AREA)`` (non-integer factors) compute in float32
+with SIMD code that uses fused multiply-add on ARM64 and separate multiply and add on x86, so a
+pixel near .5 rounds differently (+-1 grey level), and CLAHE turns that into larger differences.
+These numpy versions follow OpenCV's algorithms step by step in float32 with separate multiply
+and add, so they reproduce OpenCV's x86 output exactly (the model was trained on it) and
+numpy gives identical results on both architectures.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+_DBL_EPSILON = 2.220446049250313e-16
+
+
+def clahe(img: npt.NDArray[np.uint8], clip: float, tiles: int) -> npt.NDArray[np.uint8]:
+    """Contrast-limited adaptive histogram equalisation of a grey uint8 image, as
+    ``cv2.createCLAHE(clip, (tiles, tiles)).apply(img)`` computes it on x86."""
+    h, w = img.shape
+    if h % tiles or w % tiles:
+        # OpenCV pads both sides (reflect-101) by tiles - side % tiles, a whole tile for a side that fits
+        src = np.pad(img, ((0, tiles - h % tiles), (0, tiles - w % tiles)), mode="reflect")
+    else:
+        src = img
+    th, tw = src.shape[0] // tiles, src.shape[1] // tiles
+    area = th * tw
+    limit = max(int(clip * area / 256), 1) if clip > 0 else 0
+    scale = np.float32(255.0 / area)
+    # all tiles' histograms in one bincount: tile index * 256 + grey level
+    tid = (np.arange(tiles)[:, None] * tiles + np.arange(tiles)[None, :]).repeat(th, 0).repeat(tw, 1)
+    body = src[: th * tiles, : tw * tiles]
+    hist = np.bincount((tid * 256 + body).ravel(), minlength=tiles * tiles * 256).reshape(tiles * tiles, 256)
+    if limit > 0:
+        excess = np.maximum(hist - limit, 0).sum(1)
+        hist = np.minimum(hist, limit) + (excess // 256)[:, None]
+        for t in np.flatnonzero(excess % 256):  # the remainder, spread like OpenCV does
+            rest = int(excess[t] % 256)
+            hist[t, np.arange(0, 256, max(256 // rest, 1))[:rest]] += 1
+    luts = np.clip(np.rint(np.cumsum(hist, 1).astype(np.float32) * scale), 0, 255).astype(np.uint8)
+    luts = luts.reshape(tiles, tiles, 256)
+    xf = np.arange(w, dtype=np.float32) * np.float32(1.0 / tw) - np.float32(0.5)
+    yf = np.arange(h, dtype=np.float32) * np.float32(1.0 / th) - np.float32(0.5)
+    x1, y1 = np.floor(xf).astype(np.intp), np.floor(yf).astype(np.intp)
+    xa, ya = (xf - x1).astype(np.float32), (yf - y1).astype(np.float32)
+    xa1, ya1 = np.float32(1) - xa, np.float32(1) - ya
+    x2, y2 = np.minimum(x1 + 1, tiles - 1), np.minimum(y1 + 1, tiles - 1)
+    x1, y1 = np.maximum(x1, 0), np.maximum(y1, 0)
+    Y, X = y1[:, None], x1[None, :]
+    Y2, X2 = y2[:, None], x2[None, :]
+    l11, l12 = luts[Y, X, img].astype(np.float32), luts[Y, X2, img].astype(np.float32)
+    l21, l22 = luts[Y2, X, img].astype(np.float32), luts[Y2, X2, img].astype(np.float32)
+    top = l11 * xa1 + l12 * xa
+    bottom = l21 * xa1 + l22 * xa
+    res = top * ya1[:, None] + bottom * ya[:, None]
+    return np.clip(np.rint(res), 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=256)
+def _area_table(ssize: int, dsize: int) -> tuple[tuple[int, int, np.float32], ...]:
+    """(source index, destination index, weight) in OpenCV's order for one axis."""
+    scale = 1.0 / (dsize / ssize)
+    tab = []
+    for d in range(dsize):
+        f1 = d * scale
+        f2 = f1 + scale
+        cell = min(scale, ssize - f1)
+        s2 = min(math.floor(f2), ssize - 1)
+        s1 = min(math.ceil(f1), s2)
+        if s1 - f1 > 1e-3:
+            tab.append((s1 - 1, d, np.float32((s1 - f1) / cell)))
+        tab += [(s, d, np.float32(1.0 / cell)) for s in range(s1, s2)]
+        if f2 - s2 > 1e-3:
+            tab.append((s2, d, np.float32(min(min(f2 - s2, 1.0), cell) / cell)))
+    return tuple(tab)
+
+
+def area_resize(img: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray[np.uint8]:
+    """``cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)`` for downscaling a grey
+    uint8 image, as x86 computes it. Integer factors keep OpenCV's integer path (exact anywhere)."""
+    sx, sy = 1.0 / (width / img.shape[1]), 1.0 / (height / img.shape[0])
+    if abs(sx - round(sx)) < _DBL_EPSILON and abs(sy - round(sy)) < _DBL_EPSILON:
+        return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+    src = img.astype(np.float32)
+    buf = np.zeros((img.shape[0], width), np.float32)
+    for s_idx, d_idx, a in _rounds(img.shape[1], width):  # k-th term of every column: OpenCV's order
+        buf[:, d_idx] = buf[:, d_idx] + src[:, s_idx] * a
+    out = np.zeros((height, width), np.float32)
+    for k, (s_idx, d_idx, a) in enumerate(_rounds(img.shape[0], height)):
+        row = buf[s_idx] * a[:, None]
+        if k == 0:
+            out[d_idx] = row
+        else:
+            out[d_idx] = out[d_idx] + row
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=256)
+def _rounds(ssize: int, dsize: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+    """``_area_table`` regrouped: round k holds the k-th (source, destination, weight) of each
+    destination index, so adding round after round keeps each sum in OpenCV's order."""
+    per: dict[int, list[tuple[int, np.float32]]] = {}
+    for s_, d, a in _area_table(ssize, dsize):
+        per.setdefault(d, []).append((s_, a))
+    out = []
+    for k in range(max(len(v) for v in per.values())):
+        ds = [d for d in sorted(per) if len(per[d]) > k]
+        out.append((np.array([per[d][k][0] for d in ds], np.intp), np.array(ds, np.intp),
+                    np.array([per[d][k][1] for d in ds], np.float32)))
+    return tuple(out)
