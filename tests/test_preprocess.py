@@ -81,10 +81,15 @@ def test_trimmed_batch_is_cut_to_the_widest_crop_rounded_up() -> None:
 def test_portable_clahe_and_area_resize_match_opencv_byte_for_byte() -> None:
     """edge_ocr.portable reproduces OpenCV's x86 output (what the model was trained on) with
     numpy arithmetic that gives the same bytes on ARM64 (tools/arm64-check.sh compares)."""
+    import platform
+
     import cv2
 
     from edge_ocr.portable import area_resize, clahe
 
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("OpenCV itself rounds differently on this CPU; x86 OpenCV is the reference "
+                    "(tools/arm64-check.sh compares the readings across CPUs)")
     rng = np.random.default_rng(1)
     for _ in range(60):
         img = rng.integers(0, 256, (32, int(rng.integers(8, 161))), dtype=np.uint8)
