@@ -399,7 +399,7 @@ def render(res: dict) -> str:
           "full-width crop would take ≈ 11 ms (Pi 4) and ≈ 8 ms (Pi 5) in FP32, a 2:1 US crop (64 px) about "
           "40 % of that. The A76 has int8 dot-product instructions (SDOT): INT8 convolutions there should run "
           "≈ 2× faster than FP32 (≈ 5 ms full width); the A72 lacks them, so measure both files there "
-          "(`tools/evaluate.py` prints p50) and pick the faster. The LSTM (≈ 12 M MACs, sequential) stays float.", ""]
+          "(`tools/evaluate.py` prints p50) and pick the faster. The LSTM (≈ 12 M MACs, sequential over the columns) has int8 weights in the INT8 file (dynamic quantisation) and gains less.", ""]
     return "\n".join(L)
 
 
