@@ -25,7 +25,7 @@ class Reading:
     """The recogniser's output for one crop."""
 
     text: str
-    confidence: float  # product-free overall score: the minimum of the character confidences
+    confidence: float  # overall: the product of the character confidences (edge_ocr.ctc)
     char_confidences: tuple[float, ...] = ()
 
 
