@@ -71,22 +71,19 @@ def resize_keep_aspect(grey: npt.NDArray[np.uint8], height: int, width: int) -> 
     return cv2.resize(grey, (new_w, height), interpolation=cv2.INTER_LINEAR_EXACT)
 
 
-_CLAHE_CACHE: dict[tuple[float, int], cv2.CLAHE] = {}
-
-
-def _clahe(clip: float, tile: int) -> cv2.CLAHE:
-    key = (clip, tile)
-    if key not in _CLAHE_CACHE:
-        _CLAHE_CACHE[key] = cv2.createCLAHE(clipLimit=clip, tileGridSize=(tile, tile))
-    return _CLAHE_CACHE[key]
-
-
-def _normalised(image: npt.NDArray, spec: PreprocessSpec) -> npt.NDArray[np.float32]:
-    """Grey, resized, CLAHE'd and normalised crop of shape (height, w <= width), unpadded."""
+def model_pixels(image: npt.NDArray, spec: PreprocessSpec) -> npt.NDArray[np.uint8]:
+    """The crop as the model sees it before normalisation: grey, resized to ``spec.height``
+    (aspect kept, squeezed to ``spec.width`` if wider), CLAHE'd; uint8 (height, w <= width).
+    Training data goes through this too, so training and run time cannot drift apart."""
     small = resize_keep_aspect(to_grey(image), spec.height, spec.width)
     if spec.clahe_clip > 0:
         small = clahe(small, spec.clahe_clip, spec.clahe_tile)  # OpenCV's rounds differently on ARM64
-    return (small.astype(np.float32) * (1.0 / 255.0) - spec.mean) / spec.std
+    return small
+
+
+def _normalised(image: npt.NDArray, spec: PreprocessSpec) -> npt.NDArray[np.float32]:
+    """``model_pixels`` normalised to ``(x/255 - mean)/std``, unpadded."""
+    return (model_pixels(image, spec).astype(np.float32) * (1.0 / 255.0) - spec.mean) / spec.std
 
 
 def preprocess(image: npt.NDArray, spec: PreprocessSpec) -> npt.NDArray[np.float32]:

@@ -488,7 +488,7 @@ def write_shard(path: Path, seed: int, start: int, count: int, height: int, widt
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from edge_ocr.preprocess import PreprocessSpec, resize_keep_aspect, to_grey, _clahe
+    from edge_ocr.preprocess import PreprocessSpec, model_pixels
 
     spec = PreprocessSpec(height=height, width=width)
     imgs = np.zeros((count, height, width), np.uint8)
@@ -496,7 +496,7 @@ def write_shard(path: Path, seed: int, start: int, count: int, height: int, widt
     labels, regions = [], []
     for k in range(count):
         img, label, region = sample(seed, start + k)
-        small = _clahe(spec.clahe_clip, spec.clahe_tile).apply(resize_keep_aspect(to_grey(img), height, width))
+        small = model_pixels(img, spec)
         imgs[k, :, : small.shape[1]] = small
         widths[k] = small.shape[1]
         labels.append(label)

@@ -25,52 +25,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CHUNK = 64
 
 
+def _chunk(kind: str, samples, spec) -> tuple:
+    """CHUNK (BGR image, text, region) samples -> one queue item of model pixels."""
+    from edge_ocr.preprocess import model_pixels
+
+    imgs = np.zeros((CHUNK, spec.height, spec.width), np.uint8)
+    widths = np.zeros(CHUNK, np.int16)
+    labels, regions = [], []
+    for k, (img, text, region) in enumerate(samples):
+        small = model_pixels(img, spec)
+        imgs[k, :, : small.shape[1]] = small
+        widths[k] = small.shape[1]
+        labels.append(text)
+        regions.append(region)
+    return kind, imgs, widths, labels, regions
+
+
 def _synth_worker(seed: int, out: mp.Queue, height: int, width: int) -> None:
     import cv2
-
     from synth_plates import sample
 
-    from edge_ocr.preprocess import _clahe, resize_keep_aspect, to_grey
+    from edge_ocr.preprocess import PreprocessSpec
 
     cv2.setNumThreads(1)
-    clahe = _clahe(2.0, 4)
-    index = 0
-    while True:
-        imgs = np.zeros((CHUNK, height, width), np.uint8)
-        widths = np.zeros(CHUNK, np.int16)
-        labels, regions = [], []
-        for k in range(CHUNK):
-            img, label, region = sample(seed, index)
-            index += 1
-            small = clahe.apply(resize_keep_aspect(to_grey(img), height, width))
-            imgs[k, :, : small.shape[1]] = small
-            widths[k] = small.shape[1]
-            labels.append(label)
-            regions.append(region)
-        out.put(("synth", imgs, widths, labels, regions))
+    spec = PreprocessSpec(height=height, width=width)
+    for start in range(0, 1 << 62, CHUNK):
+        out.put(_chunk("synth", (sample(seed, i) for i in range(start, start + CHUNK)), spec))
 
 
-def _real_worker(seed: int, rows: list[dict], out: mp.Queue, height: int, width: int,
-                 augment_real, to_model_uint8) -> None:
+def _real_worker(seed: int, rows: list[dict], out: mp.Queue, height: int, width: int, augment_real) -> None:
     import cv2
 
+    from edge_ocr.preprocess import PreprocessSpec
+
     cv2.setNumThreads(1)
+    spec = PreprocessSpec(height=height, width=width)
     rng = np.random.default_rng(seed)
     cache: dict[str, np.ndarray] = {}
+
+    def one(r: dict) -> tuple:
+        if r["path"] not in cache:
+            cache[r["path"]] = cv2.imread(r["path"], cv2.IMREAD_COLOR)
+        return augment_real(cache[r["path"]], rng), r["text"], r["region"]
+
     while True:
-        imgs = np.zeros((CHUNK, height, width), np.uint8)
-        widths = np.zeros(CHUNK, np.int16)
-        labels, regions = [], []
-        for k, i in enumerate(rng.integers(0, len(rows), CHUNK)):
-            r = rows[int(i)]
-            if r["path"] not in cache:
-                cache[r["path"]] = cv2.imread(r["path"], cv2.IMREAD_COLOR)
-            small = to_model_uint8(augment_real(cache[r["path"]], rng))
-            imgs[k, :, : small.shape[1]] = small
-            widths[k] = small.shape[1]
-            labels.append(r["text"])
-            regions.append(r["region"])
-        out.put(("real", imgs, widths, labels, regions))
+        out.put(_chunk("real", (one(rows[int(i)]) for i in rng.integers(0, len(rows), CHUNK)), spec))
 
 
 class Ring:
@@ -99,7 +98,7 @@ class Stream:
     """Starts the workers and moves what they made into the synthetic and real rings."""
 
     def __init__(self, n_workers: int, seed: int, real_rows: list[dict], real_workers: int,
-                 capacity: int, real_capacity: int, normalise, augment_real, to_model_uint8,
+                 capacity: int, real_capacity: int, normalise, augment_real,
                  height: int = 32, width: int = 160) -> None:
         ctx = mp.get_context("fork")
         self.q: mp.Queue = ctx.Queue(maxsize=4 * max(n_workers, 1))
@@ -110,8 +109,7 @@ class Stream:
         n_real = real_workers if real_rows else 0
         for w in range(n_workers):
             if w < n_real:
-                p = ctx.Process(target=_real_worker, args=(seed * 1000 + w, real_rows, self.q, height, width,
-                                                                 augment_real, to_model_uint8),
+                p = ctx.Process(target=_real_worker, args=(seed * 1000 + w, real_rows, self.q, height, width, augment_real),
                                 daemon=True)
             else:
                 # seeds from 100 up never collide with the shard seeds used by synth_plates --shards

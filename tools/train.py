@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crnn import CHARSET, CRNN  # noqa: E402
 from evaluate import normalise, split_of  # noqa: E402
 
-from edge_ocr.preprocess import PreprocessSpec, _clahe, resize_keep_aspect, to_grey  # noqa: E402
+from edge_ocr.preprocess import PreprocessSpec, model_pixels  # noqa: E402
 
 SPEC = PreprocessSpec()
 CHAR_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
@@ -52,9 +52,8 @@ def read_labels(csv_path: Path) -> list[dict]:
 
 
 def to_model_uint8(img: np.ndarray) -> np.ndarray:
-    """BGR crop -> (height, width) uint8, resized + CLAHE + zero-padded; width stored in pad."""
-    small = _clahe(SPEC.clahe_clip, SPEC.clahe_tile).apply(resize_keep_aspect(to_grey(img), SPEC.height, SPEC.width))
-    return small
+    """BGR crop -> (height, w <= width) uint8, exactly the runtime's ``model_pixels``."""
+    return model_pixels(img, SPEC)
 
 
 def augment_real(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -253,7 +252,7 @@ def main() -> None:
         from synth_stream import Stream
 
         stream = Stream(args.stream_workers, args.seed, real_train, args.real_workers, args.buffer,
-                        max(2000, args.buffer // 10), normalise_label, augment_real, to_model_uint8)
+                        max(2000, args.buffer // 10), normalise_label, augment_real)
     pool = ShardPool(args.shards) if args.shards else None
     if pool is not None and not len(pool) and stream is None:
         sys.exit(f"no shards in {args.shards}: run tools/synth_plates.py {args.shards} --shards N first")
