@@ -3,53 +3,16 @@ QoS 1 events/s, and how fast the outbox replays after the broker was away."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.broker import LocalBroker, free_port, mosquitto_path
 from edge_ocr.config import parse_config
 from edge_ocr.publish import MqttPublisher
 from edge_ocr.types import PlateEvent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Broker:
-    def __init__(self, workdir: Path, port: int) -> None:
-        import getpass
-
-        self.port = port
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
-                             "persistence false\nmax_queued_messages 100000\n")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
 
 
 def _event(i: int) -> PlateEvent:
@@ -68,10 +31,10 @@ def _wait_acked(pub: MqttPublisher, target: int, timeout: float) -> float:
 
 
 def bench_mqtt(n: int = 2000, outage_n: int = 1000) -> dict:
-    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
+    if not mosquitto_path():
         return {"missing": "mosquitto not installed: apt-get install mosquitto"}
     with tempfile.TemporaryDirectory() as tmp:
-        broker = _Broker(Path(tmp), _free_port())
+        broker = LocalBroker(Path(tmp), free_port())
         broker.start()
         cfg = parse_config(f"mqtt: {{host: 127.0.0.1, port: {broker.port}, qos: 1, stats_interval_s: 3600, "
                            f"discovery: {{enabled: false}}}}\noutbox: {{path: '{tmp}/outbox.sqlite', "

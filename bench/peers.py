@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_ocr.voting import edit_distance
+
 ROOT = Path(__file__).resolve().parents[1]
 WHITELIST = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -96,7 +98,7 @@ def run_engine(engine: Engine, crops: list[np.ndarray], truths: list[str], regio
         text, conf = engine.read(img)
         lat.append((time.perf_counter() - t) * 1000)
         text = normalise(text, region)
-        d = _edits(text, truth)
+        d = edit_distance(text, truth)
         ok = text == truth
         for key in (region, "overall"):
             a = per.setdefault(key, [0, 0, 0, 0])
@@ -111,16 +113,6 @@ def run_engine(engine: Engine, crops: list[np.ndarray], truths: list[str], regio
     return {"engine": engine.name, "regions": regions_out,
             "us_eu_exact": round(sum(ok for ok, _ in latin) / max(len(latin), 1), 4),
             "latency_ms": [round(x, 3) for x in lat], "hits": hits}
-
-
-def _edits(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def threshold_curve(hits: list[tuple[bool, float]], steps: int = 20) -> list[dict]:

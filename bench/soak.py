@@ -14,13 +14,11 @@ Not a test: it takes as long as you ask. Exit status 1 if produced != delivered.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,39 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Broker:
-    def __init__(self, workdir: Path, port: int) -> None:
-        self.port, self.proc = port, None
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
-                             f"persistence true\npersistence_location {workdir}/\nautosave_interval 0\n"
-                             "max_queued_messages 1000000\n")
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(250):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.terminate()  # SIGTERM: mosquitto saves the subscriber's queue
-            self.proc.wait(10)
-            self.proc = None
+from bench.broker import LocalBroker, free_port  # noqa: E402
 
 
 def proc_sample(pid: int) -> dict:
@@ -86,7 +54,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="edge-ocr-soak-"))
     video = tmp / "loop.avi"
     make_demo_video.render(video, [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us")], 960, 540, 10)
-    broker = Broker(tmp, free_port())
+    broker = LocalBroker(tmp, free_port(), persistence=True)
     broker.start()
     seen: set[str] = set()
     received = 0
