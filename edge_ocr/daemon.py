@@ -30,7 +30,7 @@ from .overlay import annotate
 from .recognizer import ModelError, Recognizer
 from .roi import Roi
 from .sdnotify import Notifier
-from .types import Box, Frame, PlateEvent
+from .types import Box, Frame, PlateEvent, Reading
 from .voting import Observation, Voter, VoteResult
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Pipeline:
         self._size: tuple[int, int] = (0, 0)
         self.latencies: deque[float] = deque(maxlen=500)
         # for the live view: references only, drawn on request by whoever asks
-        self.last_view: tuple[Frame, list[tuple[Box, str]]] | None = None
+        self.last_view: tuple[Frame, list[tuple[Box, Reading]]] | None = None
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
 
     def _setup(self, frame: Frame) -> None:
@@ -153,10 +153,10 @@ class Pipeline:
                      and c.box[0] + c.box[2] < fw - 1 and c.box[1] + c.box[3] < fh - 1]
         self.counters["candidates"] += len(cands)
         obs = []
-        drawn: list[tuple[Box, str]] = []
+        seen: list[tuple[Box, Reading]] = []
         if cands:
             readings = self.rec.recognize([c.crop for c in cands], self.patterns)
-            drawn = [(c.box, f"{r.text} {r.confidence:.2f}" if r.text else "") for c, r in zip(cands, readings)]
+            seen = [(c.box, r) for c, r in zip(cands, readings)]
             for cand, rd in zip(cands, readings):
                 if not rd.text or rd.confidence < self.cfg.recognizer.min_confidence:
                     continue
@@ -168,7 +168,7 @@ class Pipeline:
                     rd = type(rd)(text, rd.confidence, rd.char_confidences)
                 self.counters["readings"] += 1
                 obs.append(Observation(rd, cand.box, (cand.crop, frame)))
-        self.last_view = (frame, drawn)
+        self.last_view = (frame, seen)
         results = self.voter.update(frame.ts, obs) if obs else self.voter.tick(frame.ts)
         self.latencies.append((time.perf_counter() - t0) * 1000)
         return self._emit(results, frame)
@@ -219,7 +219,8 @@ class Pipeline:
         view, roi, motion = self.last_view, self.roi, self.motion
         if view is None or roi is None:
             return None
-        frame, drawn = view
+        frame, seen = view
+        drawn = [(box, f"{r.text} {r.confidence:.2f}" if r.text else "") for box, r in seen]
         h, w = frame.image.shape[:2]
         img = annotate(frame.image, roi.polygons(w, h), drawn, motion.last_mask if motion else None)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])

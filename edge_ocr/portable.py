@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -24,19 +25,18 @@ def clahe(img: npt.NDArray[np.uint8], clip: float, tiles: int) -> npt.NDArray[np
     """Contrast-limited adaptive histogram equalisation of a grey uint8 image, as
     ``cv2.createCLAHE(clip, (tiles, tiles)).apply(img)`` computes it on x86."""
     h, w = img.shape
+    g = _clahe_geometry(h, w, tiles)
     if h % tiles or w % tiles:
         # OpenCV pads both sides (reflect-101) by tiles - side % tiles, a whole tile for a side that fits
         src = np.pad(img, ((0, tiles - h % tiles), (0, tiles - w % tiles)), mode="reflect")
     else:
         src = img
-    th, tw = src.shape[0] // tiles, src.shape[1] // tiles
-    area = th * tw
+    area = g.th * g.tw
     limit = max(int(clip * area / 256), 1) if clip > 0 else 0
     scale = np.float32(255.0 / area)
     # all tiles' histograms in one bincount: tile index * 256 + grey level
-    tid = (np.arange(tiles)[:, None] * tiles + np.arange(tiles)[None, :]).repeat(th, 0).repeat(tw, 1)
-    body = src[: th * tiles, : tw * tiles]
-    hist = np.bincount((tid * 256 + body).ravel(), minlength=tiles * tiles * 256).reshape(tiles * tiles, 256)
+    body = src[: g.th * tiles, : g.tw * tiles]
+    hist = np.bincount((g.tid + body).ravel(), minlength=tiles * tiles * 256).reshape(tiles * tiles, 256)
     if limit > 0:
         excess = np.maximum(hist - limit, 0).sum(1)
         hist = np.minimum(hist, limit) + (excess // 256)[:, None]
@@ -45,21 +45,44 @@ def clahe(img: npt.NDArray[np.uint8], clip: float, tiles: int) -> npt.NDArray[np
             hist[t, np.arange(0, 256, max(256 // rest, 1))[:rest]] += 1
     luts = np.clip(np.rint(np.cumsum(hist, 1).astype(np.float32) * scale), 0, 255).astype(np.uint8)
     luts = luts.reshape(tiles, tiles, 256)
+    l11, l12 = luts[g.y1, g.x1, img].astype(np.float32), luts[g.y1, g.x2, img].astype(np.float32)
+    l21, l22 = luts[g.y2, g.x1, img].astype(np.float32), luts[g.y2, g.x2, img].astype(np.float32)
+    top = l11 * g.xa1 + l12 * g.xa
+    bottom = l21 * g.xa1 + l22 * g.xa
+    res = top * g.ya1 + bottom * g.ya
+    return np.clip(np.rint(res), 0, 255).astype(np.uint8)
+
+
+class _Geometry(NamedTuple):
+    th: int
+    tw: int
+    tid: np.ndarray  # tile index * 256 for every pixel of the padded image
+    y1: np.ndarray
+    y2: np.ndarray
+    x1: np.ndarray
+    x2: np.ndarray
+    ya: np.ndarray
+    ya1: np.ndarray
+    xa: np.ndarray
+    xa1: np.ndarray
+
+
+@lru_cache(maxsize=64)
+def _clahe_geometry(h: int, w: int, tiles: int) -> _Geometry:
+    """What depends only on the image size: tile sizes, tile of each pixel, interpolation
+    neighbours and weights (crops of one plate style share a size, so this is reused)."""
+    padded = h % tiles or w % tiles  # then both sides grow, by a whole tile where one already fits
+    ph, pw = (h + tiles - h % tiles, w + tiles - w % tiles) if padded else (h, w)
+    th, tw = ph // tiles, pw // tiles
+    tid = (np.arange(tiles)[:, None] * tiles + np.arange(tiles)[None, :]).repeat(th, 0).repeat(tw, 1) * 256
     xf = np.arange(w, dtype=np.float32) * np.float32(1.0 / tw) - np.float32(0.5)
     yf = np.arange(h, dtype=np.float32) * np.float32(1.0 / th) - np.float32(0.5)
     x1, y1 = np.floor(xf).astype(np.intp), np.floor(yf).astype(np.intp)
     xa, ya = (xf - x1).astype(np.float32), (yf - y1).astype(np.float32)
-    xa1, ya1 = np.float32(1) - xa, np.float32(1) - ya
     x2, y2 = np.minimum(x1 + 1, tiles - 1), np.minimum(y1 + 1, tiles - 1)
     x1, y1 = np.maximum(x1, 0), np.maximum(y1, 0)
-    Y, X = y1[:, None], x1[None, :]
-    Y2, X2 = y2[:, None], x2[None, :]
-    l11, l12 = luts[Y, X, img].astype(np.float32), luts[Y, X2, img].astype(np.float32)
-    l21, l22 = luts[Y2, X, img].astype(np.float32), luts[Y2, X2, img].astype(np.float32)
-    top = l11 * xa1 + l12 * xa
-    bottom = l21 * xa1 + l22 * xa
-    res = top * ya1[:, None] + bottom * ya[:, None]
-    return np.clip(np.rint(res), 0, 255).astype(np.uint8)
+    return _Geometry(th, tw, tid, y1[:, None], y2[:, None], x1[None, :], x2[None, :], ya[:, None],
+                     (np.float32(1) - ya)[:, None], xa, np.float32(1) - xa)
 
 
 @lru_cache(maxsize=256)
