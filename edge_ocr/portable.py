@@ -26,27 +26,23 @@ def clahe(img: npt.NDArray[np.uint8], clip: float, tiles: int) -> npt.NDArray[np
     ``cv2.createCLAHE(clip, (tiles, tiles)).apply(img)`` computes it on x86."""
     h, w = img.shape
     g = _clahe_geometry(h, w, tiles)
-    if h % tiles or w % tiles:
-        # OpenCV pads both sides (reflect-101) by tiles - side % tiles, a whole tile for a side that fits
-        src = np.pad(img, ((0, tiles - h % tiles), (0, tiles - w % tiles)), mode="reflect")
-    else:
-        src = img
+    flat = img.ravel()
     area = g.th * g.tw
     limit = max(int(clip * area / 256), 1) if clip > 0 else 0
     scale = np.float32(255.0 / area)
-    # all tiles' histograms in one bincount: tile index * 256 + grey level
-    body = src[: g.th * tiles, : g.tw * tiles]
-    hist = np.bincount((g.tid + body).ravel(), minlength=tiles * tiles * 256).reshape(tiles * tiles, 256)
+    # all tiles' histograms in one bincount of tile index * 256 + grey level; the pixels come
+    # through g.src, which also does OpenCV's reflect-101 padding of a side that does not fit
+    hist = np.bincount(g.tid + flat.take(g.src), minlength=tiles * tiles * 256).reshape(tiles * tiles, 256)
     if limit > 0:
         excess = np.maximum(hist - limit, 0).sum(1)
         hist = np.minimum(hist, limit) + (excess // 256)[:, None]
-        for t in np.flatnonzero(excess % 256):  # the remainder, spread like OpenCV does
-            rest = int(excess[t] % 256)
-            hist[t, np.arange(0, 256, max(256 // rest, 1))[:rest]] += 1
-    luts = np.clip(np.rint(np.cumsum(hist, 1).astype(np.float32) * scale), 0, 255).astype(np.uint8)
-    luts = luts.reshape(tiles, tiles, 256)
-    l11, l12 = luts[g.y1, g.x1, img].astype(np.float32), luts[g.y1, g.x2, img].astype(np.float32)
-    l21, l22 = luts[g.y2, g.x1, img].astype(np.float32), luts[g.y2, g.x2, img].astype(np.float32)
+        rest = excess % 256
+        if rest.any():  # the remainder: one more at every step-th level from 0, as OpenCV spreads it
+            step = np.maximum(256 // np.maximum(rest, 1), 1)[:, None]
+            levels = np.arange(256)[None, :]
+            hist += (levels % step == 0) & (levels // step < rest[:, None])
+    luts = np.clip(np.rint(np.cumsum(hist, 1).astype(np.float32) * scale), 0, 255).astype(np.float32).ravel()
+    l11, l12, l21, l22 = (luts.take(base + flat).reshape(h, w) for base in g.corners)
     top = l11 * g.xa1 + l12 * g.xa
     bottom = l21 * g.xa1 + l22 * g.xa
     res = top * g.ya1 + bottom * g.ya
@@ -56,33 +52,35 @@ def clahe(img: npt.NDArray[np.uint8], clip: float, tiles: int) -> npt.NDArray[np
 class _Geometry(NamedTuple):
     th: int
     tw: int
-    tid: np.ndarray  # tile index * 256 for every pixel of the padded image
-    y1: np.ndarray
-    y2: np.ndarray
-    x1: np.ndarray
-    x2: np.ndarray
+    src: np.ndarray  # flat source pixel of each pixel of the (padded) tiled area
+    tid: np.ndarray  # its tile index * 256
+    corners: tuple[np.ndarray, ...]  # flat LUT offset (tile * 256) of the 4 neighbour tiles, per pixel
     ya: np.ndarray
     ya1: np.ndarray
     xa: np.ndarray
     xa1: np.ndarray
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _clahe_geometry(h: int, w: int, tiles: int) -> _Geometry:
     """What depends only on the image size: tile sizes, tile of each pixel, interpolation
-    neighbours and weights (crops of one plate style share a size, so this is reused)."""
+    neighbours and weights (a model-height crop has one of at most a few hundred sizes)."""
     padded = h % tiles or w % tiles  # then both sides grow, by a whole tile where one already fits
     ph, pw = (h + tiles - h % tiles, w + tiles - w % tiles) if padded else (h, w)
     th, tw = ph // tiles, pw // tiles
-    tid = (np.arange(tiles)[:, None] * tiles + np.arange(tiles)[None, :]).repeat(th, 0).repeat(tw, 1) * 256
+    rows = np.pad(np.arange(h), (0, ph - h), mode="reflect") if ph > h else np.arange(h)
+    cols = np.pad(np.arange(w), (0, pw - w), mode="reflect") if pw > w else np.arange(w)
+    src = (rows[: th * tiles, None] * w + cols[None, : tw * tiles]).ravel()
+    tid = ((np.arange(tiles)[:, None] * tiles + np.arange(tiles)[None, :]).repeat(th, 0).repeat(tw, 1) * 256).ravel()
     xf = np.arange(w, dtype=np.float32) * np.float32(1.0 / tw) - np.float32(0.5)
     yf = np.arange(h, dtype=np.float32) * np.float32(1.0 / th) - np.float32(0.5)
     x1, y1 = np.floor(xf).astype(np.intp), np.floor(yf).astype(np.intp)
     xa, ya = (xf - x1).astype(np.float32), (yf - y1).astype(np.float32)
     x2, y2 = np.minimum(x1 + 1, tiles - 1), np.minimum(y1 + 1, tiles - 1)
     x1, y1 = np.maximum(x1, 0), np.maximum(y1, 0)
-    return _Geometry(th, tw, tid, y1[:, None], y2[:, None], x1[None, :], x2[None, :], ya[:, None],
-                     (np.float32(1) - ya)[:, None], xa, np.float32(1) - xa)
+    corners = tuple(((yy[:, None] * tiles + xx[None, :]) * 256).ravel()
+                    for yy, xx in ((y1, x1), (y1, x2), (y2, x1), (y2, x2)))
+    return _Geometry(th, tw, src, tid, corners, ya[:, None], (np.float32(1) - ya)[:, None], xa, np.float32(1) - xa)
 
 
 @lru_cache(maxsize=256)

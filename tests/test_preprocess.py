@@ -96,6 +96,10 @@ def test_portable_clahe_and_area_resize_match_opencv_byte_for_byte() -> None:
         if rng.random() < 0.5:
             img = cv2.GaussianBlur(img, (5, 5), 2)
         assert np.array_equal(clahe(img, 2.0, 4), cv2.createCLAHE(2.0, (4, 4)).apply(img))
+        # any size (padded sides) and few grey levels (clipped histograms with remainders to spread)
+        odd = rng.integers(0, 256, (int(rng.integers(4, 80)), int(rng.integers(4, 300))), dtype=np.uint8)
+        odd = odd // 64 * 64 if rng.random() < 0.5 else odd
+        assert np.array_equal(clahe(odd, 2.0, 4), cv2.createCLAHE(2.0, (4, 4)).apply(odd))
         big = rng.integers(0, 256, (int(rng.integers(33, 150)), int(rng.integers(20, 500))), dtype=np.uint8)
         w = max(1, min(160, round(big.shape[1] * 32 / big.shape[0])))
         assert np.array_equal(area_resize(big, w, 32), cv2.resize(big, (w, 32), interpolation=cv2.INTER_AREA))
