@@ -50,3 +50,47 @@ def test_train_export_quantise_and_load(tmp_path: Path) -> None:
             assert set(r.text) <= set(rec.charset)
             assert 0.0 <= r.confidence <= 1.0
             assert len(r.char_confidences) == len(r.text)
+
+
+def test_quantisation_aware_fine_tuning_rounds_like_int8_and_saves_a_plain_checkpoint(tmp_path: Path) -> None:
+    import torch
+
+    sys.path.insert(0, str(TOOLS))
+    import qat
+    from crnn import CRNN
+
+    torch.manual_seed(0)
+    model = qat.prepare(CRNN())
+    convs = dict(model.named_modules())
+    for name in qat.QUANTISED:  # the weights the forward pass uses are 7-bit per output channel
+        m = convs[name]
+        w = m.weight.detach().reshape(m.weight.shape[0], -1)
+        step = m.parametrizations.weight.original.detach().reshape(w.shape).abs().amax(1, keepdim=True) / 63.5
+        levels = w / step
+        assert torch.allclose(levels, levels.round(), atol=1e-3)
+        assert int(levels.round().abs().max()) <= 64
+    x = torch.randn(4, 1, 32, 96)
+    model.train()
+    qat.freeze_bn(model)
+    model(x)  # the activation ranges are observed in training mode
+    assert all(float(convs[n].act_fq.absmax) > 0 for n in qat.QUANTISED)
+    assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    plain = CRNN()
+    plain.load_state_dict(qat.clean_state_dict(model))  # strict: exactly the keys of a plain CRNN
+    # the checkpoint keeps the float weights: rounding is applied on the fly, not baked in
+    assert not torch.equal(plain.cnn[4].weight, convs["cnn.4"].weight)
+    assert torch.equal(plain.cnn[4].weight, convs["cnn.4"].parametrizations.weight.original)
+
+    shards = tmp_path / "shards"
+    run(str(TOOLS / "synth_plates.py"), str(shards), "--shards", "1", "--count", "32", "--seed", "6")
+    init = tmp_path / "init.pt"
+    torch.save({"model": CRNN().state_dict()}, init)
+    out = tmp_path / "qat"
+    log = run(str(TOOLS / "train.py"), "--shards", str(shards), "--out", str(out), "--steps", "10", "--qat",
+              "--init", str(init), "--batch", "8", "--lr", "1e-4", "--log-every", "5", "--eval-every", "10",
+              "--threads", "2")
+    assert len(re.findall(r"loss ([0-9.]+)", log)) == 2
+    fp32 = tmp_path / "qat.onnx"
+    msg = run(str(TOOLS / "export_onnx.py"), str(out / "last.pt"), str(fp32), "--version", "0.0.2")
+    assert float(re.search(r"max \|torch - onnxruntime\| = ([0-9.e+-]+)", msg).group(1)) < 1e-3
+    assert Recognizer(fp32).info.version == "0.0.2"

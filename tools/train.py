@@ -30,6 +30,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crnn import CHARSET, CRNN  # noqa: E402
+import qat  # noqa: E402
 from evaluate import normalise, split_of  # noqa: E402
 
 from edge_ocr.preprocess import PreprocessSpec, model_pixels  # noqa: E402
@@ -161,6 +162,7 @@ def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict, dev: torch.de
     """Greedy exact-match by region. ``tight`` runs each crop alone, cut to its own width
     (rounded up to 8), as a runtime with a dynamic-width model does."""
     dev = dev or torch.device("cpu")
+    modes = {m: m.training for m in model.modules()}  # restored after: QAT keeps batch-norm frozen
     model.eval()
     correct, by_region = 0, {}
     step = 1 if tight else 128
@@ -185,7 +187,8 @@ def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict, dev: torch.de
                 a = by_region.setdefault(r["region"], [0, 0])
                 a[0] += ok
                 a[1] += 1
-    model.train()
+    for m, was in modes.items():
+        m.train(was)
     res = {k: round(v[0] / v[1], 4) for k, v in sorted(by_region.items())}
     res["all"] = round(correct / max(len(rows), 1), 4)
     return res
@@ -225,6 +228,9 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
+    ap.add_argument("--qat", action="store_true",
+                    help="quantisation-aware fine-tuning (tools/qat.py): train against the INT8 rounding; "
+                         "use with --init and a small --lr")
     args = ap.parse_args()
     if not args.shards and not args.stream_workers:
         sys.exit("give --shards DIR or --stream-workers N (or both)")
@@ -271,6 +277,8 @@ def main() -> None:
         step = ck["step"]
         rng = np.random.default_rng([args.seed, step])
         say(f"resumed from {last} at step {step}")
+    if args.qat:
+        qat.prepare(model)
     model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if opt_state:
@@ -297,13 +305,16 @@ def main() -> None:
         return args.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))) + 1e-5
 
     def save(path: Path) -> dict:
-        ck = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(), "step": step,
+        weights = qat.clean_state_dict(model) if args.qat else {k: v.cpu() for k, v in model.state_dict().items()}
+        ck = {"model": weights, "opt": opt.state_dict(), "step": step,
               "charset": CHARSET, "args": {k: str(v) for k, v in vars(args).items()}}
         torch.save(ck, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
         return ck
 
     model.train()
+    if args.qat:
+        qat.freeze_bn(model)
     t0, seen, loss_sum, n_log = time.time(), 0, 0.0, 0
     best = -1.0
     while True:
