@@ -41,19 +41,19 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
-from bench.mqtt_bench import bench_mqtt  # noqa: E402
-from bench.peers import (  # noqa: E402
+from bench.mqtt_bench import bench_mqtt
+from bench.peers import (
     edge_ocr_engine,
     rapidocr_engine,
     run_engine,
     tesseract_engine,
     threshold_curve,
 )
-from bench.plots import write_plots  # noqa: E402
-from edge_ocr.config import parse_config  # noqa: E402
-from edge_ocr.daemon import LogSink, Pipeline  # noqa: E402
-from edge_ocr.recognizer import Recognizer  # noqa: E402
-from edge_ocr.types import Frame  # noqa: E402
+from bench.plots import write_plots
+from edge_ocr.config import parse_config
+from edge_ocr.daemon import LogSink, Pipeline
+from edge_ocr.recognizer import Recognizer
+from edge_ocr.types import Frame
 
 MODELS = {"fp32": ROOT / "models/plate_crnn_fp32.onnx", "int8": ROOT / "models/plate_crnn_int8.onnx"}
 
@@ -335,7 +335,7 @@ def render(res: dict) -> str:
             exact = f"{100 * (o['exact'] - base['regions']['overall']['exact']):+.1f} points"
         L.append(f"| {e['engine']} | {100 * o['exact']:.1f} % | {100 * o['cer']:.1f} % | "
                  f"{100 * e['us_eu_exact']:.1f} % | {e['latency']['p50']} | {e['latency']['p95']} | {speed} | {exact} |")
-    L += ["", "By region (exact):", "", "| engine | " + " | ".join(["us", "eu", "br", "cn"]) + " |", "|---|---|---|---|---|"]
+    L += ["", "By region (exact):", "", "| engine | us | eu | br | cn |", "|---|---|---|---|---|"]
     for e in res["engines"]:
         if "regions" in e:
             L.append(f"| {e['engine']} | " + " | ".join(

@@ -75,7 +75,7 @@ def tesseract_engine() -> Engine:
     def read(img: np.ndarray) -> tuple[str, float]:
         png = cv2.imencode(".png", img)[1].tobytes()
         out = subprocess.run([exe, "stdin", "stdout", "--psm", "7", "-c", f"tessedit_char_whitelist={WHITELIST}",
-                              "tsv"], input=png, capture_output=True, timeout=30).stdout.decode("utf-8", "replace")
+                              "tsv"], input=png, capture_output=True, timeout=30, check=False).stdout.decode("utf-8", "replace")
         words, confs = [], []
         for line in out.splitlines()[1:]:
             cols = line.split("\t")

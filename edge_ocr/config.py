@@ -241,7 +241,7 @@ class Config(_Section):
 def _describe(err: dict[str, Any]) -> str:
     """One pydantic error -> 'dotted.key: what is wrong'."""
     loc = ".".join(str(p) for p in err["loc"])
-    kind, ctx, got = err["type"], err.get("ctx", {}), err.get("input")
+    kind, got = err["type"], err.get("input")
     if kind == "extra_forbidden":
         return f"{loc}: unknown key"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):

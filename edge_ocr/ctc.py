@@ -134,9 +134,9 @@ def beam_search(
         nxt: dict[tuple[int, ...], list] = {}
 
         def add(prefix: tuple[int, ...], blank: float, char: float, confs: tuple[float, ...]) -> None:
-            e = nxt.get(prefix)
+            e = nxt.get(prefix)  # noqa: B023 - add() is called only within this frame
             if e is None:
-                nxt[prefix] = [blank, char, confs]
+                nxt[prefix] = [blank, char, confs]  # noqa: B023
                 return
             # keep the confidences of the likelier path into this prefix
             if _lae(blank, char) > _lae(e[0], e[1]):

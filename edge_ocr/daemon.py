@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -192,7 +192,7 @@ class Pipeline:
                 confidence=round(float(r.confidence), 4),
                 char_confidences=tuple(round(float(c), 4) for c in r.char_confidences),
                 camera=self.cfg.camera.name,
-                time_utc=datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds")
+                time_utc=datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
                 .replace("+00:00", "Z"),
                 frame_size=(w, h),
                 box=tuple(int(v) for v in (r.box or (0, 0, 0, 0))),  # type: ignore[arg-type]

@@ -110,16 +110,16 @@ class HttpApi:
             def log_message(self, fmt: str, *args: Any) -> None:  # one line per request at DEBUG
                 log.debug("http %s %s", self.address_string(), fmt % args)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:  # http.server names the handlers do_<METHOD>
                 api._handle(self, "GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 api._handle(self, "POST")
 
-            def do_PUT(self) -> None:  # noqa: N802
+            def do_PUT(self) -> None:
                 api._handle(self, "PUT")
 
-            def do_DELETE(self) -> None:  # noqa: N802
+            def do_DELETE(self) -> None:
                 api._handle(self, "DELETE")
 
         self.server = ThreadingHTTPServer((host, port), Handler, bind_and_activate=False)

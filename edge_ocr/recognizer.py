@@ -88,7 +88,7 @@ class Recognizer:
     def __init__(self, model_path: str | os.PathLike[str] = DEFAULT_MODEL, threads: int = 1,
                  graph_optimization: str = "all", decoder: str = "greedy", beam_width: int = 8,
                  batch_size: int = 8, trim: bool = True, format_margin: float = 2.0) -> None:
-        import onnxruntime as ort  # noqa: PLC0415 - keep import cost out of config-only paths
+        import onnxruntime as ort  # here, not at the top: config-only paths need not pay its import
 
         path = Path(model_path)
         if not path.is_file():
@@ -100,7 +100,7 @@ class Recognizer:
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises several private exception types
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{path}: not a loadable ONNX model: {first}") from None
         self.info = read_model_info(path, self.session.get_modelmeta().custom_metadata_map)

@@ -28,13 +28,13 @@ def listen(cfg: Config, device: str | None, count: int = 0, timeout_s: float = 0
     prefix = cfg.mqtt.topic_prefix
     dev = device or "+"
 
-    def on_connect(client, _u, _f, reason, _p):  # noqa: ANN001
+    def on_connect(client, _u, _f, reason, _p):
         if reason.is_failure:
             print(f"# broker refused the connection: {reason}", file=sys.stderr)
             return
         client.subscribe([(f"{prefix}/{dev}/plate", 1), (f"{prefix}/{dev}/status", 1)])
 
-    def on_message(_c, _u, msg):  # noqa: ANN001
+    def on_message(_c, _u, msg):
         kind = msg.topic.rsplit("/", 1)[-1]
         device_id = msg.topic.split("/")[-2]
         if kind == "status":

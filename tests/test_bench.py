@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     res = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     md = out.read_text()
     for heading in ("## Side by side", "## Recogniser", "## Accuracy", "## Pipeline", "## MQTT",

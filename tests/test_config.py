@@ -73,7 +73,7 @@ def test_password_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.
 
 def test_config_is_frozen() -> None:
     cfg = parse_config("")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="frozen"):
         cfg.mqtt.port = 1  # type: ignore[misc]
 
 

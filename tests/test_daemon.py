@@ -15,7 +15,7 @@ from edge_ocr.daemon import run_daemon
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-import make_demo_video  # noqa: E402
+import make_demo_video
 
 PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us")]
 

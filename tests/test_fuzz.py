@@ -30,7 +30,7 @@ from edge_ocr.types import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-import make_demo_video  # noqa: E402
+import make_demo_video
 
 N = int(os.environ.get("EDGE_OCR_FUZZ_EXAMPLES", "100"))
 CFG = settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -226,7 +226,7 @@ def test_upload_parser_answers_bytes_or_a_4xx(ctype: str, body: bytes) -> None:
 
 def test_slow_client_is_dropped_and_others_are_served_meanwhile() -> None:
     api = HttpApi("127.0.0.1", 0, None, 1 << 20, read=lambda img, crop: {"text": "", "confidence": 0.0, "ms": 0},
-                  status=lambda: {"ok": 1}, snapshot=lambda: None, events=lambda: [], client_timeout_s=1.0)
+                  status=lambda: {"ok": 1}, snapshot=lambda: None, events=list, client_timeout_s=1.0)
     api.start()
     try:
         slow = socket.create_connection(("127.0.0.1", api.port), timeout=5)
@@ -265,10 +265,10 @@ def test_a_network_stream_that_stalls_is_reopened() -> None:
     done = threading.Event()
 
     class Camera(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # noqa: ANN002
+        def log_message(self, *args) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             first = not connections
             connections.append(1)
             self.send_response(200)

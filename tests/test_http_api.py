@@ -26,7 +26,7 @@ from .conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-import make_demo_video  # noqa: E402
+import make_demo_video
 
 TOKEN = "s3cret-token"
 

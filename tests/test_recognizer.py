@@ -9,7 +9,7 @@ from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-import make_demo_video  # noqa: E402
+import make_demo_video
 
 
 def test_trimmed_inputs_read_like_padded_ones_and_mixed_batches_line_up() -> None:

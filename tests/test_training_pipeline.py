@@ -15,7 +15,7 @@ TOOLS = ROOT / "tools"
 
 
 def run(*args: str) -> str:
-    res = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    res = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     return res.stdout
 

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edge_ocr.recognizer import Recognizer  # noqa: E402
-from edge_ocr.types import Reading  # noqa: E402
+from edge_ocr.recognizer import Recognizer
+from edge_ocr.types import Reading
 
 
 def normalise(text: str, region: str, charset: str) -> str:

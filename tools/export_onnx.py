@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crnn import CHARSET, CRNN, count_macs  # noqa: E402
+from crnn import CHARSET, CRNN, count_macs
 
-from edge_ocr.preprocess import PreprocessSpec  # noqa: E402
+from edge_ocr.preprocess import PreprocessSpec
 
 SPEC = PreprocessSpec()
 

@@ -16,13 +16,13 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import synth_plates  # noqa: E402
+import synth_plates
 
 
 def clean_plate(text: str, region: str, height: int, seed: int = 0) -> np.ndarray:
     """A plate image (BGR) showing ``text`` in the region's layout, without camera effects."""
     rng = np.random.default_rng(seed)
-    latin, cjk = synth_plates.available_fonts()
+    latin, _cjk = synth_plates.available_fonts()
     font_path = next((p for p in latin if "Condensed-Bold" in p or "Narrow-Bold" in p), latin[0])
     if region == "eu":
         W, H = 520, 110

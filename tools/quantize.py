@@ -35,15 +35,15 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_ocr.preprocess import preprocess  # noqa: E402
-from edge_ocr.recognizer import read_model_info  # noqa: E402
+from edge_ocr.preprocess import preprocess
+from edge_ocr.recognizer import read_model_info
 
 
 class Crops(CalibrationDataReader):
     def __init__(self, batches: list[np.ndarray], name: str) -> None:
         self.it = iter([{name: b} for b in batches])
 
-    def get_next(self):  # noqa: ANN201 - onnxruntime's interface
+    def get_next(self):  # onnxruntime CalibrationDataReader interface
         return next(self.it, None)
 
 

@@ -78,7 +78,7 @@ BR_CITIES = ["SP-SAO PAULO", "BA-SALVADOR", "MG-MONTES CLAROS", "ES-VILA VELHA",
 EU_CODES = ["D", "SK", "F", "I", "NL", "PL", "A", "CZ", "E", "B", "H", "SLO", "HR", "P"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def available_fonts() -> tuple[list[str], list[str]]:
     """(latin fonts, CJK fonts) present on this machine. Raises if none of a kind exist."""
     latin = [p for p in _LATIN_PATTERNS if os.path.exists(p)]
@@ -468,7 +468,7 @@ def camera(rng: np.random.Generator, plate_rgb: Image.Image, region: str) -> np.
     crop = np.clip(crop, 0, 255).astype(np.uint8)
     if rng.random() < 0.6:
         q = int(rng.integers(15, 90))
-        ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, q])
+        _ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, q])
         crop = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return crop
 

@@ -29,11 +29,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crnn import CHARSET, CRNN  # noqa: E402
-import qat  # noqa: E402
-from evaluate import normalise, split_of  # noqa: E402
+import qat
+from crnn import CHARSET, CRNN
+from evaluate import normalise, split_of
 
-from edge_ocr.preprocess import PreprocessSpec, model_pixels  # noqa: E402
+from edge_ocr.preprocess import PreprocessSpec, model_pixels
 
 SPEC = PreprocessSpec()
 CHAR_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
@@ -241,7 +241,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    log = open(args.out / "train.log", "a", encoding="utf-8")
+    log = open(args.out / "train.log", "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
 
     def say(msg: str) -> None:
         print(msg, flush=True)
