@@ -20,7 +20,6 @@ Knows nothing of OCR beyond the :class:`PlateEvent` record.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import queue
@@ -29,8 +28,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from paho.mqtt import client as paho
@@ -39,189 +36,24 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .config import MqttConfig, OutboxConfig
+from .mqtt_contract import (
+    OFFLINE,
+    ONLINE,
+    STATS_SENSORS,
+    discovery_payload,
+    event_payload,
+    make_topics,
+    utc_now_iso,
+)
 from .outbox import NewMessage, Outbox
 from .types import PlateEvent
 
 log = logging.getLogger(__name__)
 
-ONLINE = "online"
-OFFLINE = "offline"
-SCHEMA_VERSION = 1  # of the plate event JSON; bumped on an incompatible change
-
 _WINDOW = 100  # outbox messages handed to paho at a time; the rest wait on disk, not in RAM
 _PRUNE_INTERVAL_S = 60.0
-_ORIGIN = "edge-ocr"
 
 StatsFn = Callable[[], Mapping[str, Any]]
-
-
-# ----------------------------------------------------------------------------- contract
-
-
-@dataclass(frozen=True)
-class Topics:
-    """Every topic of one device. Built in one place so the prefix is applied once."""
-
-    plate: str
-    crop: str
-    status: str
-    stats: str
-    discovery: str
-    ha_status: str
-
-
-def make_topics(prefix: str, device_id: str, discovery_prefix: str = "homeassistant") -> Topics:
-    """Topics for ``device_id`` under ``prefix`` (``<prefix>/<device_id>/...``)."""
-    base = f"{prefix}/{device_id}"
-    return Topics(
-        plate=f"{base}/plate",
-        crop=f"{base}/plate/crop",
-        status=f"{base}/status",
-        stats=f"{base}/stats",
-        discovery=f"{discovery_prefix}/device/{device_id}/config",
-        ha_status=f"{discovery_prefix}/status",
-    )
-
-
-@dataclass(frozen=True)
-class StatSensor:
-    """A key of the stats message that Home Assistant shows as a diagnostic sensor."""
-
-    key: str
-    name: str
-    unit: str | None = None
-    device_class: str | None = None
-    state_class: str | None = "measurement"
-
-
-# The stats callable may return any keys; these are the ones discovery announces. Missing ones are
-# sent as null, which Home Assistant shows as "unknown" instead of logging template errors.
-STATS_SENSORS: tuple[StatSensor, ...] = (
-    StatSensor("frames", "Frames", state_class="total_increasing"),
-    StatSensor("dropped_frames", "Dropped frames", state_class="total_increasing"),
-    StatSensor("readings", "Readings", state_class="total_increasing"),
-    StatSensor("latency_p50_ms", "Latency p50", "ms", "duration"),
-    StatSensor("latency_p95_ms", "Latency p95", "ms", "duration"),
-    StatSensor("uptime_s", "Uptime", "s", "duration", "total_increasing"),
-    StatSensor("cpu_temp_c", "CPU temperature", "°C", "temperature"),
-    StatSensor("outbox_depth", "Outbox depth"),
-    StatSensor("outbox_dropped", "Outbox dropped", state_class="total_increasing"),
-)
-
-
-def utc_now_iso() -> str:
-    """Current UTC time as ISO-8601 with milliseconds and a ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def event_payload(event: PlateEvent, device_id: str, include_crop: str = "off", crop_topic: str = "") -> dict[str, Any]:
-    """The JSON object published on ``<prefix>/<device>/plate`` for ``event``.
-
-    ``include_crop``: ``off`` leaves the crop out, ``base64`` adds ``crop_jpeg_b64``, ``raw`` adds
-    ``crop_topic`` (the JPEG itself goes there as a separate message, right after this one).
-    """
-    width, height = event.frame_size
-    x, y, w, h = event.box
-    payload: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "event_id": event.event_id,
-        "device": device_id,
-        "camera": event.camera,
-        "time_utc": event.time_utc,
-        "text": event.text,
-        "confidence": round(float(event.confidence), 4),
-        "char_confidences": [round(float(c), 4) for c in event.char_confidences],
-        "votes": int(event.votes),
-        "region": event.region,
-        "frame_size": {"width": int(width), "height": int(height)},
-        "box": {"x": int(x), "y": int(y), "w": int(w), "h": int(h)},
-        "model": event.model,
-        "model_version": event.model_version,
-    }
-    if event.crop_jpeg:
-        if include_crop == "base64":
-            payload["crop_jpeg_b64"] = base64.b64encode(event.crop_jpeg).decode("ascii")
-        elif include_crop == "raw":
-            payload["crop_topic"] = crop_topic
-    return payload
-
-
-def discovery_payload(
-    topics: Topics, device_id: str, sw_version: str, qos: int = 1, include_crop: str = "off"
-) -> dict[str, Any]:
-    """Home Assistant device-based discovery config for one device (``dev``, ``o``, ``cmps``)."""
-    uid = f"edge_ocr_{device_id}"
-    availability = {
-        "availability_topic": topics.status,
-        "payload_available": ONLINE,
-        "payload_not_available": OFFLINE,
-    }
-    reading_fields = ("event_id", "camera", "time_utc", "confidence", "votes", "region")
-    picked = ", ".join(f"'{k}': value_json.{k}" for k in reading_fields)
-    cmps: dict[str, dict[str, Any]] = {
-        f"{uid}_last_plate": {
-            "p": "sensor",
-            "name": "Last plate",
-            "unique_id": f"{uid}_last_plate",
-            "icon": "mdi:car-info",
-            "state_topic": topics.plate,
-            "value_template": "{{ value_json.text }}",
-            "json_attributes_topic": topics.plate,
-            # Picked fields only: a base64 crop would bloat the recorder's attributes.
-            "json_attributes_template": "{{ {" + picked + "} | to_json }}",
-            "qos": qos,
-            **availability,
-        },
-        f"{uid}_reading": {
-            "p": "event",
-            "name": "Plate reading",
-            "unique_id": f"{uid}_reading",
-            "icon": "mdi:car-back",
-            "state_topic": topics.plate,
-            "event_types": ["plate"],
-            # An event entity fires on every message, so the same plate seen twice fires twice.
-            "value_template": "{{ {'event_type': 'plate', 'text': value_json.text, " + picked + "} | to_json }}",
-            "qos": qos,
-            **availability,
-        },
-    }
-    if include_crop == "raw":
-        cmps[f"{uid}_crop"] = {
-            "p": "image",
-            "name": "Last plate crop",
-            "unique_id": f"{uid}_crop",
-            "image_topic": topics.crop,
-            "content_type": "image/jpeg",
-            **availability,
-        }
-    for s in STATS_SENSORS:
-        comp: dict[str, Any] = {
-            "p": "sensor",
-            "name": s.name,
-            "unique_id": f"{uid}_{s.key}",
-            "state_topic": topics.stats,
-            "value_template": "{{ value_json." + s.key + " }}",
-            "entity_category": "diagnostic",
-            **availability,
-        }
-        if s.unit:
-            comp["unit_of_measurement"] = s.unit
-        if s.device_class:
-            comp["device_class"] = s.device_class
-        if s.state_class:
-            comp["state_class"] = s.state_class
-        cmps[f"{uid}_{s.key}"] = comp
-    return {
-        "dev": {
-            "ids": [uid],
-            "name": f"edge-ocr {device_id}",
-            "mf": "edge-ocr",
-            "mdl": "Plate reader",
-            "sw": sw_version,
-        },
-        "o": {"name": _ORIGIN, "sw": sw_version},
-        "cmps": cmps,
-    }
 
 
 def _json(obj: Any) -> bytes:

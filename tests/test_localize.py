@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edge_ocr.config import LocalizerConfig, RoiConfig
-from edge_ocr.localize import Localizer, fixed_candidates, iou, warp_quad
+from edge_ocr.localize import Localizer, fixed_candidates
+from edge_ocr.quad import iou, warp_quad
 from edge_ocr.roi import Roi
 
 W, H = 1280, 720

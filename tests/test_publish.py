@@ -24,7 +24,8 @@ from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_ocr.config import MqttConfig, OutboxConfig
-from edge_ocr.publish import STATS_SENSORS, MqttPublisher, discovery_payload, event_payload, make_topics
+from edge_ocr.mqtt_contract import STATS_SENSORS, discovery_payload, event_payload, make_topics
+from edge_ocr.publish import MqttPublisher
 from edge_ocr.types import PlateEvent
 
 Broker = Any  # tests/conftest.py's Broker; not imported, conftest is no module to import from
