@@ -94,3 +94,42 @@ def test_quantisation_aware_fine_tuning_rounds_like_int8_and_saves_a_plain_check
     msg = run(str(TOOLS / "export_onnx.py"), str(out / "last.pt"), str(fp32), "--version", "0.0.2")
     assert float(re.search(r"max \|torch - onnxruntime\| = ([0-9.e+-]+)", msg).group(1)) < 1e-3
     assert Recognizer(fp32).info.version == "0.0.2"
+
+
+def test_evaluate_counts_exact_plates_errors_and_confusions(tmp_path: Path) -> None:
+    import csv
+    import json
+
+    import cv2
+
+    sys.path.insert(0, str(TOOLS))
+    import make_demo_video
+
+    model = ROOT / "models" / "plate_crnn_int8.onnx"
+    rec = Recognizer(model)
+    plates = [("7ABC123", "us"), ("KA4521", "us"), ("MH12AB", "eu"), ("皖A12345", "cn")]
+    rows = []
+    for k, (text, region) in enumerate(plates):
+        img = make_demo_video.clean_plate(text, region, 64, seed=k)
+        cv2.imwrite(str(tmp_path / f"p{k}.png"), img)
+        # the model's own reading is the label, so the expected numbers do not depend on how
+        # well it reads these renders; one copy of the first plate gets a wrong character
+        rows.append({"file": f"p{k}.png", "text": rec.recognize([img])[0].text, "region": region})
+    got = rows[0]["text"]
+    assert len(got) >= 3
+    wrong = "X" if got[1] != "X" else "Y"
+    rows.append({"file": "p0.png", "text": got[0] + wrong + got[2:], "region": "us"})
+    with open(tmp_path / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=["file", "text", "region"])
+        w.writeheader()
+        w.writerows(rows)
+    res = json.loads(run(str(TOOLS / "evaluate.py"), str(model), str(tmp_path / "labels.csv"), "--json",
+                         "--latency-n", "8"))
+    assert res["regions"]["us"]["n"] == 3 and res["regions"]["eu"]["n"] == 1 and res["regions"]["cn"]["n"] == 1
+    assert res["regions"]["us"]["exact"] == round(2 / 3, 4)
+    assert res["regions"]["eu"]["exact"] == 1.0 and res["regions"]["cn"]["exact"] == 1.0
+    us_chars = len(rows[0]["text"]) + len(rows[1]["text"]) + len(got)
+    assert res["regions"]["us"]["cer"] == round(1 / us_chars, 4)
+    assert res["confusions"] == [[f"{wrong}→{got[1]}", 1]]
+    assert [(f["file"], f["read"]) for f in res["failures"]] == [("p0.png", got)]
+    assert set(res["latency_ms_p50_by_region"]) == {"us", "eu", "cn"}
