@@ -94,6 +94,8 @@ def main() -> None:
                     help="s8: S8S8, the format ARM64 kernels prefer; u8: U8S8, which x86 without VNNI runs faster")
     ap.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=True,
                     help="7-bit weights, so x86 without VNNI does not saturate (same results on every CPU)")
+    ap.add_argument("--act-symmetric", action=argparse.BooleanOptionalAction, default=None,
+                    help="symmetric activation ranges (default: yes for s8, no for u8)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -112,7 +114,7 @@ def main() -> None:
             per_channel=args.per_channel, calibrate_method=method,
             op_types_to_quantize=args.ops.split(","),
             nodes_to_exclude=[n for n in args.exclude.split(",") if n],
-            extra_options={"ActivationSymmetric": args.activations == "s8", "CalibPercentile": args.percentile},
+            extra_options={"ActivationSymmetric": args.activations == "s8" if args.act_symmetric is None else args.act_symmetric, "CalibPercentile": args.percentile},
             # 7-bit weights: x86 CPUs without VNNI run int8 convs with 16-bit pairwise sums that
             # saturate on full-range weights, so x86 then reads differently from ARM64 and from
             # the QDQ reference (found by tools/arm64-check.sh)
