@@ -71,6 +71,41 @@ def calibration_batches(model_path: Path, labels: Path | None, n_real: int, n_sy
     return [x[i: i + 16] for i in range(0, len(x), 16)]
 
 
+def pools_as_slices(model: onnx.ModelProto) -> int:
+    """Rewrite each 2x2/2 MaxPool as the Max of its four strided slices (same numbers).
+
+    The first conv stays float, so the pool after it runs in float, and onnxruntime's plain
+    NCHW MaxPool kernel took 0.37 ms of a 2.5 ms INT8 crop at width 128 on x86 (the FP32 graph
+    runs it in the fast NCHWc layout instead, so only the INT8 model gets this). Four Slice and
+    three Max take under 0.1 ms. Exact for even heights and widths, which the model always gets
+    (32 high, widths a multiple of 8). Returns the pools rewritten.
+    """
+    g = model.graph
+    rewritten = 0
+    for pool in [n for n in g.node if n.op_type == "MaxPool"]:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in pool.attribute}
+        if list(attrs.get("kernel_shape", [])) != [2, 2] or list(attrs.get("strides", [])) != [2, 2] \
+                or any(attrs.get("pads", [])) or attrs.get("ceil_mode", 0) or len(pool.output) != 1:
+            continue
+        x, y, base = pool.input[0], pool.output[0], pool.name or pool.output[0]
+        consts = {
+            "axes": [2, 3], "ends": [2**62, 2**62], "steps": [2, 2],
+            "s00": [0, 0], "s01": [0, 1], "s10": [1, 0], "s11": [1, 1],
+        }
+        for k, v in consts.items():
+            g.initializer.append(onnx.numpy_helper.from_array(np.array(v, np.int64), f"{base}_{k}"))
+        nodes = [onnx.helper.make_node("Slice", [x, f"{base}_{s}", f"{base}_ends", f"{base}_axes", f"{base}_steps"],
+                                       [f"{base}_{s}_out"], name=f"{base}_{s}") for s in ("s00", "s01", "s10", "s11")]
+        nodes.append(onnx.helper.make_node("Max", [f"{base}_{s}_out" for s in ("s00", "s01", "s10", "s11")], [y],
+                                           name=f"{base}_max"))
+        idx = list(g.node).index(pool)
+        g.node.remove(pool)
+        for k, n in enumerate(nodes):
+            g.node.insert(idx + k, n)
+        rewritten += 1
+    return rewritten
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("fp32", type=Path)
@@ -103,7 +138,11 @@ def main() -> None:
                                   args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(args.fp32), str(pre), skip_symbolic_shape=True)
+        sliced = Path(tmp) / "sliced.onnx"
+        fp32 = onnx.load(str(args.fp32))
+        pools = pools_as_slices(fp32)
+        onnx.save(fp32, str(sliced))
+        quant_pre_process(str(sliced), str(pre), skip_symbolic_shape=True)
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[args.method]
         stat = Path(tmp) / "static.onnx"
@@ -131,7 +170,7 @@ def main() -> None:
         q.metadata_props.add(key=p.key, value=p.value)
     q.metadata_props.add(key="edge_ocr.quantization",
                          value=f"static QDQ {args.activations.upper()}S8 reduce_range={args.reduce_range} per_channel={args.per_channel} calib={args.method} "
-                               f"n={sum(len(b) for b in batches)} lstm={args.lstm}")
+                               f"n={sum(len(b) for b in batches)} lstm={args.lstm} pools_as_slices={pools}")
     onnx.save(q, str(args.out))
     print(f"quantised {args.fp32} -> {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), "
           f"calibrated on {sum(len(b) for b in batches)} crops")

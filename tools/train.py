@@ -328,7 +328,8 @@ def main() -> None:
         cap = SPEC.width
         if args.var_width and rng.random() < args.var_width:
             cap = int(rng.choice([48, 64, 80, 96, 112, 128, 144]))
-        has_real = bool(real_train) and (stream is None or len(stream.real) > 0)
+        real_streamed = stream is not None and args.real_workers > 0  # else augmented here, per batch
+        has_real = bool(real_train) and (not real_streamed or len(stream.real) > 0)
         n_real = int(round(args.batch * args.real_fraction)) if has_real else 0
         n_syn = args.batch - n_real
         parts = []
@@ -342,7 +343,7 @@ def main() -> None:
                               n_syn, rng, cap))
         else:
             parts.append(pick(pool.all_imgs, pool.all_widths, pool.labels, len(pool), n_syn, rng, cap))
-        if n_real and stream is not None:
+        if n_real and real_streamed:
             parts.append(pick(stream.real.imgs, stream.real.widths, stream.real.labels, len(stream.real),
                               n_real, rng, cap))
         elif n_real:
