@@ -55,7 +55,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
     try:
         rec = Recognizer(args.model or DEFAULT_MODEL, threads=args.threads, decoder=args.decoder,
-                         batch_size=args.batch)
+                         batch_size=args.batch, retry_below=args.retry_below)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    p.add_argument("--retry-below", type=float, default=0.6,
+                   help="re-read crops less confident than this from 5 re-cut copies (0 = off; recognizer.retry_below)")
     p.set_defaults(func=cmd_recognize)
 
     p = sub.add_parser("listen", help="print plate events and status from the broker")

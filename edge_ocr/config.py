@@ -102,6 +102,9 @@ class RecognizerConfig(_Section):
     format_margin: float = Field(2.0, ge=0, le=50, description="Beam: log-likelihood a format-fitting reading may lose.")
     batch_size: int = Field(8, ge=1, le=256, description="Most crops per session call.")
     min_confidence: float = Field(0.6, ge=0, le=1, description="Readings below this are not published.")
+    retry_below: float = Field(
+        0.6, ge=0, le=1, description="Still images: re-read less confident crops from 5 re-cut copies (0 = off).")
+    retry_live: bool = Field(False, description="Also retry in the live pipeline (costs CPU; frames vote anyway).")
 
 
 class FormatsConfig(_Section):

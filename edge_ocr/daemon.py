@@ -99,6 +99,7 @@ class Pipeline:
         self.localizer = Localizer.from_config(cfg.localizer)
         self.formats = FormatRules.from_config(cfg.formats)
         self.patterns = self.formats.decoder_patterns(strict_only=True) if cfg.recognizer.decoder == "beam" else None
+        self.retry_below = cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0
         self.voter = Voter.from_config(cfg.voting)
         self.counters = {"frames": 0, "gated": 0, "candidates": 0, "readings": 0, "rejected": 0, "events": 0,
                          "bad_frames": 0}
@@ -155,7 +156,7 @@ class Pipeline:
         obs = []
         seen: list[tuple[Box, Reading]] = []
         if cands:
-            readings = self.rec.recognize([c.crop for c in cands], self.patterns)
+            readings = self.rec.recognize([c.crop for c in cands], self.patterns, self.retry_below)
             seen = [(c.box, r) for c, r in zip(cands, readings)]
             for cand, rd in zip(cands, readings):
                 if not rd.text or rd.confidence < self.cfg.recognizer.min_confidence:
@@ -245,7 +246,7 @@ def _start_http(cfg: Config, rec: Recognizer, pipeline: Pipeline, stats) -> Any:
     from .still import StillReader
 
     reader = StillReader(rec, Localizer.from_config(cfg.localizer), FormatRules.from_config(cfg.formats),
-                         cfg.recognizer.min_confidence)
+                         cfg.recognizer.min_confidence, cfg.recognizer.retry_below)
     api = HttpApi(cfg.http.host, cfg.http.port, cfg.http.token, int(cfg.http.max_body_mb * 1024 * 1024),
                   read=reader.read, status=stats, snapshot=pipeline.snapshot_jpeg,
                   events=lambda: list(pipeline.recent))

@@ -88,6 +88,7 @@ class StillReader:
     localizer: Localizer
     formats: FormatRules
     min_confidence: float = 0.0
+    retry_below: float = 0.0  # recognizer.retry_below: re-read unsure crops from re-cut copies
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -110,7 +111,7 @@ class StillReader:
                 mode = "frame"
                 if not cands:
                     boxes, crops, mode = [(0, 0, w, h)], [image], "frame, no plate found: read as a crop"
-            readings = self.recognizer.recognize(crops)
+            readings = self.recognizer.recognize(crops, retry_below=self.retry_below)
         plates = []
         for box, r in zip(boxes, readings):
             if not r.text:

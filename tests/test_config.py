@@ -25,6 +25,8 @@ def test_shipped_config_validates() -> None:
 def test_empty_file_gives_defaults() -> None:
     cfg = parse_config("")
     assert cfg.mqtt.qos == 1 and cfg.voting.min_votes >= 1
+    # still images re-read unsure crops; the live pipeline, whose frames vote, does not
+    assert cfg.recognizer.retry_below == 0.6 and cfg.recognizer.retry_live is False
 
 
 @pytest.mark.parametrize(
@@ -43,6 +45,8 @@ def test_empty_file_gives_defaults() -> None:
         ("roi: {polygons: [[[0, 0], [2, 0], [1, 1]]]}", "roi.polygons:"),
         ("device_id: 'has space'", "device_id:"),
         ("mqtt: {topic_prefix: 'a/#'}", "mqtt.topic_prefix:"),
+        ("recognizer: {retry_below: 1.5}", "recognizer.retry_below: must be 0..1, got 1.5"),
+        ("recognizer: {retry_live: maybe}", "recognizer.retry_live:"),
     ],
 )
 def test_errors_name_the_dotted_key(text: str, expected: str) -> None:

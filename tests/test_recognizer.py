@@ -61,3 +61,65 @@ def test_formats_mend_a_look_alike_but_do_not_force_a_vanity_plate() -> None:
     p = _probs(cs, frames)
     assert rec.decode(p, br).text == "NY13834"
     assert Recognizer(DEFAULT_MODEL, format_margin=5.0).decode(p, br).text == "NYI3834"
+
+
+def test_unsure_crops_are_reread_from_recut_copies_and_only_those() -> None:
+    from edge_ocr.preprocess import recut_variants
+
+    plate = make_demo_video.clean_plate("7ABC123", "us", 60)
+    assert [v.shape for v in recut_variants(plate)] == [
+        (60, 120 + 2 * 4), (60, int(120 * 1.12)), (60, 120 - 2 * 4), (60, 108), (60 - 2 * 3, 120)]
+    assert len(recut_variants(np.zeros((6, 9), np.uint8))) == 2  # too small to cut: only pad and stretch
+
+    rec = Recognizer(DEFAULT_MODEL, batch_size=8, retry_below=0.6)
+    seen: list[int] = []
+    probabilities = rec.probabilities
+    rec.probabilities = lambda crops: (seen.append(len(crops)), probabilities(crops))[1]  # counts what is read
+    noise = np.random.default_rng(3).integers(0, 256, (40, 140, 3), dtype=np.uint8)
+    once = Recognizer(DEFAULT_MODEL, batch_size=8).recognize([plate, noise])
+    assert once[0].confidence >= 0.6 > once[1].confidence
+    again = rec.recognize([plate, noise])
+    assert seen == [2, 5]  # the confident plate is read once, the unsure crop five more times
+    assert again[0] == once[0]
+    # the kept reading's confidence is discounted by the share of the six reads agreeing with it,
+    # and stays the product of its character confidences
+    r = again[1]
+    assert abs(r.confidence - float(np.prod(r.char_confidences))) < 1e-6
+    seen.clear()
+    assert rec.recognize([plate, noise], retry_below=0.0) == once and seen == [2]
+
+
+def test_the_most_confident_read_is_discounted_by_disagreement() -> None:
+    from edge_ocr.recognizer import _most_confident_discounted
+    from edge_ocr.types import Reading
+
+    reads = [Reading("AB12", 0.5, (0.9, 0.9, 0.8, 0.77)), Reading("A812", 0.8, (0.95, 0.94, 0.95, 0.94)),
+             Reading("A812", 0.6, (0.9, 0.9, 0.9, 0.82)), Reading("AB12", 0.4, (0.8, 0.8, 0.8, 0.78))]
+    best = _most_confident_discounted(reads)
+    assert best.text == "A812"
+    assert abs(best.confidence - 0.95 * 0.94 * 0.95 * 0.94 * 2 / 4) < 1e-6
+    assert abs(best.confidence - float(np.prod(best.char_confidences))) < 1e-9
+    same = [Reading("A812", 0.8, (0.95, 0.94, 0.95, 0.94))] * 3
+    assert _most_confident_discounted(same) == same[0]  # all agree: nothing to discount
+
+
+def test_still_images_retry_and_the_live_pipeline_only_when_asked() -> None:
+    from edge_ocr.config import parse_config
+    from edge_ocr.daemon import LogSink, Pipeline
+    from edge_ocr.formats import FormatRules
+    from edge_ocr.localize import Localizer
+    from edge_ocr.still import StillReader
+
+    rec = Recognizer(DEFAULT_MODEL)
+    seen: list[int] = []
+    probabilities = rec.probabilities
+    rec.probabilities = lambda crops: (seen.append(len(crops)), probabilities(crops))[1]
+    cfg = parse_config("mqtt: {enabled: false}")
+    noise = np.random.default_rng(3).integers(0, 256, (40, 140, 3), dtype=np.uint8)
+    reader = StillReader(rec, Localizer.from_config(cfg.localizer), FormatRules.from_config(cfg.formats),
+                         cfg.recognizer.min_confidence, cfg.recognizer.retry_below)
+    reader.read(noise, crop=True)
+    assert seen == [1, 5]
+    assert Pipeline(cfg, rec, LogSink()).retry_below == 0.0
+    live = parse_config("mqtt: {enabled: false}\nrecognizer: {retry_live: true, retry_below: 0.5}")
+    assert Pipeline(live, rec, LogSink()).retry_below == 0.5

@@ -66,14 +66,14 @@ def edit_ops(a: str, b: str) -> tuple[int, list[tuple[str, str]]]:
 
 
 def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.6, latency_n: int = 200,
-             decoder: str = "greedy", formats: str = "") -> dict:
+             decoder: str = "greedy", formats: str = "", retry_below: float = 0.6) -> dict:
     """``formats="region"``: decode each crop with the beam decoder and the strict plate formats
     of its own region, as a gate in that country would (``formats.regions: [xx]``)."""
     with open(labels, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if split != "all":
         rows = [r for r in rows if split_of(r["file"]) == split]
-    rec = Recognizer(model, threads=1, decoder=decoder, batch_size=32)
+    rec = Recognizer(model, threads=1, decoder=decoder, batch_size=32, retry_below=retry_below)
     imgs, kept = [], []
     unreadable = 0
     for r in rows:
@@ -89,11 +89,11 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
 
         rules = {reg: FormatRules.from_config(FormatsConfig(regions=[reg])).decoder_patterns(strict_only=True)
                  for reg in {r["region"] for r in kept}}
-        probs = rec.probabilities(imgs)
-        readings = []
-        for r, p in zip(kept, probs):
-            d = rec.decode(p, rules[r["region"]])
-            readings.append(Reading(d.text, d.confidence, d.char_confidences))
+        readings: list[Reading | None] = [None] * len(kept)
+        for reg, pats in rules.items():
+            idx = [i for i, r in enumerate(kept) if r["region"] == reg]
+            for i, rd in zip(idx, rec.recognize([imgs[i] for i in idx], pats), strict=True):
+                readings[i] = rd
     else:
         readings = rec.recognize(imgs)
     per: dict[str, dict] = collections.defaultdict(lambda: {"n": 0, "exact": 0, "edits": 0, "chars": 0})
@@ -130,7 +130,8 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
         lat_region[kept[int(i)]["region"]].append(lat[-1])
     res = {
         "model": model, "labels": str(labels), "split": split,
-        "decoder": "beam + region formats" if formats else decoder, "unreadable": unreadable,
+        "decoder": "beam + region formats" if formats else decoder, "retry_below": retry_below,
+        "unreadable": unreadable,
         "regions": {k: {"n": v["n"], "exact": round(v["exact"] / v["n"], 4),
                         "cer": round(v["edits"] / max(v["chars"], 1), 4)} for k, v in sorted(per.items())},
         "threshold": threshold,
@@ -156,14 +157,19 @@ def main() -> None:
     ap.add_argument("--formats", choices=["", "region"], default="",
                     help="region: beam decoding with the strict formats of each crop's own region")
     ap.add_argument("--latency-n", type=int, default=200)
+    ap.add_argument("--retry-below", type=float, default=0.6,
+                    help="re-read crops less confident than this from 5 re-cut copies, as still images are "
+                         "(recognizer.retry_below); 0 = one read per crop")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--failures", type=int, default=0, help="print this many misread crops")
     args = ap.parse_args()
-    res = evaluate(args.model, args.labels, args.split, args.threshold, args.latency_n, args.decoder, args.formats)
+    res = evaluate(args.model, args.labels, args.split, args.threshold, args.latency_n, args.decoder, args.formats,
+                   args.retry_below)
     if args.json:
         print(json.dumps(res, ensure_ascii=False))
         return
-    print(f"{res['model']} on {res['labels']} (split {res['split']}, {res['decoder']})")
+    print(f"{res['model']} on {res['labels']} (split {res['split']}, {res['decoder']}, "
+          f"retry below {res['retry_below']})")
     for reg, v in res["regions"].items():
         print(f"  {reg:8s} n={v['n']:5d}  exact={100 * v['exact']:6.2f} %  CER={100 * v['cer']:5.2f} %")
     print(f"  confidence >= {res['threshold']}: {100 * res['above_threshold_fraction']:.1f} % of crops, "
