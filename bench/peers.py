@@ -36,10 +36,12 @@ class Engine:
     missing: str = ""  # why it cannot run here, with the install line
 
 
-def edge_ocr_engine(model: Path, name: str) -> Engine:
+def edge_ocr_engine(model: Path, name: str, retry_below: float = 0.0) -> Engine:
+    """``retry_below`` 0: one read per crop, as the live pipeline; 0.6: unsure crops re-read from
+    re-cut copies, as a still image (``recognizer.retry_below``)."""
     from edge_ocr.recognizer import Recognizer
 
-    rec = Recognizer(model, threads=1, batch_size=1)
+    rec = Recognizer(model, threads=1, batch_size=1, retry_below=retry_below)
 
     def read(img: np.ndarray) -> tuple[str, float]:
         r = rec.recognize([img])[0]

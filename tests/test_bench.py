@@ -20,7 +20,7 @@ def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
         assert heading in md
     data = json.loads(out.with_suffix(".json").read_text())
     names = [e["engine"] for e in data["engines"]]
-    assert names[:2] == ["edge-ocr INT8", "edge-ocr FP32"] and len(names) == 4
+    assert names[:3] == ["edge-ocr INT8", "edge-ocr FP32", "edge-ocr INT8, still image (re-reads)"] and len(names) == 5
     for e in data["engines"]:
         # a peer is either measured or named with the line that installs it: never silently absent
         assert ("regions" in e and e["regions"]["overall"]["n"] == 12) or "install" in e["missing"]
