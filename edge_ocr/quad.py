@@ -16,7 +16,8 @@ def centre_inside(quad: npt.NDArray[np.float32], mask: npt.NDArray[np.uint8]) ->
 
 
 def bounding_box(quad: npt.NDArray[np.float32], width: int, height: int) -> Box:
-    # a little slack so float32 rounding (120.000005) does not add a pixel
+    """Integer (x, y, w, h) around points (N, 2), clipped to the image (quads, ROI polygons)."""
+    # a little slack so float32 scaling (0.6 * 200 = 120.000005) does not add a pixel
     x0 = int(np.clip(np.floor(quad[:, 0].min() + 1e-3), 0, width))
     y0 = int(np.clip(np.floor(quad[:, 1].min() + 1e-3), 0, height))
     x1 = int(np.clip(np.ceil(quad[:, 0].max() - 1e-3), 0, width))

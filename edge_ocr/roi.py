@@ -20,6 +20,7 @@ from edge_ocr.config import RoiConfig
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
+from .quad import bounding_box
 from .types import Box
 
 
@@ -96,20 +97,13 @@ class Roi:
 
     def bbox(self, width: int, height: int) -> Box:
         """Bounding box (x, y, w, h) of all polygons, clipped to the image; (0, 0, 0, 0) if empty."""
-        return _box(np.concatenate(self.polygons(width, height)), width, height)
+        return bounding_box(np.concatenate(self.polygons(width, height)), width, height)
 
     def boxes(self, width: int, height: int) -> list[Box]:
         """Bounding box of each polygon separately, clipped to the image."""
-        return [_box(p, width, height) for p in self.polygons(width, height)]
+        return [bounding_box(p, width, height) for p in self.polygons(width, height)]
 
 
-def _box(pts: npt.NDArray[np.float32], width: int, height: int) -> Box:
-    # a little slack so float32 scaling (0.6 * 200 = 120.000005) does not add a pixel
-    x0 = int(np.clip(np.floor(pts[:, 0].min() + 1e-3), 0, width))
-    y0 = int(np.clip(np.floor(pts[:, 1].min() + 1e-3), 0, height))
-    x1 = int(np.clip(np.ceil(pts[:, 0].max() - 1e-3), 0, width))
-    y1 = int(np.clip(np.ceil(pts[:, 1].max() - 1e-3), 0, height))
-    return x0, y0, x1 - x0, y1 - y0
 
 
 @lru_cache(maxsize=16)

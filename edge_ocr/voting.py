@@ -23,6 +23,8 @@ from typing import Any
 from edge_ocr.config import VotingConfig
 from edge_ocr.types import Box, Reading
 
+from .quad import iou
+
 log = logging.getLogger(__name__)
 
 
@@ -190,7 +192,7 @@ class Voter:
     def _affinity(self, o: Observation, t: _Track) -> float:
         """How well an observation fits a track; 0 = not at all."""
         sim = similarity(o.reading.text, t.fused[0])
-        ov = box_iou(o.box, t.last_box) if o.box is not None and t.last_box is not None else 0.0
+        ov = iou(o.box, t.last_box) if o.box is not None and t.last_box is not None else 0.0
         if sim >= self.match_similarity:
             return sim + ov
         # a badly misread frame of the same plate: same place, some characters in common
@@ -384,10 +386,3 @@ def similarity(a: str, b: str) -> float:
     return 1.0 - edit_distance(a, b) / max(len(a), len(b))
 
 
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
