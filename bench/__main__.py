@@ -50,7 +50,7 @@ from bench.peers import (
     threshold_curve,
 )
 from bench.plots import write_plots
-from edge_ocr.config import parse_config
+from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
 from edge_ocr.recognizer import Recognizer
 from edge_ocr.types import Frame
@@ -276,7 +276,8 @@ def main() -> None:
     res["engines"] = []
     for make in (lambda: edge_ocr_engine(MODELS["int8"], "edge-ocr INT8"),
                  lambda: edge_ocr_engine(MODELS["fp32"], "edge-ocr FP32"),
-                 lambda: edge_ocr_engine(MODELS["int8"], "edge-ocr INT8, still image (re-reads)", 0.6),
+                 lambda: edge_ocr_engine(MODELS["int8"], "edge-ocr INT8, still image (re-reads)",
+                                         RecognizerConfig().retry_below),
                  rapidocr_engine, tesseract_engine):
         eng = make()
         print(f"engine {eng.name}", flush=True)

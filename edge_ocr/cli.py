@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, dump_config, load_config
+from .config import ConfigError, RecognizerConfig, dump_config, load_config
 
 log = logging.getLogger("edge_ocr")
 
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
-    p.add_argument("--retry-below", type=float, default=0.6,
+    p.add_argument("--retry-below", type=float, default=RecognizerConfig().retry_below,
                    help="re-read crops less confident than this from 5 re-cut copies (0 = off; recognizer.retry_below)")
     p.set_defaults(func=cmd_recognize)
 

@@ -94,8 +94,8 @@ class Recognizer:
         format_margin: with format patterns, how much less likely (natural log) a format-fitting
             reading may be than the free one and still win (2.0, chosen on the synthetic test set).
         retry_below: a crop whose reading is less confident than this is read again from five
-            re-cut copies (``preprocess.recut_variants``) and the most confident reading kept;
-            0 never retries. Costs up to 6x for those crops only.
+            re-cut copies (``preprocess.recut_variants``) and the most confident reading kept,
+            discounted by disagreement; 0 never retries. Costs up to 6x for those crops only.
         trim: cut the padding off narrow crops when the model allows it (metadata
             ``edge_ocr.dynamic_width``); False always feeds the full model width.
 

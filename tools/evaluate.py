@@ -26,8 +26,11 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from edge_ocr.config import RecognizerConfig
 from edge_ocr.recognizer import Recognizer
 from edge_ocr.types import Reading
+
+STILL_RETRY_BELOW = RecognizerConfig().retry_below  # what a still image gets by default
 
 
 def normalise(text: str, region: str, charset: str) -> str:
@@ -66,7 +69,7 @@ def edit_ops(a: str, b: str) -> tuple[int, list[tuple[str, str]]]:
 
 
 def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.6, latency_n: int = 200,
-             decoder: str = "greedy", formats: str = "", retry_below: float = 0.6) -> dict:
+             decoder: str = "greedy", formats: str = "", retry_below: float = STILL_RETRY_BELOW) -> dict:
     """``formats="region"``: decode each crop with the beam decoder and the strict plate formats
     of its own region, as a gate in that country would (``formats.regions: [xx]``)."""
     with open(labels, encoding="utf-8") as fh:
@@ -157,7 +160,7 @@ def main() -> None:
     ap.add_argument("--formats", choices=["", "region"], default="",
                     help="region: beam decoding with the strict formats of each crop's own region")
     ap.add_argument("--latency-n", type=int, default=200)
-    ap.add_argument("--retry-below", type=float, default=0.6,
+    ap.add_argument("--retry-below", type=float, default=STILL_RETRY_BELOW,
                     help="re-read crops less confident than this from 5 re-cut copies, as still images are "
                          "(recognizer.retry_below); 0 = one read per crop")
     ap.add_argument("--json", action="store_true")
