@@ -17,11 +17,12 @@ import numpy.typing as npt
 
 from edge_ocr.config import RoiConfig
 
+from .quad import bounding_box
+from .types import Box
+
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
-from .quad import bounding_box
-from .types import Box
 
 
 class Roi:
@@ -102,8 +103,6 @@ class Roi:
     def boxes(self, width: int, height: int) -> list[Box]:
         """Bounding box of each polygon separately, clipped to the image."""
         return [bounding_box(p, width, height) for p in self.polygons(width, height)]
-
-
 
 
 @lru_cache(maxsize=16)

@@ -143,6 +143,7 @@ def main() -> None:
         pools = pools_as_slices(fp32)
         onnx.save(fp32, str(sliced))
         quant_pre_process(str(sliced), str(pre), skip_symbolic_shape=True)
+        act_symmetric = args.activations == "s8" if args.act_symmetric is None else args.act_symmetric
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[args.method]
         stat = Path(tmp) / "static.onnx"
@@ -153,7 +154,7 @@ def main() -> None:
             per_channel=args.per_channel, calibrate_method=method,
             op_types_to_quantize=args.ops.split(","),
             nodes_to_exclude=[n for n in args.exclude.split(",") if n],
-            extra_options={"ActivationSymmetric": args.activations == "s8" if args.act_symmetric is None else args.act_symmetric, "CalibPercentile": args.percentile},
+            extra_options={"ActivationSymmetric": act_symmetric, "CalibPercentile": args.percentile},
             # 7-bit weights: x86 CPUs without VNNI run int8 convs with 16-bit pairwise sums that
             # saturate on full-range weights, so x86 then reads differently from ARM64 and from
             # the QDQ reference (found by tools/arm64-check.sh)
