@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +25,7 @@ from .config import Config, ConfigError, load_config
 from .formats import FormatRules
 from .localize import Localizer, fixed_candidates
 from .motion import MotionGate
+from .mqtt_contract import utc_iso
 from .overlay import annotate
 from .recognizer import ModelError, Recognizer
 from .roi import Roi
@@ -193,8 +193,7 @@ class Pipeline:
                 confidence=round(float(r.confidence), 4),
                 char_confidences=tuple(round(float(c), 4) for c in r.char_confidences),
                 camera=self.cfg.camera.name,
-                time_utc=datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
+                time_utc=utc_iso(wall),
                 frame_size=(w, h),
                 box=tuple(int(v) for v in (r.box or (0, 0, 0, 0))),  # type: ignore[arg-type]
                 model=self.rec.info.name,

@@ -70,9 +70,11 @@ STATS_SENSORS: tuple[StatSensor, ...] = (
 )
 
 
-def utc_now_iso() -> str:
-    """Current UTC time as ISO-8601 with milliseconds and a ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def utc_iso(ts: float | None = None) -> str:
+    """A Unix time (now if None) as UTC ISO-8601 with milliseconds and a ``Z``: the one time
+    format of events and stats."""
+    t = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def event_payload(event: PlateEvent, device_id: str, include_crop: str = "off", crop_topic: str = "") -> dict[str, Any]:

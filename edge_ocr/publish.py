@@ -43,7 +43,7 @@ from .mqtt_contract import (
     discovery_payload,
     event_payload,
     make_topics,
-    utc_now_iso,
+    utc_iso,
 )
 from .outbox import NewMessage, Outbox
 from .types import PlateEvent
@@ -464,6 +464,6 @@ class MqttPublisher:
             outbox_dropped=mine["dropped"],
             mqtt_published=mine["published"],
             mqtt_acked=mine["acked"],
-            time_utc=utc_now_iso(),
+            time_utc=utc_iso(),
         )
         self._client.publish(self.topics.stats, _json(data), qos=0, retain=False)
