@@ -18,11 +18,15 @@ import functools
 import glob
 import os
 import string
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from edge_ocr.preprocess import PreprocessSpec, model_pixels
 
 DIGITS = string.digits
 LETTERS = string.ascii_uppercase
@@ -482,25 +486,27 @@ def sample(seed: int, index: int, region: str | None = None) -> tuple[np.ndarray
     return camera(rng, plate, region), label, region
 
 
+def pack_samples(samples, spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(BGR image, text, region) samples -> what training stores: each image as the model sees it
+    before normalisation (``model_pixels``), uint8 (N, height, width) zero-padded on the right,
+    their content widths (int16), texts and regions. Consumes ``samples`` lazily, so only the
+    small model-size copies are held."""
+    smalls, texts, regions = [], [], []
+    for img, text, region in samples:
+        smalls.append(model_pixels(img, spec))
+        texts.append(text)
+        regions.append(region)
+    imgs = np.zeros((len(smalls), spec.height, spec.width), np.uint8)
+    for k, small in enumerate(smalls):
+        imgs[k, :, : small.shape[1]] = small
+    return imgs, np.array([m.shape[1] for m in smalls], np.int16), texts, regions
+
+
 def write_shard(path: Path, seed: int, start: int, count: int, height: int, width: int) -> None:
     """Render ``count`` samples and store them already resized to the model height with CLAHE
-    (``edge_ocr.preprocess``) as uint8, so training spends its cores on the network."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from edge_ocr.preprocess import PreprocessSpec, model_pixels
-
-    spec = PreprocessSpec(height=height, width=width)
-    imgs = np.zeros((count, height, width), np.uint8)
-    widths = np.zeros(count, np.int16)
-    labels, regions = [], []
-    for k in range(count):
-        img, label, region = sample(seed, start + k)
-        small = model_pixels(img, spec)
-        imgs[k, :, : small.shape[1]] = small
-        widths[k] = small.shape[1]
-        labels.append(label)
-        regions.append(region)
+    (``pack_samples``), so training spends its cores on the network."""
+    imgs, widths, labels, regions = pack_samples((sample(seed, start + k) for k in range(count)),
+                                                 PreprocessSpec(height=height, width=width))
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, imgs=imgs, widths=widths, labels=np.array(labels), regions=np.array(regions))
     os.replace(tmp, path)

@@ -25,36 +25,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CHUNK = 64
 
 
-def _chunk(kind: str, samples, spec) -> tuple:
-    """CHUNK (BGR image, text, region) samples -> one queue item of model pixels."""
-    from edge_ocr.preprocess import model_pixels
-
-    imgs = np.zeros((CHUNK, spec.height, spec.width), np.uint8)
-    widths = np.zeros(CHUNK, np.int16)
-    labels, regions = [], []
-    for k, (img, text, region) in enumerate(samples):
-        small = model_pixels(img, spec)
-        imgs[k, :, : small.shape[1]] = small
-        widths[k] = small.shape[1]
-        labels.append(text)
-        regions.append(region)
-    return kind, imgs, widths, labels, regions
-
-
 def _synth_worker(seed: int, out: mp.Queue, height: int, width: int) -> None:
     import cv2
-    from synth_plates import sample
+    from synth_plates import pack_samples, sample
 
     from edge_ocr.preprocess import PreprocessSpec
 
     cv2.setNumThreads(1)
     spec = PreprocessSpec(height=height, width=width)
     for start in range(0, 1 << 62, CHUNK):
-        out.put(_chunk("synth", (sample(seed, i) for i in range(start, start + CHUNK)), spec))
+        out.put(("synth", *pack_samples((sample(seed, i) for i in range(start, start + CHUNK)), spec)))
 
 
 def _real_worker(seed: int, rows: list[dict], out: mp.Queue, height: int, width: int, augment_real) -> None:
     import cv2
+    from synth_plates import pack_samples
 
     from edge_ocr.preprocess import PreprocessSpec
 
@@ -69,7 +54,7 @@ def _real_worker(seed: int, rows: list[dict], out: mp.Queue, height: int, width:
         return augment_real(cache[r["path"]], rng), r["text"], r["region"]
 
     while True:
-        out.put(_chunk("real", (one(rows[int(i)]) for i in rng.integers(0, len(rows), CHUNK)), spec))
+        out.put(("real", *pack_samples((one(rows[int(i)]) for i in rng.integers(0, len(rows), CHUNK)), spec)))
 
 
 class Ring:

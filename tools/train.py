@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import qat
 from crnn import CHARSET, CRNN
 from evaluate import normalise, split_of
+from synth_plates import pack_samples
 
-from edge_ocr.preprocess import PreprocessSpec, model_pixels
+from edge_ocr.preprocess import PreprocessSpec
 
 SPEC = PreprocessSpec()
 CHAR_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
@@ -52,9 +53,11 @@ def read_labels(csv_path: Path) -> list[dict]:
     return rows
 
 
-def to_model_uint8(img: np.ndarray) -> np.ndarray:
-    """BGR crop -> (height, w <= width) uint8, exactly the runtime's ``model_pixels``."""
-    return model_pixels(img, SPEC)
+def read_cached(cache: dict, path: str) -> np.ndarray:
+    """A real crop, read from disk once per run."""
+    if path not in cache:
+        cache[path] = cv2.imread(path, cv2.IMREAD_COLOR)
+    return cache[path]
 
 
 def augment_real(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -139,22 +142,13 @@ def greedy(logits: torch.Tensor) -> list[str]:
 
 
 def real_batch(rows: list[dict], cache: dict, rng: np.random.Generator, n: int, augment: bool):
-    idx = rng.integers(0, len(rows), n)
-    imgs = np.zeros((n, SPEC.height, SPEC.width), np.uint8)
-    widths = np.zeros(n, np.int64)
-    labels = []
-    for j, i in enumerate(idx):
+    def one(i: int) -> tuple:
         r = rows[int(i)]
-        if r["path"] not in cache:
-            cache[r["path"]] = cv2.imread(r["path"], cv2.IMREAD_COLOR)
-        img = cache[r["path"]]
-        if augment:
-            img = augment_real(img, rng)
-        small = to_model_uint8(img)
-        imgs[j, :, : small.shape[1]] = small
-        widths[j] = small.shape[1]
-        labels.append(normalise_label(r["text"], r["region"]))
-    return imgs, widths, labels
+        img = read_cached(cache, r["path"])
+        return (augment_real(img, rng) if augment else img), normalise_label(r["text"], r["region"]), r["region"]
+
+    imgs, widths, labels, _ = pack_samples((one(i) for i in rng.integers(0, len(rows), n)), SPEC)
+    return imgs, widths.astype(np.int64), labels
 
 
 def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict, dev: torch.device | None = None,
@@ -169,14 +163,8 @@ def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict, dev: torch.de
     with torch.no_grad():
         for s in range(0, len(rows), step):
             chunk = rows[s: s + step]
-            imgs = np.zeros((len(chunk), SPEC.height, SPEC.width), np.uint8)
-            widths = np.zeros(len(chunk), np.int64)
-            for j, r in enumerate(chunk):
-                if r["path"] not in cache:
-                    cache[r["path"]] = cv2.imread(r["path"], cv2.IMREAD_COLOR)
-                small = to_model_uint8(cache[r["path"]])
-                imgs[j, :, : small.shape[1]] = small
-                widths[j] = small.shape[1]
+            imgs, widths, _, _ = pack_samples(((read_cached(cache, r["path"]), r["text"], r["region"]) for r in chunk),
+                                              SPEC)
             x = to_tensor(imgs, widths)
             if tight:
                 x = x[..., : min(SPEC.width, (int(widths.max()) + 7) // 8 * 8)]
