@@ -199,7 +199,7 @@ def load_crops(labels: Path, split: str, limit: int) -> tuple[list, list, list]:
     with open(labels, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if split != "all":
-        rows = [r for r in rows if evaluate.split_of(r["file"]) == split]
+        rows = [r for r in rows if evaluate.row_split(r) == split]
     imgs, truths, regions = [], [], []
     from crnn import CHARSET
 

@@ -211,6 +211,20 @@ class FormatRules:
         result = self.fix(text)
         return result if self.matches(result) else None
 
+    def charset(self) -> frozenset[str] | None:
+        """Every character a plate of the enabled regions (or an extra pattern) can hold: what
+        the decoder may emit (``Recognizer.recognize(..., allowed=...)``). ``None`` (no
+        restriction) when disabled. Without ``cn`` no Hanzi can be read."""
+        if not self.enabled:
+            return None
+        chars: set[str] = set()
+        for f in self.formats:
+            for c in f.classes:
+                chars |= c
+        if "us" in self.regions:
+            chars.add("O")  # read as printed; the US spelling rule then writes it as 0
+        return frozenset(chars)
+
     def decoder_patterns(self, strict_only: bool = False) -> list[list[set[str]]]:
         """Per-position allowed characters of every distinct format, for the constrained CTC
         beam decoder (``Recognizer.recognize(crops, patterns=...)``). Empty when disabled.

@@ -133,6 +133,7 @@ class Recognizer:
         self.batch_size = batch_size
         self.format_margin = format_margin
         self.retry_below = retry_below
+        self._masks: dict[frozenset[str], npt.NDArray[np.float32]] = {}
         width_dim = self.session.get_inputs()[0].shape[-1]
         self.trim = int(self.info.meta.get("dynamic_width", 0)) if trim and not isinstance(width_dim, int) else 0
         log.info("model loaded: %s %s v%s, %d chars, input %dx%d%s, %d thread(s)", path.name, self.info.name,
@@ -183,14 +184,32 @@ class Recognizer:
             return beam_search(probs, self.charset, self.beam_width)
         return greedy_decode(probs, self.charset)
 
+    def class_mask(self, allowed: str | frozenset[str] | set[str] | None) -> npt.NDArray[np.float32] | None:
+        """(C,) 0/1 weights of the output classes whose character is in ``allowed`` (blank
+        always kept); ``None`` for no restriction. Cached: the region set rarely changes."""
+        if allowed is None:
+            return None
+        key = frozenset(allowed)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = np.array([1.0] + [1.0 if c in key else 0.0 for c in self.charset], np.float32)
+            if len(self._masks) >= 16:  # a handful of region sets per process; never grows with input
+                self._masks.clear()
+            self._masks[key] = mask
+        return mask
+
     def recognize(self, crops: Sequence[npt.NDArray],
                   patterns: Sequence[Sequence[set[str] | str]] | None = None,
-                  retry_below: float | None = None) -> list[Reading]:
+                  retry_below: float | None = None,
+                  allowed: str | frozenset[str] | set[str] | None = None) -> list[Reading]:
         """Plate crops (BGR, BGRA, grey, 8/16-bit) -> one Reading each, in order.
 
         ``retry_below`` overrides the instance's (the live pipeline passes 0: it votes across
-        frames instead)."""
-        out = [self._reading(p, patterns) for p in self.probabilities(crops)]
+        frames instead). ``allowed``: the only characters the decoder may emit (region-aware
+        decoding, ``FormatRules.charset``); the model's probability of any other character is
+        moved to the rest before decoding, so a Brazilian crop can never read as a Hanzi."""
+        mask = self.class_mask(allowed)
+        out = [self._reading(p, patterns, mask) for p in self.probabilities(crops)]
         threshold = self.retry_below if retry_below is None else retry_below
         unsure = [i for i, r in enumerate(out) if r.confidence < threshold]
         if unsure:
@@ -201,12 +220,16 @@ class Recognizer:
                     variants.append(v)
             reads: dict[int, list[Reading]] = {i: [out[i]] for i in unsure}
             for i, p in zip(owners, self.probabilities(variants), strict=True):
-                reads[i].append(self._reading(p, patterns))
+                reads[i].append(self._reading(p, patterns, mask))
             for i, rs in reads.items():
                 out[i] = _most_confident_discounted(rs)
         return out
 
     def _reading(self, probs: npt.NDArray[np.floating],
-                 patterns: Sequence[Sequence[set[str] | str]] | None) -> Reading:
+                 patterns: Sequence[Sequence[set[str] | str]] | None,
+                 mask: npt.NDArray[np.float32] | None = None) -> Reading:
+        if mask is not None:
+            probs = probs * mask
+            probs = probs / np.maximum(probs.sum(-1, keepdims=True), 1e-12)
         d = self.decode(probs, patterns)
         return Reading(d.text, d.confidence, d.char_confidences)

@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_ocr.config import RecognizerConfig
+from edge_ocr.formats import FormatRules
 from edge_ocr.recognizer import Recognizer
 from edge_ocr.types import Reading
 
@@ -38,9 +39,17 @@ def normalise(text: str, region: str, charset: str) -> str:
     return t.replace("O", "0") if region == "us" else t
 
 
-def split_of(file: str) -> str:
-    """Same split as tools/train.py: one in three real crops is validation, never trained on."""
-    return "val" if int(hashlib.sha1(file.encode()).hexdigest(), 16) % 3 == 0 else "train"
+def split_of(text: str, region: str) -> str:
+    """Same split as tools/train.py: one in three plates is validation, never trained on.
+
+    Chosen by the plate (region + text), not the file: a source such as ``openalpr-td`` has the
+    same car in several crops, and a split by file would put one car on both sides."""
+    key = region.lower() + ":" + "".join(ch for ch in text.upper() if ch.isalnum())
+    return "val" if int(hashlib.sha1(key.encode()).hexdigest(), 16) % 3 == 0 else "train"
+
+
+def row_split(row: dict) -> str:
+    return split_of(row["text"], row.get("region") or "")
 
 
 def edit_ops(a: str, b: str) -> tuple[int, list[tuple[str, str]]]:
@@ -69,13 +78,18 @@ def edit_ops(a: str, b: str) -> tuple[int, list[tuple[str, str]]]:
 
 
 def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.6, latency_n: int = 200,
-             decoder: str = "greedy", formats: str = "", retry_below: float = STILL_RETRY_BELOW) -> dict:
+             decoder: str = "greedy", formats: str = "", retry_below: float = STILL_RETRY_BELOW,
+             regions: str = "label") -> dict:
     """``formats="region"``: decode each crop with the beam decoder and the strict plate formats
-    of its own region, as a gate in that country would (``formats.regions: [xx]``)."""
+    of its own region, as a gate in that country would (``formats.regions: [xx]``).
+
+    ``regions``: which characters the decoder may emit (region-aware decoding, as the daemon
+    does with ``formats.regions``): ``label`` those of each crop's own region, ``all`` no
+    restriction, or a comma list such as ``us,eu,br`` for every crop."""
     with open(labels, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if split != "all":
-        rows = [r for r in rows if split_of(r["file"]) == split]
+        rows = [r for r in rows if row_split(r) == split]
     rec = Recognizer(model, threads=1, decoder=decoder, batch_size=32, retry_below=retry_below)
     imgs, kept = [], []
     unreadable = 0
@@ -86,30 +100,29 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
             continue
         imgs.append(img)
         kept.append(r)
-    if formats == "region":
-        from edge_ocr.config import FormatsConfig
-        from edge_ocr.formats import FormatRules
+    def rules_for(reg: str) -> FormatRules:
+        if regions == "all":
+            return FormatRules(enabled=False)
+        return FormatRules([reg] if regions == "label" else [x.strip() for x in regions.split(",") if x.strip()])
 
-        rules = {reg: FormatRules.from_config(FormatsConfig(regions=[reg])).decoder_patterns(strict_only=True)
-                 for reg in {r["region"] for r in kept}}
-        readings: list[Reading | None] = [None] * len(kept)
-        for reg, pats in rules.items():
-            idx = [i for i, r in enumerate(kept) if r["region"] == reg]
-            for i, rd in zip(idx, rec.recognize([imgs[i] for i in idx], pats), strict=True):
-                readings[i] = rd
-    else:
-        readings = rec.recognize(imgs)
+    readings: list[Reading | None] = [None] * len(kept)
+    for reg in sorted({r.get("region") or "" for r in kept}):
+        rules = rules_for(reg) if reg or regions != "label" else FormatRules(enabled=False)
+        pats = rules.decoder_patterns(strict_only=True) if formats == "region" else None
+        idx = [i for i, r in enumerate(kept) if (r.get("region") or "") == reg]
+        for i, rd in zip(idx, rec.recognize([imgs[i] for i in idx], pats, allowed=rules.charset()), strict=True):
+            readings[i] = rd
     per: dict[str, dict] = collections.defaultdict(lambda: {"n": 0, "exact": 0, "edits": 0, "chars": 0})
     conf = collections.Counter()
     above = above_ok = 0
     failures = []
+    per_source: dict[str, dict] = collections.defaultdict(lambda: {"n": 0, "exact": 0, "edits": 0, "chars": 0})
     for r, rd in zip(kept, readings):
         region = r.get("region") or "all"
         truth = normalise(r["text"], region, rec.charset)
         got = normalise(rd.text, region, rec.charset)
         dist, ops = edit_ops(truth, got)
-        for reg in (region, "overall"):
-            s = per[reg]
+        for s in (per[region], per["overall"], per_source[r.get("source") or "unknown"]):
             s["n"] += 1
             s["exact"] += got == truth
             s["edits"] += dist
@@ -137,6 +150,9 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
         "unreadable": unreadable,
         "regions": {k: {"n": v["n"], "exact": round(v["exact"] / v["n"], 4),
                         "cer": round(v["edits"] / max(v["chars"], 1), 4)} for k, v in sorted(per.items())},
+        "sources": {k: {"n": v["n"], "exact": round(v["exact"] / v["n"], 4),
+                        "cer": round(v["edits"] / max(v["chars"], 1), 4)} for k, v in sorted(per_source.items())},
+        "allowed_chars": regions,
         "threshold": threshold,
         "above_threshold_fraction": round(above / max(len(kept), 1), 4),
         "above_threshold_exact": round(above_ok / max(above, 1), 4),
@@ -163,11 +179,14 @@ def main() -> None:
     ap.add_argument("--retry-below", type=float, default=STILL_RETRY_BELOW,
                     help="re-read crops less confident than this from 5 re-cut copies, as still images are "
                          "(recognizer.retry_below); 0 = one read per crop")
+    ap.add_argument("--regions", default="label",
+                    help="characters the decoder may emit: 'label' (each crop's own region, as a gate set to "
+                         "its country), 'all' (no restriction) or a list such as us,eu,br")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--failures", type=int, default=0, help="print this many misread crops")
     args = ap.parse_args()
     res = evaluate(args.model, args.labels, args.split, args.threshold, args.latency_n, args.decoder, args.formats,
-                   args.retry_below)
+                   args.retry_below, args.regions)
     if args.json:
         print(json.dumps(res, ensure_ascii=False))
         return
@@ -175,6 +194,8 @@ def main() -> None:
           f"retry below {res['retry_below']})")
     for reg, v in res["regions"].items():
         print(f"  {reg:8s} n={v['n']:5d}  exact={100 * v['exact']:6.2f} %  CER={100 * v['cer']:5.2f} %")
+    for src, v in res["sources"].items():
+        print(f"  {src:22s} n={v['n']:5d}  exact={100 * v['exact']:6.2f} %  CER={100 * v['cer']:5.2f} %")
     print(f"  confidence >= {res['threshold']}: {100 * res['above_threshold_fraction']:.1f} % of crops, "
           f"{100 * res['above_threshold_exact']:.2f} % of those exact")
     print(f"  latency (batch 1, 1 thread): p50 {res['latency_ms_p50']} ms, p95 {res['latency_ms_p95']} ms; p50 by region "

@@ -54,10 +54,10 @@ def calibration_batches(model_path: Path, labels: Path | None, n_real: int, n_sy
     if labels:
         with open(labels, encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
-        from evaluate import split_of
+        from evaluate import row_split
 
         # calibrate only on crops the model was trained on, so the validation third stays unseen
-        rows = [r for r in rows if split_of(r["file"]) == "train"]
+        rows = [r for r in rows if row_split(r) == "train"]
         rng = np.random.default_rng(seed)
         for i in rng.permutation(len(rows))[:n_real]:
             img = cv2.imread(str(labels.parent / rows[int(i)]["file"]), cv2.IMREAD_COLOR)

@@ -5,8 +5,9 @@
         --out runs/main --steps 30000
 
 Seeded, resumable (``--resume`` picks up ``OUT/last.pt``), logs one line per ``--log-every``
-steps to stdout and ``OUT/train.log``. Real crops are split deterministically by file name:
-one in three (``split_of(file) == "val"``) is never trained on and is used for validation.
+steps to stdout and ``OUT/train.log``. Real crops are split deterministically by plate: one in
+three plates (``evaluate.split_of(text, region) == "val"``, every crop of that plate) is never
+trained on and is used for validation.
 The shard folder is re-scanned every 1,000 steps, so a generator can keep adding shards.
 """
 
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import qat
 from crnn import CHARSET, CRNN
-from evaluate import normalise, split_of
+from evaluate import normalise, row_split
 from synth_plates import pack_samples
 
 from edge_ocr.preprocess import PreprocessSpec
@@ -239,8 +240,8 @@ def main() -> None:
     real_train, real_val, cache = [], [], {}
     if args.real:
         rows = read_labels(args.real)
-        real_train = [r for r in rows if split_of(r["file"]) == "train"]
-        real_val = [r for r in rows if split_of(r["file"]) == "val"]
+        real_train = [r for r in rows if row_split(r) == "train"]
+        real_val = [r for r in rows if row_split(r) == "val"]
     stream = None
     if args.stream_workers:  # fork before torch touches an accelerator
         from synth_stream import Stream
