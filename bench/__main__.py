@@ -53,6 +53,7 @@ from bench.plots import write_plots
 from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
 from edge_ocr.recognizer import Recognizer
+from edge_ocr.stages import Stages
 from edge_ocr.types import Frame
 
 MODELS = {"fp32": ROOT / "models/plate_crnn_fp32.onnx", "int8": ROOT / "models/plate_crnn_int8.onnx"}
@@ -146,7 +147,7 @@ def bench_pipeline(size: tuple[int, int], motion: bool, seconds: float) -> dict:
             frames.append(f)
     cfg = parse_config(f"motion: {{enabled: {str(motion).lower()}}}\nmqtt: {{enabled: false}}\n"
                        "roi: {polygons: [[[0, 0.4], [1, 0.4], [1, 1], [0, 1]]]}\n")
-    pipe = Pipeline(cfg, Recognizer(MODELS["int8"], threads=1), LogSink())
+    pipe = Pipeline(Stages.from_config(cfg, Recognizer(MODELS["int8"], threads=1)), LogSink())
     cpu0, t0 = time.process_time(), time.perf_counter()
     for i, f in enumerate(frames):
         pipe.process(Frame(ts=i / 10, wall=time.time(), image=f, index=i))

@@ -23,11 +23,19 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from .stages import StartupError, check_startup
+
     try:
         cfg = load_config(args.path)
     except ConfigError as exc:
         for p in exc.problems:
             print(f"{exc.source}: {p}", file=sys.stderr)
+        return 2
+    try:
+        check_startup(cfg)  # what `run` checks before it opens the camera, so both accept the same files
+    except StartupError as exc:
+        for line in exc.lines:
+            print(f"{args.path}: {line}", file=sys.stderr)
         return 2
     sys.stdout.write(dump_config(cfg))
     print(f"# {args.path}: OK", file=sys.stderr)
@@ -50,15 +58,52 @@ def _read_image(path: str):
     return img, None
 
 
+def _recognize_settings(args: argparse.Namespace):
+    """(model path, decoder, retry_below, FormatRules) from the flags, then ``--config``, then the
+    defaults. Raises ConfigError (a bad ``--config``) or ValueError (an unknown region)."""
+    from .formats import REGIONS, FormatRules
+    from .recognizer import DEFAULT_MODEL
+    from .stages import resolve_model
+
+    cfg = load_config(args.config) if args.config else None
+    rc = cfg.recognizer if cfg else RecognizerConfig()
+    model = args.model or (resolve_model(cfg.recognizer.model) if cfg else DEFAULT_MODEL)
+    decoder = args.decoder or rc.decoder
+    retry_below = rc.retry_below if args.retry_below is None else args.retry_below
+    if args.regions:
+        regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+        unknown = [r for r in regions if r not in REGIONS]
+        if unknown:
+            raise ValueError(f"--regions: unknown {', '.join(unknown)}; known: {', '.join(REGIONS)}")
+    else:
+        regions = list(cfg.formats.regions) if cfg else list(REGIONS)
+    formats = FormatRules(regions, cfg.formats.extra if cfg else (), cfg.formats.enabled if cfg else True)
+    return model, decoder, retry_below, rc, formats
+
+
 def cmd_recognize(args: argparse.Namespace) -> int:
-    from .recognizer import DEFAULT_MODEL, ModelError, Recognizer
+    from .localize import Localizer
+    from .mqtt_contract import plate_payload
+    from .reading import PlateReader
+    from .recognizer import ModelError, Recognizer
 
     try:
-        rec = Recognizer(args.model or DEFAULT_MODEL, threads=args.threads, decoder=args.decoder,
-                         batch_size=args.batch, retry_below=args.retry_below)
+        model, decoder, retry_below, rc, formats = _recognize_settings(args)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(f"{exc.source}: {p}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        rec = Recognizer(model, threads=args.threads, decoder=decoder, beam_width=rc.beam_width,
+                         batch_size=args.batch, format_margin=rc.format_margin)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # each image is one crop, read by the same core as the daemon and /api/ocr?crop=1
+    reader = PlateReader(rec, Localizer(), formats, use_patterns=decoder == "beam", retry_below=retry_below)
     failed = 0
     # (name, image, error) in input order: output lines keep the order of the arguments
     pending: list[tuple[str, object, str | None]] = []
@@ -66,7 +111,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     def flush() -> None:
         imgs = [img for _, img, err in pending if err is None]
         t = time.perf_counter()
-        readings = iter(rec.recognize(imgs)) if imgs else iter(())
+        reads = iter(reader.read_crops(imgs))  # type: ignore[arg-type]
         ms = (time.perf_counter() - t) * 1000 / max(len(imgs), 1)
         for name, _, err in pending:
             if err is not None:
@@ -75,13 +120,12 @@ def cmd_recognize(args: argparse.Namespace) -> int:
                 else:
                     print(f"{name}\terror: {err}", file=sys.stderr)
                 continue
-            r = next(readings)
+            p = next(reads)
             if args.json:
-                print(json.dumps({"file": name, "text": r.text, "confidence": round(r.confidence, 4),
-                                  "chars": [round(c, 4) for c in r.char_confidences], "ms": round(ms, 3)},
-                                 ensure_ascii=False))
+                print(json.dumps({"file": name, **plate_payload(p.reading, None, p.format_ok, p.region),
+                                  "ms": round(ms, 3)}, ensure_ascii=False))
             else:
-                print(f"{name}\t{r.text}\t{r.confidence:.3f}\t{ms:.1f} ms")
+                print(f"{name}\t{p.text}\t{p.confidence:.3f}\t{ms:.1f} ms")
         pending.clear()
 
     for name in args.images:
@@ -120,6 +164,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from .stages import StartupError
     from .tools_cli import tune
 
     cfg = _load_or_report(args.config)
@@ -127,6 +172,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 2
     try:
         info = tune(cfg, Path(args.out), args.frames)
+    except StartupError as exc:
+        for line in exc.lines:
+            print(f"{args.config}: {line}", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - a tuning tool reports any failure in one line
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -149,9 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line per image")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
-    p.add_argument("--retry-below", type=float, default=RecognizerConfig().retry_below,
-                   help="re-read crops less confident than this from 5 re-cut copies (0 = off; recognizer.retry_below)")
+    p.add_argument("--config", "-c", default=None,
+                   help="take the model, decoder, retry_below and formats from this config file")
+    p.add_argument("--decoder", choices=["greedy", "beam"], default=None,
+                   help="CTC decoder (default: recognizer.decoder, greedy); beam follows the formats' layouts")
+    p.add_argument("--retry-below", type=float, default=None,
+                   help="re-read crops less confident than this from 5 re-cut copies (0 = off; default "
+                        f"recognizer.retry_below, {RecognizerConfig().retry_below})")
+    p.add_argument("--regions", default=None,
+                   help="comma-separated plate regions whose characters and formats apply (us,eu,br,cn; "
+                        "default: formats.regions of --config, else all)")
     p.set_defaults(func=cmd_recognize)
 
     p = sub.add_parser("listen", help="print plate events and status from the broker")

@@ -92,6 +92,14 @@ class LocalizerConfig(_Section):
     max_aspect: float = Field(7.0, gt=0, le=30, description="Widest width/height of a plate box.")
     min_score: float = Field(0.3, ge=0, le=1, description="Candidates scoring below are not read.")
 
+    @model_validator(mode="after")
+    def _aspects(self) -> LocalizerConfig:
+        # the localiser cannot be built otherwise; checked here so check-config refuses it too
+        if self.min_aspect >= self.max_aspect:
+            raise ValueError(f"localizer.min_aspect: must be below localizer.max_aspect ({self.max_aspect}), "
+                             f"got {self.min_aspect}")
+        return self
+
 
 class RecognizerConfig(_Section):
     model: str = Field("models/plate_crnn_int8.onnx", description="ONNX model file (INT8 or FP32).")

@@ -1,17 +1,22 @@
-"""What edge-ocr puts on the wire: topics, the plate event JSON, Home Assistant discovery.
+"""What edge-ocr puts on the wire: topics, the plate event JSON, the plate reading JSON, Home
+Assistant discovery.
 
-Pure functions of their arguments, documented for subscribers in the README ("MQTT"). The
-client that sends them (connection, outbox, retries) is ``publish.MqttPublisher``.
+Pure functions of their arguments, and the only serialisers of their shapes: a plate event is
+``event_payload`` on MQTT and ``/api/events``; a plate reading is ``plate_payload`` in
+``/api/ocr``, ``edge-ocr recognize --json`` and ``edge-ocr tune``. The examples in docs/mqtt.md
+and README.md are generated from them (tests/test_contract.py). The client that sends them
+(connection, outbox, retries) is ``publish.MqttPublisher``.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .types import PlateEvent
+from .types import Box, PlateEvent, Reading
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -107,6 +112,40 @@ def event_payload(event: PlateEvent, device_id: str, include_crop: str = "off", 
         elif include_crop == "raw":
             payload["crop_topic"] = crop_topic
     return payload
+
+
+def chars_payload(reading: Reading) -> list[dict[str, Any]]:
+    """Per-character confidences of a reading: ``[{"char": "R", "confidence": 0.99}, ...]``."""
+    return [{"char": c, "confidence": round(float(p), 4)} for c, p in zip(reading.text, reading.char_confidences)]
+
+
+def plate_payload(reading: Reading, box: Box | None = None, format_ok: bool | None = None,
+                  region: str | None = None) -> dict[str, Any]:
+    """One plate reading: ``text``, ``confidence``, ``chars``, then ``box`` ([x, y, w, h] in image
+    pixels), ``format_ok`` and ``region`` when known (a bare crop read without formats has none)."""
+    doc: dict[str, Any] = {"text": reading.text, "confidence": round(float(reading.confidence), 4),
+                           "chars": chars_payload(reading)}
+    if box is not None:
+        doc["box"] = [int(v) for v in box]
+    if format_ok is not None:
+        doc["format_ok"] = bool(format_ok)
+        doc["region"] = region
+    return doc
+
+
+def ocr_payload(plates: list[dict[str, Any]], ms: float, mode: str, image_size: tuple[int, int]) -> dict[str, Any]:
+    """The ``/api/ocr`` answer: the best plate's ``text``, ``confidence`` and ``chars`` at the top
+    (empty when none was read), the time taken, how the image was read, its size, and every
+    plate (``plate_payload``), best first."""
+    best = plates[0] if plates else {"text": "", "confidence": 0.0, "chars": []}
+    return {"text": best["text"], "confidence": best["confidence"], "chars": best["chars"], "ms": round(ms, 2),
+            "mode": mode, "image_size": [int(image_size[0]), int(image_size[1])], "plates": plates}
+
+
+def example_json(doc: dict[str, Any]) -> str:
+    """A document as the docs show it: one top-level key per line, values on one line."""
+    lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in doc.items()]
+    return "{\n" + ",\n".join(lines) + "\n}"
 
 
 def discovery_payload(

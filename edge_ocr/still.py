@@ -1,7 +1,7 @@
 """Read one still image (an upload, a file): bytes -> decoded image -> plates.
 
-The same localiser, recogniser and format rules as the camera pipeline, without motion,
-ROI or voting: a still has no neighbours to vote with. Used by the HTTP API's ``/api/ocr``.
+The same reading core as the camera pipeline (``reading.PlateReader``), without motion, ROI or
+voting: a still has no neighbours to vote with. Used by the HTTP API's ``/api/ocr``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .formats import FormatRules
-from .localize import Localizer
+from .config import Config
+from .mqtt_contract import ocr_payload, plate_payload
+from .reading import PlateReader
 from .recognizer import Recognizer
-from .roi import Roi
-from .types import Reading
 
 # An image larger than this is refused rather than decoded: a 30 kB JPEG can claim
 # 60000 x 60000 pixels and would take gigabytes to decode.
@@ -75,55 +74,38 @@ def decode_image(data: bytes) -> npt.NDArray[np.uint8]:
     return img
 
 
-def _chars(r: Reading) -> list[dict[str, Any]]:
-    return [{"char": c, "confidence": round(float(p), 4)} for c, p in zip(r.text, r.char_confidences)]
-
-
 @dataclass
 class StillReader:
-    """Finds and reads plates in one image. Thread-safe: one image at a time (a still costs
-    tens of milliseconds and the device has few cores; a queue is kinder than contention)."""
+    """Finds and reads plates in one image through the reading core (``reading.PlateReader``).
+    Thread-safe: one image at a time (a still costs tens of milliseconds and the device has few
+    cores; a queue is kinder than contention)."""
 
-    recognizer: Recognizer
-    localizer: Localizer
-    formats: FormatRules
-    min_confidence: float = 0.0
-    retry_below: float = 0.0  # recognizer.retry_below: re-read unsure crops from re-cut copies
+    reader: PlateReader
+    min_confidence: float = 0.0  # plates below it (or of no known format) are listed after the others
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_config(cls, cfg: Config, recognizer: Recognizer) -> StillReader:
+        """Build from the config, as the daemon's HTTP API reads uploads."""
+        return cls(PlateReader.from_config(cfg, recognizer), cfg.recognizer.min_confidence)
+
     def read(self, image: npt.NDArray[np.uint8], crop: bool = False) -> dict[str, Any]:
-        """-> {"text", "confidence", "chars", "ms", "mode", "plates": [...]} for the best plate.
+        """-> the ``/api/ocr`` answer (``mqtt_contract.ocr_payload``) for the best plate.
 
         ``crop=True`` reads the whole image as one plate. Otherwise plates are localised; if none
         is found the whole image is tried as a crop (people often upload a tight plate photo).
+        Unsure crops are re-read (``recognizer.retry_below``): a still has no frames to vote with.
         """
         t0 = time.perf_counter()
+        h, w = image.shape[:2]
+        mode = "crop" if crop else "frame"
         with self._lock:
-            h, w = image.shape[:2]
-            mode = "crop"
-            if crop:
-                boxes, crops = [(0, 0, w, h)], [image]
-            else:
-                cands = self.localizer.find(image, Roi.full().with_frame_size((w, h)))
-                boxes, crops = [c.box for c in cands], [c.crop for c in cands]
-                mode = "frame"
-                if not cands:
-                    boxes, crops, mode = [(0, 0, w, h)], [image], "frame, no plate found: read as a crop"
-            readings = self.recognizer.recognize(crops, retry_below=self.retry_below)
-        plates = []
-        for box, r in zip(boxes, readings):
-            if not r.text:
-                continue
-            fixed = self.formats.normalize(r.text)
-            text = fixed if fixed is not None and len(fixed) == len(r.text) else r.text
-            plates.append({"text": text, "confidence": round(float(r.confidence), 4), "chars": _chars(r),
-                           "box": [int(v) for v in box], "format_ok": fixed is not None,
-                           "region": self.formats.region_of(text)})
-        plates.sort(key=lambda p: (p["format_ok"] and p["confidence"] >= self.min_confidence, p["confidence"]),
-                    reverse=True)
-        best = plates[0] if plates else {"text": "", "confidence": 0.0, "chars": []}
-        return {"text": best["text"], "confidence": best["confidence"], "chars": best["chars"],
-                "ms": round((time.perf_counter() - t0) * 1000, 2), "mode": mode, "image_size": [w, h],
-                "plates": plates}
+            reads = self.reader.read(image, where="crop" if crop else "find")
+            if not reads and not crop:
+                reads, mode = self.reader.read(image, where="crop"), "frame, no plate found: read as a crop"
+        reads = sorted((p for p in reads if p.text),
+                       key=lambda p: (p.format_ok and p.confidence >= self.min_confidence, p.confidence), reverse=True)
+        plates = [plate_payload(p.reading, p.box, p.format_ok, p.region) for p in reads]
+        return ocr_payload(plates, (time.perf_counter() - t0) * 1000, mode, (w, h))

@@ -73,17 +73,23 @@ def listen(cfg: Config, device: str | None, count: int = 0, timeout_s: float = 0
 
 def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
     """Grab a few frames from the configured source, draw the ROI, motion mask, candidates and
-    their readings on the last one, and write it to ``out``. Returns what was drawn."""
+    their readings on the last one, and write it to ``out``. The frames are read exactly as the
+    daemon reads them (``Stages.read_frame``). Returns what was drawn.
+
+    Raises:
+        StartupError: the config cannot run (model, camera backend...).
+        RuntimeError: no frame came, or ``out`` cannot be written.
+    """
     import cv2
 
-    from .daemon import resolve_model
-    from .localize import Localizer, fixed_candidates
+    from .frames import frame_record
     from .motion import MotionGate
+    from .mqtt_contract import plate_payload
     from .overlay import annotate
-    from .recognizer import Recognizer
-    from .roi import Roi
     from .sources import open_source
+    from .stages import check_startup
 
+    stages = check_startup(cfg)
     src = open_source(cfg.camera)
     src.start()
     grabbed = []
@@ -91,29 +97,25 @@ def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
     try:
         while len(grabbed) < frames and time.monotonic() < deadline:
             f = src.get(timeout=1.0)
-            if f is not None:
-                grabbed.append(f)
-            elif src.ended:
+            rec = frame_record(f) if f is not None else None
+            if rec is not None:
+                grabbed.append(rec)
+            elif f is None and src.ended:
                 break
     finally:
         src.stop()
     if not grabbed:
         raise RuntimeError(f"no frame from camera {cfg.camera.name} ({cfg.camera.type} {cfg.camera.uri})")
-    frame = grabbed[-1]
-    h, w = frame.image.shape[:2]
-    roi = Roi.from_config(cfg.roi, (w, h))
+    rec = grabbed[-1]
+    w, h = rec.size
+    roi = stages.roi.with_frame_size((w, h))
     gate = MotionGate.from_config(cfg.motion, roi)
-    for f in grabbed:
-        gate.update(f.image, f.ts)
-    rec = Recognizer(resolve_model(cfg.recognizer.model), cfg.recognizer.threads)
-    cands = fixed_candidates(frame.image, roi) if cfg.roi.fixed_box else Localizer.from_config(cfg.localizer).find(
-        frame.image, roi)
-    readings = rec.recognize([c.crop for c in cands]) if cands else []
-    drawn = [{"box": list(c.box), "score": round(c.score, 3), "text": r.text, "confidence": round(r.confidence, 3)}
-             for c, r in zip(cands, readings)]
-    img = annotate(frame.image, roi.polygons(w, h),
-                   [(c.box, f"{r.text} {r.confidence:.2f} s={c.score:.2f}") for c, r in zip(cands, readings)],
-                   gate.last_mask)
+    for r in grabbed:
+        gate.update(r.grey, r.ts)
+    reads = stages.read_frame(rec, roi)
+    drawn = [{**plate_payload(p.reading, p.box, p.format_ok, p.region), "score": round(p.score, 3)} for p in reads]
+    img = annotate(rec.image, roi.polygons(w, h),
+                   [(p.box, f"{p.text} {p.confidence:.2f} s={p.score:.2f}") for p in reads], gate.last_mask)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), img):
         raise RuntimeError(f"cannot write {out}")

@@ -21,6 +21,37 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class FrameRecord:
+    """What the stages need of one frame, computed once (``frames.frame_record``).
+
+    ``image`` is the full-resolution BGR frame that crops are cut from; ``grey`` is the plane the
+    motion gate and the localiser work on: picamera2's lores Y plane when the source delivered
+    one (smaller, and free), otherwise ``image`` converted to grey once.
+    """
+
+    ts: float
+    wall: float
+    image: npt.NDArray[np.uint8]
+    grey: npt.NDArray[np.uint8]
+    index: int = 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of ``image``."""
+        return self.image.shape[1], self.image.shape[0]
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """What an event needs of the frame its best reading came from. The voter holds one per
+    reading, so it must stay small: the crop, never the frame."""
+
+    crop: npt.NDArray[np.uint8] | None
+    wall: float
+    frame_size: tuple[int, int]  # (width, height)
+
+
+@dataclass(frozen=True)
 class Reading:
     """The recogniser's output for one crop."""
 

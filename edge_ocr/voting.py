@@ -176,8 +176,14 @@ class Voter:
         frame comes). Returns results of ending tracks that qualify."""
         return self._expire(now)
 
+    def carry_over(self, old: Voter) -> None:
+        """Take over what ``old`` remembers of published plates (call after ``old.flush``): a
+        voter built by a config reload must not publish again the car that is still in view."""
+        for text, seen in old._recent.items():
+            self._recent[text] = max(self._recent.get(text, seen), seen)
+
     def flush(self, now: float) -> list[VoteResult]:
-        """End every track now (shutdown); returns the results that qualify."""
+        """End every track now (shutdown, reload); returns the results that qualify."""
         out = []
         for t in self._tracks:
             r = self._maybe_publish(t, now, ended=True)

@@ -25,6 +25,7 @@ from edge_ocr.config import Config, ConfigError, parse_config
 from edge_ocr.daemon import LogSink, Pipeline, run_daemon
 from edge_ocr.http_api import HttpApi, HttpError, parse_upload
 from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.stages import Stages
 from edge_ocr.still import ImageError, decode_image
 from edge_ocr.types import Frame
 
@@ -158,7 +159,7 @@ def recognizer() -> Recognizer:
 
 
 def test_bad_frames_are_skipped_and_counted(recognizer: Recognizer) -> None:
-    pipe = Pipeline(parse_config("mqtt: {enabled: false}"), recognizer, LogSink())
+    pipe = Pipeline(Stages.from_config(parse_config("mqtt: {enabled: false}"), recognizer), LogSink())
     good = make_demo_video.still("RK115AN", "eu", 640, 360)
     nan = good.astype(np.float32)
     nan[5, 5, 0] = np.nan
@@ -173,8 +174,8 @@ def test_bad_frames_are_skipped_and_counted(recognizer: Recognizer) -> None:
 
 
 def test_resolution_change_mid_stream(recognizer: Recognizer) -> None:
-    pipe = Pipeline(parse_config("mqtt: {enabled: false}\nvoting: {min_votes: 2, window_s: 1}"), recognizer,
-                    LogSink())
+    pipe = Pipeline(Stages.from_config(parse_config("mqtt: {enabled: false}\nvoting: {min_votes: 2, window_s: 1}"),
+                                       recognizer), LogSink())
     sizes = [(640, 360)] * 4 + [(960, 540)] * 4 + [(320, 240)] * 4
     events = []
     for i, (w, h) in enumerate(sizes):

@@ -1,0 +1,153 @@
+"""The one reading core: plates from an image, the same way for every entry point.
+
+find (localiser within the ROI) or take fixed boxes (ROI polygons, or the whole image as one
+crop) -> drop plates cut by the frame edge -> recognise with region-aware decoding (only the
+characters the enabled regions can hold, the formats' decoder patterns with the beam decoder)
+-> normalise with the format rules. The daemon's ``Pipeline``, ``still.StillReader``
+(``/api/ocr``), ``edge-ocr tune`` and ``edge-ocr recognize`` all read through ``PlateReader``;
+where they differ (the live pipeline does not re-read unsure crops and skips plates cut by the
+edge; stills re-read unsure crops) it is a named parameter of ``read``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .config import Config
+from .formats import FormatRules
+from .localize import Candidate, Localizer, fixed_candidates
+from .recognizer import Recognizer
+from .roi import Roi
+from .types import Box, Reading
+
+log = logging.getLogger(__name__)
+
+Where = Literal["find", "fixed", "crop"]
+
+
+@dataclass(frozen=True)
+class PlateRead:
+    """One plate read from an image.
+
+    ``reading.text`` is normalised by the format rules when it fits one (look-alikes fixed);
+    ``format_ok`` says whether it did (always True with formats disabled), ``region`` is the
+    region of the format it fits. ``crop`` is what the recogniser read, cut from the
+    full-resolution image; ``score`` the localiser's (1.0 for fixed boxes and whole crops).
+    """
+
+    box: Box
+    reading: Reading
+    format_ok: bool
+    region: str | None
+    score: float = 1.0
+    crop: npt.NDArray[np.uint8] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def text(self) -> str:
+        return self.reading.text
+
+    @property
+    def confidence(self) -> float:
+        return self.reading.confidence
+
+
+class PlateReader:
+    """Reads plates from images with one recogniser, localiser and set of format rules.
+
+    Args:
+        recognizer: the loaded model.
+        localizer: finds plates in a frame.
+        formats: accepted formats; also give the decoder's allowed characters
+            (``FormatRules.charset``) and, with ``use_patterns``, its per-position patterns.
+        use_patterns: constrain the beam decoder to the formats' strict layouts
+            (``recognizer.decoder: beam``).
+        retry_below: still images re-read crops less confident than this (``recognizer.retry_below``).
+    """
+
+    def __init__(self, recognizer: Recognizer, localizer: Localizer, formats: FormatRules,
+                 use_patterns: bool = False, retry_below: float = 0.0) -> None:
+        self.recognizer = recognizer
+        self.localizer = localizer
+        self.formats = formats
+        self.patterns = formats.decoder_patterns(strict_only=True) if use_patterns else None
+        self.allowed = formats.charset()
+        self.retry_below = retry_below
+
+    @classmethod
+    def from_config(cls, cfg: Config, recognizer: Recognizer) -> PlateReader:
+        """Build from the ``localizer``, ``formats`` and ``recognizer`` config sections."""
+        return cls(recognizer, Localizer.from_config(cfg.localizer), FormatRules.from_config(cfg.formats),
+                   use_patterns=cfg.recognizer.decoder == "beam", retry_below=cfg.recognizer.retry_below)
+
+    def read(
+        self,
+        image: npt.NDArray[np.uint8],
+        *,
+        where: Where = "find",
+        roi: Roi | None = None,
+        search: npt.NDArray[np.uint8] | None = None,
+        drop_edge_cut: bool = False,
+        retry_below: float | None = None,
+    ) -> list[PlateRead]:
+        """Every plate candidate of ``image`` with its reading, best candidate first.
+
+        Args:
+            image: the full-resolution image (BGR or grey); crops are cut from it.
+            where: ``find`` localises plates (inside ``roi``), ``fixed`` takes each ROI polygon
+                as a plate (gate cameras), ``crop`` reads the whole image as one plate.
+            roi: where to look (``find``) or the plates (``fixed``); ``None`` = the whole image.
+            search: a grey plane of the same scene to localise on (the frame record's grey or
+                picamera2's lores plane; boxes still come back in ``image`` pixels).
+            drop_edge_cut: skip found plates touching the image border: a plate cut by the frame
+                edge reads as a plausible shorter plate ("5AN" for "RK115AN"); a live camera
+                waits for the frames where it is whole.
+            retry_below: re-read crops less confident than this; ``None`` = the reader's
+                (still images), 0 = never (the live pipeline votes across frames instead).
+
+        Returns:
+            One ``PlateRead`` per candidate, empty readings included (the caller decides what
+            to keep).
+        """
+        h, w = image.shape[:2]
+        if where == "crop":
+            cands = [_whole(image)]
+        elif where == "fixed":
+            cands = fixed_candidates(image, (roi or Roi.full()).with_frame_size((w, h)))
+        else:
+            if search is not None:
+                cands = self.localizer.find(search, roi or Roi.full(), full=image)
+            else:
+                cands = self.localizer.find(image, roi or Roi.full())
+            if drop_edge_cut:
+                cands = [c for c in cands if c.box[0] > 1 and c.box[1] > 1
+                         and c.box[0] + c.box[2] < w - 1 and c.box[1] + c.box[3] < h - 1]
+        reads = self.read_crops([c.crop for c in cands], retry_below)
+        return [PlateRead(c.box, r.reading, r.format_ok, r.region, c.score, c.crop) for c, r in zip(cands, reads)]
+
+    def read_crops(self, crops: Sequence[npt.NDArray], retry_below: float | None = None) -> list[PlateRead]:
+        """Plate crops -> one ``PlateRead`` each (box = the whole crop), in order."""
+        if not crops:
+            return []
+        threshold = self.retry_below if retry_below is None else retry_below
+        readings = self.recognizer.recognize(crops, self.patterns, threshold, allowed=self.allowed)
+        out = []
+        for crop, r in zip(crops, readings):
+            fixed = self.formats.normalize(r.text) if r.text else None
+            if fixed is not None and fixed != r.text and len(fixed) == len(r.text):
+                r = Reading(fixed, r.confidence, r.char_confidences)
+            region = self.formats.region_of(r.text) if fixed is not None else None
+            out.append(PlateRead((0, 0, int(crop.shape[1]), int(crop.shape[0])), r, fixed is not None, region,
+                                 1.0, crop))
+        return out
+
+
+def _whole(image: npt.NDArray[np.uint8]) -> Candidate:
+    h, w = image.shape[:2]
+    quad = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    return Candidate((0, 0, w, h), 1.0, 0.0, quad, image, 0)

@@ -1,0 +1,143 @@
+"""The reading stages built from one config, in one place, and the start-up checks.
+
+``Stages.from_config`` builds the whole set the daemon reads with (recogniser, reading core,
+voter, ROI, the HTTP API's still reader); on a reload the daemon builds a new set and swaps it
+in, and if building fails the old set keeps running. ``check_startup`` is everything ``run``
+checks before it opens the camera, and ``check-config`` calls the same function, so the two
+accept exactly the same files. Every failure is a ``StartupError`` with one line naming the
+config key or file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config, RecognizerConfig
+from .reading import PlateRead, PlateReader
+from .recognizer import ModelError, Recognizer
+from .roi import Roi
+from .still import StillReader
+from .types import FrameRecord
+from .voting import Voter
+
+log = logging.getLogger(__name__)
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+# what building a Recognizer depends on; the other recognizer keys are read per call
+_MODEL_KEYS = ("model", "threads", "graph_optimization", "decoder", "beam_width", "batch_size", "format_margin")
+
+
+class StartupError(Exception):
+    """The daemon cannot start (or reload) with this config. ``lines`` holds one line per
+    problem, each naming the config key or file."""
+
+    def __init__(self, *lines: str) -> None:
+        self.lines = list(lines)
+        super().__init__("; ".join(lines))
+
+
+def resolve_model(path: str) -> Path:
+    """A relative model path is tried from the working directory, then the project root."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return PACKAGE_ROOT / p
+
+
+def load_recognizer(cfg: RecognizerConfig) -> Recognizer:
+    """The recogniser the ``recognizer`` section describes. Raises StartupError."""
+    try:
+        return Recognizer(resolve_model(cfg.model), cfg.threads, cfg.graph_optimization, cfg.decoder,
+                          cfg.beam_width, cfg.batch_size, format_margin=cfg.format_margin)
+    except ModelError as exc:
+        raise StartupError(f"recognizer.model: {exc}") from None
+
+
+def _readable(key: str, path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as exc:
+        return f"{key}: cannot read {path}: {exc.strerror or exc}"
+
+
+def check_environment(cfg: Config) -> None:
+    """What the config needs of this machine beyond the model: the camera backend's package and
+    the files MQTT reads (password, TLS). Raises StartupError listing every problem."""
+    problems = []
+    if cfg.camera.type == "picamera2" and importlib.util.find_spec("picamera2") is None:
+        problems.append("camera.type: picamera2 needs the picamera2 package: on Raspberry Pi OS "
+                        "`sudo apt install python3-picamera2` (or `pip install edge-ocr[pi]`)")
+    if cfg.mqtt.enabled:
+        problems += [p for p in (
+            _readable("mqtt.password_file", cfg.mqtt.password_file),
+            _readable("mqtt.tls.ca_file", cfg.mqtt.tls.ca_file if cfg.mqtt.tls.enabled else None),
+            _readable("mqtt.tls.cert_file", cfg.mqtt.tls.cert_file if cfg.mqtt.tls.enabled else None),
+            _readable("mqtt.tls.key_file", cfg.mqtt.tls.key_file if cfg.mqtt.tls.enabled else None),
+        ) if p]
+    if problems:
+        raise StartupError(*problems)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """One complete set of reading stages for one config.
+
+    ``reader`` reads for the live pipeline (with ``live_retry_below``) and, through ``still``, for
+    the HTTP API; ``roi`` is not yet tied to a frame size (the pipeline does that per frame
+    size, with the motion gate); ``voter`` holds the tracks of the plates in view.
+    """
+
+    cfg: Config
+    recognizer: Recognizer
+    reader: PlateReader
+    voter: Voter
+    roi: Roi
+    still: StillReader
+    live_retry_below: float
+
+    @classmethod
+    def from_config(cls, cfg: Config, recognizer: Recognizer | None = None,
+                    recognizer_cfg: RecognizerConfig | None = None) -> Stages:
+        """Build every stage. A given ``recognizer`` is used as it is, or, when
+        ``recognizer_cfg`` (the settings it was built from) is given too, only if the model
+        settings are unchanged; otherwise the model is loaded.
+
+        Raises:
+            StartupError: the model cannot be loaded.
+        """
+        same = recognizer_cfg is None or all(getattr(recognizer_cfg, k) == getattr(cfg.recognizer, k)
+                                             for k in _MODEL_KEYS)
+        rec = recognizer if recognizer is not None and same else load_recognizer(cfg.recognizer)
+        reader = PlateReader.from_config(cfg, rec)
+        return cls(
+            cfg=cfg,
+            recognizer=rec,
+            reader=reader,
+            voter=Voter.from_config(cfg.voting),
+            roi=Roi.from_config(cfg.roi),
+            still=StillReader(reader, cfg.recognizer.min_confidence),
+            # frames vote, so the live pipeline re-reads unsure crops only when asked to
+            live_retry_below=cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0,
+        )
+
+    def read_frame(self, rec: FrameRecord, roi: Roi) -> list[PlateRead]:
+        """One camera frame through the reading core, as the daemon reads it (and ``tune`` shows
+        it): the ROI's polygons as plates in fixed-box mode, else plates found on the frame's grey
+        plane, those cut by the frame edge skipped; no re-reads unless ``recognizer.retry_live``."""
+        fixed = self.cfg.roi.fixed_box
+        return self.reader.read(rec.image, where="fixed" if fixed else "find", roi=roi, search=rec.grey,
+                                drop_edge_cut=not fixed, retry_below=self.live_retry_below)
+
+
+def check_startup(cfg: Config, recognizer: Recognizer | None = None,
+                  recognizer_cfg: RecognizerConfig | None = None) -> Stages:
+    """Everything ``run`` checks before opening the camera: the environment, then the stages.
+    ``check-config`` calls this too. Raises StartupError."""
+    check_environment(cfg)
+    return Stages.from_config(cfg, recognizer, recognizer_cfg)
