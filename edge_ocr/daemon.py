@@ -220,8 +220,10 @@ class Daemon:
     build a new set of stages and swap it in.
     """
 
-    def __init__(self, config_path: str, stop: threading.Event) -> None:
+    def __init__(self, config_path: str, stop: threading.Event,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config_path = config_path
+        self.clock = clock
         self.stop = stop
         self.reload_requested = threading.Event()
         self.notifier = Notifier()
@@ -232,12 +234,12 @@ class Daemon:
         self.pipeline: Pipeline | None = None
 
     @classmethod
-    def open(cls, config_path: str, stop: threading.Event) -> Daemon:
+    def open(cls, config_path: str, stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> Daemon:
         """Load and check the config, load the model, open MQTT and the HTTP API (the camera is
-        started by ``run``). Raises StartupError."""
+        started by ``run``). ``clock`` is the pipeline's (tests). Raises StartupError."""
         from .sources import SourceUnavailable, open_source
 
-        d = cls(config_path, stop)
+        d = cls(config_path, stop, clock)
         cfg = _load(config_path)
         logging.getLogger().setLevel(cfg.log_level)
         stages = check_startup(cfg)
@@ -247,7 +249,7 @@ class Daemon:
             raise StartupError(f"camera.type: {exc}") from None
         try:
             sink = d._open_mqtt(cfg)
-            d.pipeline = Pipeline(stages, sink)
+            d.pipeline = Pipeline(stages, sink, clock)
             if cfg.http.enabled:
                 d._open_http(cfg)
         except BaseException:

@@ -1,9 +1,15 @@
-"""End to end: a video the test writes -> the daemon -> a real Mosquitto -> a subscriber."""
+"""End to end: a video the test writes -> the daemon -> a real Mosquitto -> a subscriber.
+
+The video is fed to the daemon as ``run`` builds it (config, model, MQTT) as fast as it reads, each
+frame stamped with the video's own time (``play``): nothing plays in real time except the tests of
+the process itself (signals, exit codes).
+"""
 
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -11,11 +17,11 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge_ocr.cli import main
-from edge_ocr.daemon import run_daemon
+from edge_ocr.daemon import Daemon, run_daemon
+
+from . import scenes
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import make_demo_video
 
 PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us")]
 
@@ -23,7 +29,7 @@ PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us")]
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("video") / "cars.avi"
-    make_demo_video.render(path, PLATES, width=960, height=540, fps=10)
+    scenes.render(path, PLATES, width=960, height=540, fps=10)
     return path
 
 
@@ -50,11 +56,28 @@ def subscribe(port: int) -> tuple[mqtt.Client, list[tuple[str, bytes]]]:
     return c, got
 
 
+def play(config: Path, video: Path, fps: float = 10) -> Daemon:
+    """The daemon ``run`` would start with ``config``, fed ``video`` frame by frame on the video's
+    clock, then stopped as on SIGTERM (tracks flushed, MQTT ``offline``)."""
+    now = [0.0]
+    d = Daemon.open(str(config), threading.Event(), clock=lambda: now[0])
+    assert d.pipeline is not None
+    try:
+        for frame in scenes.video_frames(video, fps):
+            now[0] = frame.ts
+            d.pipeline.process(frame)
+        now[0] += 60.0
+        d.pipeline.flush()
+    finally:
+        d.close()
+    return d
+
+
 def run_and_collect(tmp_path: Path, video: Path, port: int) -> list[tuple[str, bytes]]:
-    """Run the daemon over ``video`` to its end; everything a subscriber saw, up to ``offline``."""
+    """Play ``video`` through the daemon; everything a subscriber saw, up to ``offline``."""
     client, got = subscribe(port)
     try:
-        assert run_daemon(str(write_config(tmp_path, video, port))) == 0
+        play(write_config(tmp_path, video, port), video)
         deadline = time.time() + 5
         while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
             time.sleep(0.1)
@@ -116,7 +139,7 @@ def test_recognize_cli_reads_a_plate_and_reports_a_corrupt_file(tmp_path: Path, 
     import cv2
 
     good = tmp_path / "plate.png"
-    cv2.imwrite(str(good), make_demo_video.clean_plate("RK115AN", "eu", 40))
+    cv2.imwrite(str(good), scenes.clean_plate("RK115AN", "eu", 40))
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     assert main(["recognize", "--json", str(good), str(bad)]) == 1
@@ -131,7 +154,7 @@ def test_video_without_plates_emits_no_event(tmp_path: Path, mosquitto) -> None:
     import numpy as np
 
     path = tmp_path / "empty.avi"
-    bg = make_demo_video.scene(960, 540, np.random.default_rng(3))
+    bg = scenes.scene(960, 540, np.random.default_rng(3))
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (960, 540))
     for i in range(40):  # a plain car body drives through: motion, but no plate
         f = bg.copy()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,9 +28,9 @@ from edge_ocr.stages import Stages
 from edge_ocr.still import ImageError, decode_image
 from edge_ocr.types import Frame
 
+from . import scenes
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import make_demo_video
 
 N = int(os.environ.get("EDGE_OCR_FUZZ_EXAMPLES", "100"))
 CFG = settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -119,8 +118,8 @@ def test_yaml_bombs_and_absurd_documents_are_refused_quickly() -> None:
 
 # ----------------------------------------------------------------------------- images and frames
 
-GOOD_JPEG = cv2.imencode(".jpg", make_demo_video.clean_plate("RK115AN", "eu", 40))[1].tobytes()
-GOOD_PNG = cv2.imencode(".png", make_demo_video.clean_plate("PJC4903", "br", 40))[1].tobytes()
+GOOD_JPEG = cv2.imencode(".jpg", scenes.clean_plate("RK115AN", "eu", 40))[1].tobytes()
+GOOD_PNG = cv2.imencode(".png", scenes.clean_plate("PJC4903", "br", 40))[1].tobytes()
 
 
 @CFG
@@ -160,7 +159,7 @@ def recognizer() -> Recognizer:
 
 def test_bad_frames_are_skipped_and_counted(recognizer: Recognizer) -> None:
     pipe = Pipeline(Stages.from_config(parse_config("mqtt: {enabled: false}"), recognizer), LogSink())
-    good = make_demo_video.still("RK115AN", "eu", 640, 360)
+    good = scenes.still("RK115AN", "eu", 640, 360)
     nan = good.astype(np.float32)
     nan[5, 5, 0] = np.nan
     bad = [np.zeros((0, 10, 3), np.uint8), np.zeros((1, 100000), np.uint8), np.zeros((100000, 1), np.uint8),
@@ -179,7 +178,7 @@ def test_resolution_change_mid_stream(recognizer: Recognizer) -> None:
     sizes = [(640, 360)] * 4 + [(960, 540)] * 4 + [(320, 240)] * 4
     events = []
     for i, (w, h) in enumerate(sizes):
-        events += pipe.process(Frame(ts=i * 0.1, wall=time.time(), image=make_demo_video.still("RK115AN", "eu", w, h),
+        events += pipe.process(Frame(ts=i * 0.1, wall=time.time(), image=scenes.still("RK115AN", "eu", w, h),
                                      index=i))
     events += pipe.flush(100.0)
     assert pipe.counters["frames"] == len(sizes) and pipe.counters["bad_frames"] == 0
@@ -188,7 +187,7 @@ def test_resolution_change_mid_stream(recognizer: Recognizer) -> None:
 
 def test_truncated_video_and_folder_of_mixed_files(tmp_path: Path) -> None:
     video = tmp_path / "cut.avi"
-    make_demo_video.render(video, [("RK115AN", "eu")], width=640, height=360, fps=10, seconds_per_car=2)
+    scenes.render(video, [("RK115AN", "eu")], width=640, height=360, fps=10, seconds_per_car=2)
     data = video.read_bytes()
     video.write_bytes(data[: len(data) * 2 // 3])
     cfg = tmp_path / "c.yaml"
@@ -197,7 +196,7 @@ def test_truncated_video_and_folder_of_mixed_files(tmp_path: Path) -> None:
     folder = tmp_path / "frames"
     folder.mkdir()
     for i, (w, h) in enumerate([(640, 360), (800, 600), (320, 240)]):
-        cv2.imwrite(str(folder / f"{i:02d}.png"), make_demo_video.still("PJC4903", "br", w, h))
+        cv2.imwrite(str(folder / f"{i:02d}.png"), scenes.still("PJC4903", "br", w, h))
     (folder / "03.png").write_bytes(GOOD_PNG[:100])
     (folder / "04.jpg").write_bytes(b"\xff\xd8 nonsense")
     (folder / "05.txt").write_text("not an image")
@@ -261,7 +260,7 @@ def test_a_network_stream_that_stalls_is_reopened() -> None:
 
     from edge_ocr.sources.opencv import VideoCaptureSource
 
-    jpg = cv2.imencode(".jpg", make_demo_video.still("RK115AN", "eu", 320, 240))[1].tobytes()
+    jpg = cv2.imencode(".jpg", scenes.still("RK115AN", "eu", 320, 240))[1].tobytes()
     connections: list[int] = []
     done = threading.Event()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import sys
 import threading
 import time
 import urllib.error
@@ -22,11 +21,8 @@ import pytest
 from edge_ocr.config import ConfigError, parse_config
 from edge_ocr.daemon import run_daemon
 
+from . import scenes
 from .conftest import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import make_demo_video
 
 TOKEN = "s3cret-token"
 
@@ -38,7 +34,7 @@ class Daemon:
 
 def start_daemon(tmp_path: Path, extra_http: str = "") -> Daemon:
     video = tmp_path / "cars.avi"
-    make_demo_video.render(video, [("RK115AN", "eu"), ("PJC4903", "br")], width=640, height=360, fps=10)
+    scenes.render(video, [("RK115AN", "eu"), ("PJC4903", "br")], width=640, height=360, fps=10)
     port = free_port()
     cfg = tmp_path / "config.yaml"
     cfg.write_text(
@@ -99,8 +95,8 @@ def jpeg(img: np.ndarray) -> bytes:
     return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
 
 
-FRAME = make_demo_video.still("RK115AN", "eu", 960, 540, seed=3)
-CROP = make_demo_video.clean_plate("PJC4903", "br", 48)
+FRAME = scenes.still("RK115AN", "eu", 960, 540, seed=3)
+CROP = scenes.clean_plate("PJC4903", "br", 48)
 
 
 def test_whole_frame_json_base64_finds_and_reads_the_plate(daemon: Daemon) -> None:
@@ -238,7 +234,7 @@ def test_port_in_use_refuses_to_start_naming_the_key(tmp_path: Path, caplog) -> 
     try:
         cfg = tmp_path / "config.yaml"
         video = tmp_path / "v.avi"
-        make_demo_video.render(video, [("RK115AN", "eu")], width=320, height=240, fps=5, seconds_per_car=1)
+        scenes.render(video, [("RK115AN", "eu")], width=320, height=240, fps=5, seconds_per_car=1)
         cfg.write_text(f"camera: {{type: file, uri: '{video}'}}\nmqtt: {{enabled: false}}\n"
                        f"http: {{enabled: true, port: {port}}}\n")
         assert run_daemon(str(cfg)) == 2

@@ -1,20 +1,15 @@
 """The shipped models through the runtime: dynamic width gives the same readings as full padding."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import make_demo_video
+from . import scenes
 
 
 def test_trimmed_inputs_read_like_padded_ones_and_mixed_batches_line_up() -> None:
-    crops = [make_demo_video.clean_plate("7ABC123", "us", 60), make_demo_video.clean_plate("RK115AN", "eu", 30),
-             make_demo_video.clean_plate("PJC4903", "br", 40)]
+    crops = [scenes.clean_plate("7ABC123", "us", 60), scenes.clean_plate("RK115AN", "eu", 30),
+             scenes.clean_plate("PJC4903", "br", 40)]
     trimmed = Recognizer(DEFAULT_MODEL, batch_size=1)
     padded = Recognizer(DEFAULT_MODEL, batch_size=1, trim=False)
     assert trimmed.trim == 8 and padded.trim == 0
@@ -66,7 +61,7 @@ def test_formats_mend_a_look_alike_but_do_not_force_a_vanity_plate() -> None:
 def test_unsure_crops_are_reread_from_recut_copies_and_only_those() -> None:
     from edge_ocr.preprocess import recut_variants
 
-    plate = make_demo_video.clean_plate("7ABC123", "us", 60)
+    plate = scenes.clean_plate("7ABC123", "us", 60)
     assert [v.shape for v in recut_variants(plate)] == [
         (60, 120 + 2 * 4), (60, int(120 * 1.12)), (60, 120 - 2 * 4), (60, 108), (60 - 2 * 3, 120)]
     assert len(recut_variants(np.zeros((6, 9), np.uint8))) == 2  # too small to cut: only pad and stretch

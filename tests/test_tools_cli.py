@@ -10,10 +10,9 @@ import cv2
 
 from edge_ocr.cli import main
 from edge_ocr.config import parse_config
-from edge_ocr.daemon import run_daemon
 from edge_ocr.tools_cli import listen
 
-from .test_daemon import PLATES, video, write_config  # noqa: F401 - fixture reuse
+from .test_daemon import PLATES, play, video, write_config  # noqa: F401 - fixture reuse
 
 
 def test_listen_prints_the_events_the_daemon_publishes(tmp_path: Path, video: Path, mosquitto) -> None:  # noqa: F811
@@ -24,7 +23,7 @@ def test_listen_prints_the_events_the_daemon_publishes(tmp_path: Path, video: Pa
         listen(parse_config(cfg_path.read_text()), "test-gate", count=3, timeout_s=60, out=out)))
     t.start()
     time.sleep(0.5)
-    assert run_daemon(str(cfg_path)) == 0
+    play(cfg_path, video)
     t.join(65)
     lines = out.getvalue().splitlines()
     assert result == [3]
