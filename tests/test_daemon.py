@@ -196,3 +196,37 @@ def test_sighup_reloads_and_a_bad_new_config_keeps_the_old_one(tmp_path: Path, v
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+
+
+def test_sighup_with_a_car_in_view_gives_exactly_one_event(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    import cv2
+
+    cv2.imwrite(str(folder / "parked.png"), scenes.still("RK115AN", "eu", 640, 360))
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"log_level: DEBUG\ncamera: {{type: folder, uri: '{folder}', fps: 10, loop: true}}\n"
+                   "mqtt: {enabled: false}\nmotion: {enabled: false}\n")
+    log = tmp_path / "daemon.log"
+
+    def wait_for(text: str, count: int = 1) -> str:
+        deadline = time.time() + 60
+        while log.read_text().count(text) < count and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        return log.read_text()
+
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "edge_ocr", "run", "--config", str(cfg)], stderr=err,
+                                cwd=ROOT)
+    try:
+        assert "daemon: event RK115AN" in wait_for("daemon: event RK115AN")
+        proc.send_signal(signal.SIGHUP)
+        assert "config reloaded" in wait_for("config reloaded")
+        # the new voter reads the parked car again: it must know it was published
+        text = wait_for("suppressed repeat of RK115AN")
+        if "suppressed repeat" not in text:
+            text = wait_for("daemon: event RK115AN", 2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert text.count("daemon: event RK115AN") == 1, text[-3000:]

@@ -352,7 +352,7 @@ for m in models:
             print(f"  {name:<44} error: x86 {a.get('error')!r} arm64 {b.get('error')!r}")
         else:
             dc = abs(a["confidence"] - b["confidence"])
-            dch = max((abs(p - q) for p, q in zip(a["chars"], b["chars"])), default=0.0)
+            dch = max((abs(p["confidence"] - q["confidence"]) for p, q in zip(a["chars"], b["chars"])), default=0.0)
             if dc > max_conf:
                 max_conf, worst = dc, name
             max_char = max(max_char, dch)
