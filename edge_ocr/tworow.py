@@ -24,6 +24,7 @@ MIN_ASPECT, MAX_ASPECT = 0.8, 2.3
 MIN_ROW_RATIO = 0.55
 _WORK_H = 48  # detection runs on this height: cheap, and enough pixels for 10 px characters
 _MIN_CHARS = 2  # per row
+_MIN_ROW_H = 0.25  # of the crop height, the taller row's characters
 
 
 def _components(binary: npt.NDArray[np.uint8]) -> npt.NDArray[np.int32]:
@@ -40,7 +41,7 @@ def _components(binary: npt.NDArray[np.uint8]) -> npt.NDArray[np.int32]:
     _n, _lab, stats, _c = cv2.connectedComponentsWithStats(binary, connectivity=8)
     s = stats[1:]
     x, y, w, h, area = s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4]
-    keep = ((h >= 0.2 * H) & (h <= 0.62 * H) & (w <= 0.3 * W) & (w >= 2)
+    keep = ((h >= 0.12 * H) & (h <= 0.62 * H) & (w <= 0.3 * W) & (w >= 2)
             & (h >= 0.8 * w) & (h <= 8 * w)  # taller than wide, '1' and 'I' included
             & (area >= 0.12 * w * h) & (area <= 0.95 * w * h))  # strokes, not filled boxes
     return np.stack([x, y, w, h], 1)[keep].astype(np.int32)
@@ -78,7 +79,9 @@ def _two_rows(binary: npt.NDArray[np.uint8]) -> tuple[float, float, float, float
     lines.sort(key=lambda lb: (float(np.median(lb[:, 3])), len(lb)), reverse=True)
     a, b = lines[0], lines[1]
     ha, hb = float(np.median(a[:, 3])), float(np.median(b[:, 3]))
-    if hb < MIN_ROW_RATIO * ha:
+    # the taller row must be big (a quarter of the crop): two lines of specks between the
+    # characters of a one-row plate are no plate (0.21 let one real US plate of 466 through)
+    if ha < _MIN_ROW_H * binary.shape[0] or hb < MIN_ROW_RATIO * ha:
         return None
     top, bot = (a, b) if np.median(a[:, 1]) < np.median(b[:, 1]) else (b, a)
     t0, t1 = float(np.median(top[:, 1])), float(np.median(top[:, 1] + top[:, 3]))
@@ -121,8 +124,9 @@ def find_rows(grey: npt.NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
     s = H / _WORK_H
     mt, mb = 0.25 * (t1 - t0), 0.25 * (b1 - b0)
     y0 = max(0, int(np.floor((t0 - mt) * s)))
-    y1 = min(H, int(np.ceil(min(cut, t1 + mt) * s)))
-    y2 = max(0, int(np.floor(max(cut, b0 - mb) * s)))
+    c = int(round(cut * s))  # one integer cut, so the rows never share a pixel row
+    y1 = min(c, int(np.ceil((t1 + mt) * s)))
+    y2 = max(c, int(np.floor((b0 - mb) * s)))
     y3 = min(H, int(np.ceil((b1 + mb) * s)))
     if y1 - y0 < 4 or y3 - y2 < 4:
         return None
