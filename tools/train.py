@@ -232,6 +232,18 @@ def pick(imgs: np.ndarray, widths: np.ndarray, labels: list[str], avail: int, n:
     return imgs[idx], widths[idx].astype(np.int64), [labels[int(i)] for i in idx]
 
 
+def joined_if_two_row(row: dict) -> bool:
+    """A two-row crop (source ``*-2row``) is trained on only if the runtime joins its rows into
+    one line; one it cannot join would teach the network to read seven characters in 40 columns."""
+    if not row.get("source", "").endswith("2row"):
+        return True
+    from edge_ocr.preprocess import to_grey
+    from edge_ocr.tworow import find_rows
+
+    img = cv2.imread(row["path"], cv2.IMREAD_COLOR)
+    return img is not None and find_rows(to_grey(img)) is not None
+
+
 def cpu_has_bf16() -> bool:
     """bf16 matrix units (AMX or AVX-512 BF16): there autocast runs ~1.6x faster than FP32."""
     try:
@@ -246,6 +258,8 @@ def main() -> None:
     ap.add_argument("--shards", default=None, help="folder of synthetic .npz shards (tools/synth_plates.py --shards)")
     ap.add_argument("--stream-workers", type=int, default=0,
                     help="render synthetic plates (and augment real crops) in this many processes while training")
+    ap.add_argument("--recipe", type=int, default=2, choices=[1, 2],
+                    help="what the stream workers render (tools/synth_plates.py --recipe)")
     ap.add_argument("--real-workers", type=int, default=2, help="of the stream workers, how many augment real crops")
     ap.add_argument("--buffer", type=int, default=200000, help="streamed synthetic samples kept for sampling")
     ap.add_argument("--real", type=Path, default=None, help="labels.csv of real crops to mix in (train split only)")
@@ -295,14 +309,15 @@ def main() -> None:
     real_train, real_val, cache = [], [], {}
     if args.real:
         rows = read_labels(args.real)
-        real_train = [r for r in rows if row_split(r) == "train" and r.get("source") not in args.exclude_source]
+        real_train = [r for r in rows if row_split(r) == "train" and r.get("source") not in args.exclude_source
+                      and joined_if_two_row(r)]
         real_val = [r for r in rows if row_split(r) == "val"]
     stream = None
     if args.stream_workers:  # fork before torch touches an accelerator
         from synth_stream import Stream
 
         stream = Stream(args.stream_workers, args.seed, real_train, args.real_workers, args.buffer,
-                        max(2000, args.buffer // 10), normalise_label, augment_real)
+                        max(2000, args.buffer // 10), normalise_label, augment_real, recipe=args.recipe)
     pool = ShardPool(args.shards) if args.shards else None
     if pool is not None and not len(pool) and stream is None:
         sys.exit(f"no shards in {args.shards}: run tools/synth_plates.py {args.shards} --shards N first")
