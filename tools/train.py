@@ -200,7 +200,6 @@ def load_onnx_weights(model: CRNN, path: Path) -> None:
     lstm = [v for k, v in inits.items() if k.startswith("onnx::LSTM_")]
     if len(conv_w) != len(convs) or len(mats) != 2 or len(lstm) != 3:
         raise SystemExit(f"{path}: not the layout tools/export_onnx.py writes for this CRNN")
-    sd = model.state_dict()
     for k, (conv, bn) in enumerate(zip(convs, bns, strict=True)):
         conv.weight.data = torch.from_numpy(conv_w[k].copy())
         bn.weight.data.fill_(1.0)
@@ -211,15 +210,17 @@ def load_onnx_weights(model: CRNN, path: Path) -> None:
     model.proj.bias.data = torch.from_numpy(inits["proj.bias"].copy())
     model.fc.weight.data = torch.from_numpy(mats[1].T.copy())
     model.fc.bias.data = torch.from_numpy(inits["fc.bias"].copy())
-    b, w, r = sorted(lstm, key=lambda a: a.ndim)[0], *[a for a in lstm if a.ndim == 3]
-    order = lambda a: np.concatenate([np.split(a, 4, axis=0)[i] for i in (0, 2, 3, 1)])  # noqa: E731
+    b, w, r = min(lstm, key=lambda a: a.ndim), *[a for a in lstm if a.ndim == 3]
+
+    def order(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.split(a, 4, axis=0)[i] for i in (0, 2, 3, 1)])
+
     hid = model.rnn.hidden_size
     for d, suffix in enumerate(("", "_reverse")):
         getattr(model.rnn, f"weight_ih_l0{suffix}").data = torch.from_numpy(order(w[d]).copy())
         getattr(model.rnn, f"weight_hh_l0{suffix}").data = torch.from_numpy(order(r[d]).copy())
         getattr(model.rnn, f"bias_ih_l0{suffix}").data = torch.from_numpy(order(b[d][: 4 * hid]).copy())
         getattr(model.rnn, f"bias_hh_l0{suffix}").data = torch.from_numpy(order(b[d][4 * hid:]).copy())
-    del sd
 
 
 def pick(imgs: np.ndarray, widths: np.ndarray, labels: list[str], avail: int, n: int,
