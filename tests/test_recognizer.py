@@ -142,6 +142,6 @@ def test_region_aware_decoding_never_emits_a_character_the_regions_cannot_hold()
     assert "贵" in FormatRules(["cn"]).charset()
     assert FormatRules(enabled=False).charset() is None and rec.class_mask(None) is None
     # the real model on a real rendering: the same text with and without the mask
-    crop = make_demo_video.clean_plate("PJC4903", "br", 40)
+    crop = scenes.clean_plate("PJC4903", "br", 40)
     assert rec.recognize([crop], allowed=latin)[0].text == "PJC4903"
     assert rec.recognize([crop], allowed=frozenset("0123456789"))[0].text.isdigit()

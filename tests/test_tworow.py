@@ -1,6 +1,5 @@
 """Two-row plates: found, cut and joined into one line; one-row plates left alone."""
 
-import sys
 from pathlib import Path
 
 import cv2
@@ -11,9 +10,7 @@ from edge_ocr.preprocess import PreprocessSpec, model_pixels, recut_variants, to
 from edge_ocr.recognizer import Recognizer
 from edge_ocr.tworow import find_rows, join_rows, to_one_line
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import synth_plates
-import synth_tworow
+from .synth import synth_plates, synth_tworow
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "plate_crnn_int8.onnx"
 SPEC = PreprocessSpec()
