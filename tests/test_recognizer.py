@@ -100,10 +100,7 @@ def test_the_most_confident_read_is_discounted_by_disagreement() -> None:
 
 def test_still_images_retry_and_the_live_pipeline_only_when_asked() -> None:
     from edge_ocr.config import parse_config
-    from edge_ocr.daemon import LogSink, Pipeline
-    from edge_ocr.formats import FormatRules
-    from edge_ocr.localize import Localizer
-    from edge_ocr.still import StillReader
+    from edge_ocr.stages import Stages
 
     rec = Recognizer(DEFAULT_MODEL)
     seen: list[int] = []
@@ -111,13 +108,12 @@ def test_still_images_retry_and_the_live_pipeline_only_when_asked() -> None:
     rec.probabilities = lambda crops: (seen.append(len(crops)), probabilities(crops))[1]
     cfg = parse_config("mqtt: {enabled: false}")
     noise = np.random.default_rng(3).integers(0, 256, (40, 140, 3), dtype=np.uint8)
-    reader = StillReader(rec, Localizer.from_config(cfg.localizer), FormatRules.from_config(cfg.formats),
-                         cfg.recognizer.min_confidence, cfg.recognizer.retry_below)
-    reader.read(noise, crop=True)
+    stages = Stages.from_config(cfg, rec)
+    stages.still.read(noise, crop=True)
     assert seen == [1, 5]
-    assert Pipeline(cfg, rec, LogSink()).retry_below == 0.0
+    assert stages.live_retry_below == 0.0
     live = parse_config("mqtt: {enabled: false}\nrecognizer: {retry_live: true, retry_below: 0.5}")
-    assert Pipeline(live, rec, LogSink()).retry_below == 0.5
+    assert Stages.from_config(live, rec).live_retry_below == 0.5
 
 
 def test_region_aware_decoding_never_emits_a_character_the_regions_cannot_hold() -> None:

@@ -158,7 +158,8 @@ def test_installed_at_boot() -> None:
 # ----------------------------------------------------------------------------- tools/install.sh
 
 
-def run_install(tmp_path: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def run_install(tmp_path: Path, *args: str, ok: bool = True,
+                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """tools/install.sh with every location under tmp_path and no apt, venv or systemctl."""
     cmd = [
         "bash",
@@ -177,7 +178,7 @@ def run_install(tmp_path: Path, *args: str, ok: bool = True) -> subprocess.Compl
         *args,
     ]
     # --no-venv checks the config with $PYTHON running the package from the checkout
-    env = {**os.environ, "PYTHON": sys.executable}
+    env = {**os.environ, "PYTHON": sys.executable, **(extra_env or {})}
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=120)
     assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
     return proc
@@ -228,7 +229,15 @@ def test_install_upgrade_uninstall_purge(tmp_path: Path) -> None:
 
 
 def test_install_on_a_pi_uses_the_camera_module(tmp_path: Path) -> None:
-    run_install(tmp_path, "--pi")
+    # check-config asks for the picamera2 package a Pi config needs (apt installs it on a real Pi;
+    # --no-apt here): an empty stand-in on the path
+    fake = tmp_path / "site"
+    (fake / "picamera2").mkdir(parents=True)
+    (fake / "picamera2" / "__init__.py").write_text("")
+    python = tmp_path / "python-with-picamera2"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="$PYTHONPATH:{fake}" exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    run_install(tmp_path, "--pi", extra_env={"PYTHON": str(python)})
     cfg = load_config(tmp_path / "etc" / "config.yaml")
     assert cfg.camera.type == "picamera2" and cfg.camera.uri == ""
     assert cfg.recognizer.model == f"{tmp_path}/opt/models/plate_crnn_int8.onnx"
