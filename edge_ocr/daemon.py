@@ -38,7 +38,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Sink(Protocol):
-    def publish_event(self, event: PlateEvent) -> None: ...
+    def publish_event(self, event: PlateEvent) -> object: ...
 
 
 class LogSink:
@@ -202,11 +202,13 @@ class Pipeline:
                 region=self.formats.region_of(r.text),
                 crop_jpeg=crop_jpeg,
             )
+            # Stored first (the MQTT sink commits to its outbox before returning): an event that is
+            # logged or counted survives a SIGKILL right after the log line.
+            self.sink.publish_event(ev)
             self.counters["events"] += 1
             self.recent.appendleft({"text": ev.text, "confidence": ev.confidence, "time_utc": ev.time_utc,
                                     "votes": ev.votes, "region": ev.region, "box": list(ev.box)})
             log.info("event %s conf=%.3f votes=%d reason=%s", ev.text, ev.confidence, ev.votes, r.reason)
-            self.sink.publish_event(ev)
             events.append(ev)
         return events
 
@@ -227,7 +229,10 @@ class Pipeline:
         return buf.tobytes() if ok else None
 
     def stats(self) -> dict[str, Any]:
-        lat = np.array(self.latencies) if self.latencies else np.zeros(1)
+        """Counters and latency percentiles; latency is None until a frame was read (not 0.0)."""
+        if not self.latencies:
+            return {**self.counters, "latency_p50_ms": None, "latency_p95_ms": None}
+        lat = np.array(self.latencies)
         return {**self.counters, "latency_p50_ms": round(float(np.percentile(lat, 50)), 2),
                 "latency_p95_ms": round(float(np.percentile(lat, 95)), 2)}
 
@@ -302,8 +307,8 @@ def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> i
     publisher = None
     sink: Sink = LogSink()
     if cfg.mqtt.enabled:
-        publisher = MqttPublisher(cfg.mqtt, cfg.outbox, cfg.device_id, __version__, stats_fn=stats,
-                                  reconnect_min_s=cfg.camera.reconnect_min_s)
+        publisher = MqttPublisher.from_config(cfg, __version__, stats_fn=stats,
+                                              reconnect_min_s=cfg.camera.reconnect_min_s)
         publisher.start()
         sink = publisher
     pipeline = Pipeline(cfg, rec, sink)
