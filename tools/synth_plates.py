@@ -609,14 +609,21 @@ def sample(seed: int, index: int, region: str | None = None, recipe: int = 1) ->
     if region is None:
         region = _pick(rng, MIX[recipe])
     if region == "2row":
-        try:
-            from synth_tworow import RENDERERS_2ROW
-        except ImportError:  # two-row renderers not there yet: a generic plate instead
-            region = "xx"
-        else:
-            region = _pick(rng, sorted(RENDERERS_2ROW))
-            plate, label = RENDERERS_2ROW[region](rng)
-            return camera(rng, plate, region, robust=recipe >= 2), label, region
+        from synth_tworow import RENDERERS_2ROW
+
+        from edge_ocr.preprocess import to_grey
+        from edge_ocr.tworow import find_rows
+
+        # only crops the runtime joins into one line teach the model anything: a two-row crop
+        # it does not join is squeezed to a few columns with seven characters in them
+        for _ in range(4):
+            region2 = _pick(rng, ["eu", "eu", "us", "br", "cn"])
+            plate, label = RENDERERS_2ROW[region2](rng)
+            # not "cn": camera squashes Chinese crops to LPRNet's 94x24, which fits one-row plates only
+            crop = camera(rng, plate, "2row", robust=recipe >= 2)
+            if find_rows(to_grey(crop)) is not None:
+                return crop, label, region2
+        region = "xx"
     plate, label = RENDERERS[region](rng)
     return camera(rng, plate, region, robust=recipe >= 2), label, region
 

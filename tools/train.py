@@ -200,7 +200,6 @@ def load_onnx_weights(model: CRNN, path: Path) -> None:
     lstm = [v for k, v in inits.items() if k.startswith("onnx::LSTM_")]
     if len(conv_w) != len(convs) or len(mats) != 2 or len(lstm) != 3:
         raise SystemExit(f"{path}: not the layout tools/export_onnx.py writes for this CRNN")
-    sd = model.state_dict()
     for k, (conv, bn) in enumerate(zip(convs, bns, strict=True)):
         conv.weight.data = torch.from_numpy(conv_w[k].copy())
         bn.weight.data.fill_(1.0)
@@ -211,15 +210,17 @@ def load_onnx_weights(model: CRNN, path: Path) -> None:
     model.proj.bias.data = torch.from_numpy(inits["proj.bias"].copy())
     model.fc.weight.data = torch.from_numpy(mats[1].T.copy())
     model.fc.bias.data = torch.from_numpy(inits["fc.bias"].copy())
-    b, w, r = sorted(lstm, key=lambda a: a.ndim)[0], *[a for a in lstm if a.ndim == 3]
-    order = lambda a: np.concatenate([np.split(a, 4, axis=0)[i] for i in (0, 2, 3, 1)])  # noqa: E731
+    b, w, r = min(lstm, key=lambda a: a.ndim), *[a for a in lstm if a.ndim == 3]
+
+    def order(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.split(a, 4, axis=0)[i] for i in (0, 2, 3, 1)])
+
     hid = model.rnn.hidden_size
     for d, suffix in enumerate(("", "_reverse")):
         getattr(model.rnn, f"weight_ih_l0{suffix}").data = torch.from_numpy(order(w[d]).copy())
         getattr(model.rnn, f"weight_hh_l0{suffix}").data = torch.from_numpy(order(r[d]).copy())
         getattr(model.rnn, f"bias_ih_l0{suffix}").data = torch.from_numpy(order(b[d][: 4 * hid]).copy())
         getattr(model.rnn, f"bias_hh_l0{suffix}").data = torch.from_numpy(order(b[d][4 * hid:]).copy())
-    del sd
 
 
 def pick(imgs: np.ndarray, widths: np.ndarray, labels: list[str], avail: int, n: int,
@@ -230,6 +231,18 @@ def pick(imgs: np.ndarray, widths: np.ndarray, labels: list[str], avail: int, n:
         fit = idx[widths[idx] <= cap][:n]
         idx = fit if len(fit) >= n // 4 else idx[:n]
     return imgs[idx], widths[idx].astype(np.int64), [labels[int(i)] for i in idx]
+
+
+def joined_if_two_row(row: dict) -> bool:
+    """A two-row crop (source ``*-2row``) is trained on only if the runtime joins its rows into
+    one line; one it cannot join would teach the network to read seven characters in 40 columns."""
+    if not row.get("source", "").endswith("2row"):
+        return True
+    from edge_ocr.preprocess import to_grey
+    from edge_ocr.tworow import find_rows
+
+    img = cv2.imread(row["path"], cv2.IMREAD_COLOR)
+    return img is not None and find_rows(to_grey(img)) is not None
 
 
 def cpu_has_bf16() -> bool:
@@ -246,6 +259,8 @@ def main() -> None:
     ap.add_argument("--shards", default=None, help="folder of synthetic .npz shards (tools/synth_plates.py --shards)")
     ap.add_argument("--stream-workers", type=int, default=0,
                     help="render synthetic plates (and augment real crops) in this many processes while training")
+    ap.add_argument("--recipe", type=int, default=2, choices=[1, 2],
+                    help="what the stream workers render (tools/synth_plates.py --recipe)")
     ap.add_argument("--real-workers", type=int, default=2, help="of the stream workers, how many augment real crops")
     ap.add_argument("--buffer", type=int, default=200000, help="streamed synthetic samples kept for sampling")
     ap.add_argument("--real", type=Path, default=None, help="labels.csv of real crops to mix in (train split only)")
@@ -295,14 +310,15 @@ def main() -> None:
     real_train, real_val, cache = [], [], {}
     if args.real:
         rows = read_labels(args.real)
-        real_train = [r for r in rows if row_split(r) == "train" and r.get("source") not in args.exclude_source]
+        real_train = [r for r in rows if row_split(r) == "train" and r.get("source") not in args.exclude_source
+                      and joined_if_two_row(r)]
         real_val = [r for r in rows if row_split(r) == "val"]
     stream = None
     if args.stream_workers:  # fork before torch touches an accelerator
         from synth_stream import Stream
 
         stream = Stream(args.stream_workers, args.seed, real_train, args.real_workers, args.buffer,
-                        max(2000, args.buffer // 10), normalise_label, augment_real)
+                        max(2000, args.buffer // 10), normalise_label, augment_real, recipe=args.recipe)
     pool = ShardPool(args.shards) if args.shards else None
     if pool is not None and not len(pool) and stream is None:
         sys.exit(f"no shards in {args.shards}: run tools/synth_plates.py {args.shards} --shards N first")
