@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The newcomer's demo: install what is needed, make sure a broker runs, read the bundled video,
 # and print what an MQTT subscriber receives.   Usage: sudo tools/demo.sh
+# Only apt needs root. Everything else (the venv, pip's egg-info, Python's bytecode caches, the
+# broker and the daemon) runs as the clone's owner, so that `sudo tools/demo.sh` leaves nothing
+# root-owned in the clone and the README's test command, run later as that user, can reuse .venv.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SELF=$(readlink -f "$0")
+cd "$(dirname "$SELF")/.."
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=()
@@ -10,6 +14,12 @@ for p in python3-venv mosquitto mosquitto-clients; do dpkg -s "$p" >/dev/null 2>
 if [ ${#need[@]} -gt 0 ]; then
   echo "demo: installing ${need[*]}"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+OWNER=$(stat -c %U .)
+if [ "$(id -u)" -eq 0 ] && [ "$OWNER" != root ]; then
+  # runuser (util-linux, on every Debian) rather than sudo: root may not have sudo installed
+  # (it sets HOME, USER and LOGNAME to the owner's and keeps the rest, EDGE_OCR_DEMO_PORT included)
+  exec runuser -u "$OWNER" -- "$SELF" "$@"
 fi
 [ -x .venv/bin/edge-ocr ] || { python3 -m venv .venv && .venv/bin/pip install -q -e .; }
 
