@@ -23,12 +23,13 @@ import pytest
 # README's command leaves it out, so those tests skip there; CI installs it and sets
 # EDGE_OCR_REQUIRE_TORCH=1 so that a missing torch fails instead of skipping quietly.
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
-NO_TORCH = ("torch is not installed: these tests train and export a model (pip install -e '.[train]'; "
-            "CPU-only torch: see README, 'The train extra')")
+NO_TORCH = ("torch is not installed: this test trains, exports or benchmarks the model with tools/ "
+            "(pip install -e '.[train]'; a CPU-only torch: see the README's Tests section)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "needs_torch: the test runs tools/train.py, export_onnx.py or qat.py")
+    config.addinivalue_line("markers", "needs_torch: the test runs tools that import torch (train.py, "
+                            "export_onnx.py, qat.py, crnn.py through bench)")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
