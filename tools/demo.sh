@@ -21,7 +21,10 @@ if [ "$(id -u)" -eq 0 ] && [ "$OWNER" != root ]; then
   # (it sets HOME, USER and LOGNAME to the owner's and keeps the rest, EDGE_OCR_DEMO_PORT included)
   exec runuser -u "$OWNER" -- "$SELF" "$@"
 fi
-[ -x .venv/bin/edge-ocr ] || { python3 -m venv .venv && .venv/bin/pip install -q -e .; }
+if [ ! -x .venv/bin/edge-ocr ]; then
+  echo "demo: installing edge-ocr and its runtime dependencies into .venv (about 100 MB to download)"
+  python3 -m venv .venv && .venv/bin/pip install -q -e .
+fi
 
 PORT=${EDGE_OCR_DEMO_PORT:-1883}
 BROKER_PID=""
