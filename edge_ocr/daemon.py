@@ -199,7 +199,7 @@ class Pipeline:
                 model=self.rec.info.name,
                 model_version=self.rec.info.version,
                 votes=r.votes,
-                region=self.formats.region_of(r.text),
+                region=self.formats.region_of(r.text, _aspect(r.box)),
                 crop_jpeg=crop_jpeg,
             )
             # Stored first (the MQTT sink commits to its outbox before returning): an event that is
@@ -235,6 +235,12 @@ class Pipeline:
         lat = np.array(self.latencies)
         return {**self.counters, "latency_p50_ms": round(float(np.percentile(lat, 50)), 2),
                 "latency_p95_ms": round(float(np.percentile(lat, 95)), 2)}
+
+
+def _aspect(box: Box | None) -> float | None:
+    """Width/height of a plate box: the evidence ``FormatRules.region_of`` weighs when several
+    regions share the reading's layout."""
+    return box[2] / box[3] if box is not None and box[3] > 0 else None
 
 
 def _cpu_temp() -> float | None:

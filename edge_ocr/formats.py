@@ -21,6 +21,7 @@ the strict formats leave a single possible reading; see ``FormatRules.fix``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -63,6 +64,11 @@ _REGION_PATTERNS: dict[str, list[tuple[str, bool]]] = {
     "cn": [("HLAAAAA", True), ("HLEADDDD", True), ("HLDDDDDE", True), ("HLAAAAX", True)],
 }
 
+# Width/height of each region's standard plate (mm): US 12 x 6 in, EU 520 x 110, Brazil (grey
+# and Mercosul) 400 x 130, China (blue) 440 x 140. Where identical layouts tie (LLLDDDD is a US,
+# EU and old Brazilian serial), the plate's shape is the evidence left; see ``region_of``.
+PLATE_ASPECT: dict[str, float] = {"us": 305 / 152, "eu": 520 / 110, "br": 400 / 130, "cn": 440 / 140}
+
 _PAIRS = (("O", "0"), ("I", "1"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6"))
 CONFUSIONS: dict[str, str] = {**dict(_PAIRS), **{b: a for a, b in _PAIRS}}
 """Look-alike letter/digit pairs, both ways: ``CONFUSIONS["O"] == "0"``."""
@@ -76,6 +82,11 @@ class PlateFormat:
     pattern: str
     classes: tuple[frozenset[str], ...]
     strict: bool
+
+    @property
+    def log_size(self) -> float:
+        """ln of how many strings this format accepts: smaller is more specific."""
+        return sum(math.log(len(c)) for c in self.classes)
 
     def matches(self, text: str) -> bool:
         """True if ``text`` fits this format exactly."""
@@ -160,16 +171,34 @@ class FormatRules:
             return True
         return any(f.matches(text) for f in self.formats)
 
-    def region_of(self, text: str) -> str | None:
-        """The region of the first format ``text`` fits, strict formats first; ``None`` if none
-        (and when disabled)."""
+    def region_of(self, text: str, aspect: float | None = None) -> str | None:
+        """The region of the most specific format ``text`` fits; ``None`` if none (and when
+        disabled).
+
+        Most specific: a strict format before a generic one, then the format that accepts the
+        fewest strings (``PlateFormat.log_size``). Identical layouts of several regions tie (US,
+        EU and Brazil all have LLLDDDD); the tie goes to the region whose standard plate shape
+        (``PLATE_ASPECT``) is nearest to ``aspect``, the width/height of the plate box seen (a US
+        plate is 2:1, a Brazilian 3.1:1, a European 4.7:1), and without ``aspect`` to the region
+        listed first in ``formats.regions``. ``extra`` patterns lose such ties to regions.
+        """
         if not self.enabled:
             return None
-        for strict in (True, False):
-            for f in self.formats:
-                if f.strict == strict and f.matches(text):
-                    return f.region
-        return None
+        fits = [f for f in self.formats if f.matches(text)]
+        if not fits:
+            return None
+
+        def shape_gap(f: PlateFormat) -> float:
+            if aspect is None or not aspect > 0 or not math.isfinite(aspect):
+                return 0.0
+            if f.region not in PLATE_ASPECT:
+                return math.inf
+            return abs(math.log(aspect / PLATE_ASPECT[f.region]))
+
+        # min() keeps the first of equals, so config order settles what the shape does not; the
+        # log size is rounded so that equal layouts compare equal whatever the summation order
+        best = min(fits, key=lambda f: (not f.strict, round(f.log_size, 9), shape_gap(f)))
+        return best.region
 
     def fix(self, text: str) -> str:
         """Resolve letter/digit look-alikes where the formats make it unambiguous.

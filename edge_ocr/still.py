@@ -120,7 +120,7 @@ class StillReader:
             text = fixed if fixed is not None and len(fixed) == len(r.text) else r.text
             plates.append({"text": text, "confidence": round(float(r.confidence), 4), "chars": _chars(r),
                            "box": [int(v) for v in box], "format_ok": fixed is not None,
-                           "region": self.formats.region_of(text)})
+                           "region": self.formats.region_of(text, box[2] / box[3] if box[3] else None)})
         plates.sort(key=lambda p: (p["format_ok"] and p["confidence"] >= self.min_confidence, p["confidence"]),
                     reverse=True)
         best = plates[0] if plates else {"text": "", "confidence": 0.0, "chars": []}

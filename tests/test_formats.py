@@ -43,8 +43,56 @@ def test_all_regions_accept_any_of_them_and_name_the_region() -> None:
     assert not rules.matches("") and not rules.matches("AB-123")
     assert rules.region_of("皖A9J079") == "cn"
     assert FormatRules(["br", "us"]).region_of("ABC1D23") == "br"  # strict before generic
-    assert FormatRules(["us", "br"]).region_of("ABC1234") == "us"  # first strict match, config order
+    assert FormatRules(["us", "br"]).region_of("ABC1234") == "us"  # a tie, no plate shape: config order
     assert rules.region_of("!!") is None
+
+
+# the demo's plates, with the width/height of the boxes the localiser finds around them in
+# samples/demo.mp4 (RK115AN 4.45, PJC4903 3.10, 7ABC123 2.20) and of the standard plates
+@pytest.mark.parametrize(
+    ("text", "aspect", "region"),
+    [
+        ("RK115AN", 4.45, "eu"),  # LLDDDLL: only a European layout (a US generic one too, less specific)
+        ("RK115AN", 2.0, "eu"),  # a strict format beats a generic one whatever the shape
+        ("RK115AN", None, "eu"),
+        ("7ABC123", 2.2, "us"),  # DLLLDDD: only a US layout
+        ("7ABC123", 4.45, "us"),
+        ("PJC4903", 3.10, "br"),  # LLLDDDD: US, EU and Brazil alike; the shape decides
+        ("PJC4903", 4.45, "eu"),
+        ("PJC4903", 2.2, "us"),
+        ("PJC4903", 520 / 110, "eu"),
+        ("PJC4903", 400 / 130, "br"),
+        ("PJC4903", None, "us"),  # no shape: the first region listed
+        ("PJC4903", 0.0, "us"),  # a degenerate box is no evidence
+        ("PJC4903", float("nan"), "us"),
+        ("BS47040", 4.45, "eu"),  # LLDDDDD: US and EU
+        ("BS47040", 3.10, "eu"),  # Brazil has no such layout, EU is the nearer shape
+        ("BS47040", 2.0, "us"),
+    ],
+)
+def test_region_is_the_most_specific_format_and_ties_go_to_the_plate_shape(
+    text: str, aspect: float | None, region: str
+) -> None:
+    assert FormatRules().region_of(text, aspect) == region
+
+
+def test_region_ties_without_a_shape_follow_the_configured_order() -> None:
+    assert FormatRules(["br", "eu", "us"]).region_of("PJC4903") == "br"
+    assert FormatRules(["eu", "us"]).region_of("PJC4903") == "eu"
+    # Brazil not enabled: the nearer of US 2:1 and EU 4.7:1 (they meet at 3.1:1)
+    assert FormatRules(["us", "eu"]).region_of("PJC4903", 2.8) == "us"
+    assert FormatRules(["us", "eu"]).region_of("PJC4903", 3.4) == "eu"
+
+
+def test_region_prefers_a_format_with_fewer_alternatives() -> None:
+    # an extra pattern with literals accepts fewer strings than Brazil's LLLDDDD
+    rules = FormatRules(["br"], extra=["PJCDDDD"])
+    assert rules.region_of("PJC4903", 3.1) == "extra"
+    assert rules.region_of("ABC4903", 3.1) == "br"
+    # the same layout as a region's: the region keeps the tie, even when a shape is given
+    same = FormatRules(["br"], extra=["LLLDDDD"])
+    assert same.region_of("PJC4903") == "br" and same.region_of("PJC4903", 2.0) == "br"
+    assert FormatRules(["br"]).formats[0].log_size > rules.formats[-1].log_size
 
 
 def test_allowed_chars_per_position() -> None:

@@ -120,6 +120,8 @@ def test_crop_mode_multipart_upload(daemon: Daemon) -> None:
     res = json.loads(raw)
     assert status == 200 and res["mode"] == "crop" and res["text"] == "PJC4903"
     assert res["plates"][0]["box"] == [0, 0, CROP.shape[1], CROP.shape[0]]
+    # LLLDDDD is a US, EU and Brazilian layout alike: the crop's 3.1:1 shape says Brazil
+    assert res["plates"][0]["region"] == "br"
 
 
 def test_corrupt_base64_is_a_400_naming_base64(daemon: Daemon) -> None:

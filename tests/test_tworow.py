@@ -82,3 +82,30 @@ def test_recogniser_reads_a_joined_two_row_crop() -> None:
     assert len(readings) == len(crops)
     for r in readings:
         assert isinstance(r.text, str) and 0.0 <= r.confidence <= 1.0
+
+
+def _drawn(rows: list[str], border: int, wide_top: bool = False) -> np.ndarray:
+    """A hand-drawn crop: dark text rows on white, 140x100, a dark frame ``border`` px thick
+    that the characters touch (a tight crop); ``wide_top`` draws a flat script-like blob above."""
+    g = np.full((100, 140), 235, np.uint8)
+    ys = [44, 92] if len(rows) == 2 else [80]
+    for text, y in zip(rows, ys, strict=True):
+        size, _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.6, 4)
+        cv2.putText(g, text, ((140 - size[0]) // 2, y), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 20, 4)
+    if wide_top:
+        cv2.ellipse(g, (70, 22), (28, 9), 0, 0, 360, 20, 3)
+    if border:
+        cv2.rectangle(g, (0, 0), (139, 99), 20, border)
+    return g
+
+
+def test_two_rows_touching_the_plate_border_are_found() -> None:
+    g = _drawn(["AB", "1234"], border=6)
+    rows = find_rows(g)
+    assert rows is not None
+    assert rows[1] <= rows[2] and 35 <= rows[2] <= 65
+
+
+def test_one_character_top_row_is_found_but_a_wide_blob_is_no_row() -> None:
+    assert find_rows(_drawn(["W", "518B"], border=0)) is not None
+    assert find_rows(_drawn(["5RIN962"], border=0, wide_top=True)) is None
