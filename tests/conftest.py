@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# edge_ocr sets OpenCV's decoder pixel limit, which cv2 reads once when it loads; test modules
+# import cv2 before edge_ocr, and conftest is imported before them
+import edge_ocr  # noqa: F401
+
 # ----------------------------------------------------------------------------- mosquitto
 
 MOSQUITTO = "/usr/sbin/mosquitto"
