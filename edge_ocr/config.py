@@ -221,6 +221,8 @@ class HttpConfig(_Section):
     port: int = Field(8080, ge=0, le=65535, description="Bind port (0: any free port).")
     token: str | None = Field(None, description="Bearer token; required for a non-loopback host.")
     max_body_mb: float = Field(8.0, gt=0, le=200, description="Largest accepted upload, MiB.")
+    max_concurrent_reads: int = Field(2, ge=1, le=16, description="Uploads read at once (each holds its decoded "
+                                      "image); more get 503 at once.")
 
     @model_validator(mode="after")
     def _token(self) -> HttpConfig:

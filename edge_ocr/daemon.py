@@ -259,7 +259,7 @@ def _start_http(cfg: Config, rec: Recognizer, pipeline: Pipeline, stats) -> Any:
                          cfg.recognizer.min_confidence, cfg.recognizer.retry_below)
     api = HttpApi(cfg.http.host, cfg.http.port, cfg.http.token, int(cfg.http.max_body_mb * 1024 * 1024),
                   read=reader.read, status=stats, snapshot=pipeline.snapshot_jpeg,
-                  events=lambda: list(pipeline.recent))
+                  events=lambda: list(pipeline.recent), max_reads=cfg.http.max_concurrent_reads)
     try:
         api.start()
     except OSError as exc:

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+# edge_ocr sets OpenCV's decoder pixel limit, which cv2 reads once when it loads; test modules
+# import cv2 before edge_ocr, and conftest is imported before them
+import edge_ocr  # noqa: F401
+
 # ----------------------------------------------------------------------------- torch
 
 # The runtime needs no torch; only the training recipe's tests do, and torch is the `train`
