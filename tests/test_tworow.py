@@ -17,6 +17,17 @@ import synth_tworow
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "plate_crnn_int8.onnx"
 SPEC = PreprocessSpec()
+# the fonts every machine that ran the README's apt line has (fonts-dejavu-core, fonts-wqy-zenhei):
+# with more fonts installed the renderers pick others, and the counts below would differ per machine
+CORE_FONTS = (["/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+               "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf"],
+              ["/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"])
+
+
+@pytest.fixture(autouse=True)
+def core_fonts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synth_plates, "available_fonts", lambda: CORE_FONTS)
+    monkeypatch.setattr(synth_tworow, "available_fonts", lambda: CORE_FONTS)
 
 
 def flat_plate(region: str, two_row: bool, seed: int) -> np.ndarray:
@@ -30,7 +41,7 @@ def flat_plate(region: str, two_row: bool, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("region", ["eu", "br", "cn"])
 def test_rendered_two_row_plates_are_found_and_joined(region: str) -> None:
     found = 0
-    for seed in range(6):
+    for seed in range(12):
         g = flat_plate(region, True, seed)
         rows = find_rows(g)
         if rows is None:
@@ -46,8 +57,9 @@ def test_rendered_two_row_plates_are_found_and_joined(region: str) -> None:
         assert line.shape[1] == top_w + max(1, (y3 - y2) // 4) + g.shape[1]
         assert line.shape[1] / line.shape[0] > 2 * g.shape[1] / g.shape[0]
         assert find_rows(line) is None  # a joined line is never joined again
-    # the Chinese province row is small; the detector misses some of them (measured: 3-4 of 6)
-    assert found >= (3 if region == "cn" else 5), f"{region}: only {found} of 6 rendered two-row plates found"
+    # the Chinese province row is small; the detector misses some of them (measured with the core
+    # fonts: 5 of 12, 11 of 20; eu and br 12 of 12)
+    assert found >= (4 if region == "cn" else 10), f"{region}: only {found} of 12 rendered two-row plates found"
 
 
 def test_two_row_us_motorcycle_plates_are_found() -> None:
