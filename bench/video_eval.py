@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -191,12 +192,42 @@ def daemon_config(base: dict, video: Path, device: str, port: int, workdir: Path
     return path
 
 
+class Daemons:
+    """The daemons running now, so that an interrupted evaluation stops them all."""
+
+    def __init__(self) -> None:
+        self.procs: set[subprocess.Popen] = set()
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self, config: Path) -> subprocess.Popen:
+        with self._lock:
+            if self.stopping.is_set():
+                raise RuntimeError("evaluation interrupted")
+            proc = subprocess.Popen([sys.executable, "-m", "edge_ocr", "run", "--config", str(config)], cwd=ROOT,
+                                    stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
+            self.procs.add(proc)
+            return proc
+
+    def done(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self.procs.discard(proc)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self.stopping.set()
+            for proc in self.procs:
+                proc.kill()
+
+
+DAEMONS = Daemons()
+
+
 def run_daemon(config: Path, timeout: float) -> dict[str, Any]:
     """Run the daemon until its video ends; the wall times at which the file opened and ended
     (from its log, stamped as the lines arrive) and its final stats."""
-    proc = subprocess.Popen([sys.executable, "-m", "edge_ocr", "run", "--config", str(config)], cwd=ROOT,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = DAEMONS.start(config)
     info: dict[str, Any] = {"opened": None, "ended": None, "stats": {}, "tail": []}
     assert proc.stderr is not None
     watchdog = threading.Timer(timeout, proc.kill)
@@ -218,6 +249,7 @@ def run_daemon(config: Path, timeout: float) -> dict[str, Any]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        DAEMONS.done(proc)
     return info
 
 
@@ -287,10 +319,16 @@ def evaluate(args) -> dict[str, Any]:
         sub = Subscriber(port)
         try:
             firsts = np.cumsum([0] + [len(c) for c, _ in plan])
-            with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
+            try:
                 futs = [pool.submit(run_shard, k, group, int(firsts[k]), regions, args, base, port, workdir, sub)
                         for k, (group, regions) in enumerate(plan)]
                 results = [f.result() for f in futs]
+            except BaseException:
+                DAEMONS.stop_all()  # no daemon outlives an interrupted or failed run
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         finally:
             sub.stop()
             broker.stop()
@@ -400,6 +438,10 @@ def floats(s: str) -> tuple[float, ...]:
     return tuple(float(x) for x in s.split(",") if x.strip())
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=Path, default=ROOT.parent / "shared/data/plates-real-dev/frames/frames.csv",
@@ -424,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.jobs < 1 or args.shard_cars < 1 or args.fps <= 0 or args.pass_s <= 0 or args.gap_s < 0:
         ap.error("--jobs and --shard-cars must be >= 1, --fps and --pass-s > 0, --gap-s >= 0")
+    # SIGTERM unwinds like Ctrl-C, so the daemons and the broker are stopped on the way out
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         res = evaluate(args)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
