@@ -76,7 +76,7 @@ _REGION_PATTERNS: dict[str, list[tuple[str, bool, str]]] = {
     "cn": [("HLAAAAA", True, ""), ("HLEADDDD", True, ""), ("HLDDDDDE", True, ""), ("HLAAAAX", True, "")],
 }
 
-SIGN_WORDS = frozenset("""
+_SIGN_TEXT = """
     ALABAMA ALASKA ARIZONA ARKANSAS COLORADO DELAWARE FLORIDA GEORGIA HAWAII IDAHO ILLINOIS INDIANA
     IOWA KANSAS KENTUCKY LOUISIANA MAINE MARYLAND MICHIGAN MINNESOTA MISSOURI MONTANA NEBRASKA NEVADA
     NEWJERSEY NEWMEXICO NEWYORK OHIO OKLAHOMA OREGON TENNESSEE TEXAS UTAH VERMONT VIRGINIA WISCONSIN
@@ -88,7 +88,8 @@ SIGN_WORDS = frozenset("""
     STOP EXIT ONLY ENTER ENTRANCE YIELD PARKING PARK SPEED LIMIT ONEWAY WAY LEFT RIGHT LANE AHEAD
     SLOW SCHOOL TAXI POLICE FIRE DETOUR CLOSED OPEN PRIVATE VISITOR VISITORS RESERVED TOWAWAY
     CAUTION DANGER WARNING NOTICE EXPIRES
-""".split())
+"""
+SIGN_WORDS = frozenset(_SIGN_TEXT.split())
 """Words printed on plates or near them (state names, slogans, frame and dealer words, road signs)
 that no generic format accepts: a vanity plate reading TEXAS is refused too, which is rarer than
 the word on a plate. None of them is a label of the real dev data."""
