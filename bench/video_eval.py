@@ -340,9 +340,10 @@ def evaluate(args) -> dict[str, Any]:
         stray += len(lost)
         daemons.append(stats)
     res = score(passes, per_car, stray)
-    by_file = {c.file: r for c, r in zip(cars, crops, strict=True)}
+    by_file = {c.file: (i, r) for i, (c, r) in enumerate(zip(cars, crops, strict=True))}
     for c in res["cars"]:
-        c["crop_read"], c["crop_ok"] = by_file[c["file"]]
+        c["crop_read"], c["crop_ok"] = by_file[c["file"]][1]
+    res["cars"].sort(key=lambda c: by_file[c["file"]][0])  # the order of frames.csv, whatever the videos
     res["summary"] = summarise(res["cars"], stray)
     res["daemons"] = daemons
     res["run"] = {
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pass-s", type=float, default=3.0, help="seconds from a car entering to leaving")
     ap.add_argument("--gap-s", type=float, default=1.0, help="empty seconds before each car")
     ap.add_argument("--scales", type=floats, default=(1.0, 0.75, 0.55), help="plate scales, cycled over cars")
-    ap.add_argument("--blurs", type=lambda s: tuple(int(x) for x in s.split(",")), default=(0, 3, 6),
+    ap.add_argument("--blurs", type=lambda s: tuple(int(x) for x in s.split(",")), default=(0, 2, 4),
                     help="motion blur lengths, px, cycled over cars")
     ap.add_argument("--codec", choices=["mp4v", "MJPG"], default="mp4v")
     ap.add_argument("--jobs", type=int, default=2, help="daemons at a time")

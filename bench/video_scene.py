@@ -125,7 +125,7 @@ def motion_blur(img: npt.NDArray[np.uint8], px: int) -> npt.NDArray[np.uint8]:
 
 
 def render(out: Path, cars: list[Car], photos_dir: Path, fps: float = 10.0, pass_s: float = 3.0, gap_s: float = 1.0,
-           scales: tuple[float, ...] = (1.0, 0.75, 0.55), blurs: tuple[int, ...] = (0, 3, 6), seed: int = 0,
+           scales: tuple[float, ...] = (1.0, 0.75, 0.55), blurs: tuple[int, ...] = (0, 2, 4), seed: int = 0,
            fourcc: str = "mp4v", first: int = 0) -> list[Pass]:
     """Write one video of ``cars`` passing in turn; returns each pass with its times.
 
