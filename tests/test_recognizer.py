@@ -123,3 +123,30 @@ def test_still_images_retry_and_the_live_pipeline_only_when_asked() -> None:
     assert Pipeline(cfg, rec, LogSink()).retry_below == 0.0
     live = parse_config("mqtt: {enabled: false}\nrecognizer: {retry_live: true, retry_below: 0.5}")
     assert Pipeline(live, rec, LogSink()).retry_below == 0.5
+
+
+def test_region_aware_decoding_never_emits_a_character_the_regions_cannot_hold() -> None:
+    """A crop whose first column the model reads as a Hanzi (the failure seen on a new
+    Brazilian camera) reads as the Latin letter underneath once ``cn`` is not enabled."""
+    from edge_ocr.formats import FormatRules
+
+    rec = Recognizer(DEFAULT_MODEL)
+    cs = rec.charset
+    # frame 1: the model is torn between 贵 and A; then S, D, 6, 7, 2, 7
+    frames = [{"贵": 0.55, "A": 0.4}, {"": 0.9}, {"S": 0.9}, {"D": 0.9}, {"": 0.9}, {"6": 0.9}, {"7": 0.9},
+              {"2": 0.9}, {"": 0.9}, {"7": 0.9}]
+    p = _probs(cs, frames)
+    assert rec._reading(p, None).text == "贵SD6727"
+    latin = FormatRules(["us", "eu", "br"]).charset()
+    assert latin is not None and not any(c in latin for c in "贵京皖警")
+    mask = rec.class_mask(latin)
+    masked = rec._reading(p, None, mask)
+    assert masked.text == "ASD6727"
+    assert 0.0 < masked.char_confidences[0] <= 1.0
+    # with cn enabled the Hanzi stays possible; with formats disabled nothing is restricted
+    assert "贵" in FormatRules(["cn"]).charset()
+    assert FormatRules(enabled=False).charset() is None and rec.class_mask(None) is None
+    # the real model on a real rendering: the same text with and without the mask
+    crop = make_demo_video.clean_plate("PJC4903", "br", 40)
+    assert rec.recognize([crop], allowed=latin)[0].text == "PJC4903"
+    assert rec.recognize([crop], allowed=frozenset("0123456789"))[0].text.isdigit()
