@@ -88,7 +88,7 @@ def test_run_end_to_end_on_two_cars(tmp_path: Path) -> None:
     md.write_text("# Benchmarks\n\n## Pipeline\n\nnumbers\n")
     proc = subprocess.run([sys.executable, "-m", "bench.video_eval", "--frames", str(csv), "--regions", "own",
                            "--jobs", "1", "--scales", "1", "--blurs", "0", "--codec", "MJPG", "--json", str(out),
-                           "--benchmarks", str(md)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           "--benchmarks", str(md)], cwd=ROOT, capture_output=True, text=True, timeout=900,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
