@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .portable import area_resize, clahe
+from .tworow import to_one_line
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,11 @@ def resize_keep_aspect(grey: npt.NDArray[np.uint8], height: int, width: int) -> 
 
 
 def model_pixels(image: npt.NDArray, spec: PreprocessSpec) -> npt.NDArray[np.uint8]:
-    """The crop as the model sees it before normalisation: grey, resized to ``spec.height``
-    (aspect kept, squeezed to ``spec.width`` if wider), CLAHE'd; uint8 (height, w <= width).
+    """The crop as the model sees it before normalisation: grey, a two-row plate joined into one
+    line (``tworow.to_one_line``), resized to ``spec.height`` (aspect kept, squeezed to
+    ``spec.width`` if wider), CLAHE'd; uint8 (height, w <= width).
     Training data goes through this too, so training and run time cannot drift apart."""
-    small = resize_keep_aspect(to_grey(image), spec.height, spec.width)
+    small = resize_keep_aspect(to_one_line(to_grey(image)), spec.height, spec.width)
     if spec.clahe_clip > 0:
         small = clahe(small, spec.clahe_clip, spec.clahe_tile)  # OpenCV's rounds differently on ARM64
     return small
@@ -85,8 +87,10 @@ def recut_variants(image: npt.NDArray) -> list[npt.NDArray[np.uint8]]:
     """Five slightly different cuts of one crop (grey): 4 % of the width cut off or added
     (replicated) on both sides, stretched 12 % wider or 10 % narrower, 6 % of the height cut off
     top and bottom. A crop the model is unsure about is often a box a little off the plate; one
-    of these usually fits better. Too small a crop for a cut gets fewer variants."""
-    g = to_grey(image)
+    of these usually fits better. Too small a crop for a cut gets fewer variants.
+    A two-row plate is joined into one line first and the line is re-cut: its rows are found
+    once, not again in each variant (``model_pixels`` leaves a joined line as it is)."""
+    g = to_one_line(to_grey(image))
     h, w = g.shape
     m, v = max(1, int(0.04 * w)), max(1, int(0.06 * h))
     out = [cv2.copyMakeBorder(g, 0, 0, m, m, cv2.BORDER_REPLICATE),

@@ -388,17 +388,110 @@ def render_cn(rng) -> tuple[Image.Image, str]:
     return img, prov + city + serial
 
 
-RENDERERS = {"us": render_us, "eu": render_eu, "br": render_br, "cn": render_cn}
+def latin_text(rng: np.random.Generator) -> list[str]:
+    """Plates of countries that write Latin letters and digits in layouts none of the four
+    regions use (``ABC-1234``, ``01A123BC``, ``12-AB-34``, ``A 1234 BC``, all-digit, ...):
+    every position may hold a letter or a digit, so the network cannot lean on a format."""
+    L, D = LETTERS, DIGITS
+    r = rng.random()
+    if r < 0.45:  # random groups of letters or digits
+        groups = []
+        for _ in range(int(rng.integers(1, 4))):
+            pool = _pick(rng, [L, D, L + D])
+            groups.append(_rand_chars(rng, pool, int(rng.integers(1, 5))))
+    elif r < 0.6:  # 01A123BC style: digits, letter(s), digits, letters
+        groups = [_rand_chars(rng, D, 2) + _rand_chars(rng, L, int(rng.integers(1, 3))),
+                  _rand_chars(rng, D, 3) + _rand_chars(rng, L, int(rng.integers(0, 3)))]
+    elif r < 0.75:  # ABC-1234 / AB-1234-C
+        groups = [_rand_chars(rng, L, int(rng.integers(1, 4))), _rand_chars(rng, D, int(rng.integers(2, 5)))]
+        if rng.random() < 0.4:
+            groups.append(_rand_chars(rng, L, int(rng.integers(1, 3))))
+    elif r < 0.85:  # digits first: 1234-AB, 12-AB-34
+        groups = [_rand_chars(rng, D, int(rng.integers(1, 5))), _rand_chars(rng, L, int(rng.integers(1, 4)))]
+        if rng.random() < 0.5:
+            groups.append(_rand_chars(rng, D, int(rng.integers(1, 4))))
+    else:  # any character anywhere
+        groups = [_rand_chars(rng, L + D, int(rng.integers(4, 9)))]
+    n = sum(len(g) for g in groups)
+    while n < 3:  # a plate has at least three characters
+        groups.append(_rand_chars(rng, L + D, 1))
+        n += 1
+    while n > 9:
+        groups[-1] = groups[-1][:-1] or groups.pop()
+        n = sum(len(g) for g in groups)
+    return [g for g in groups if g]
+
+
+def render_latin(rng) -> tuple[Image.Image, str]:
+    """A plate of no particular country: random aspect (2:1 to 5:1), colours of either polarity
+    (dark on light, light on dark, coloured grounds), an optional band, flag or emblem on the
+    left, optional small text above or below, any of the Latin fonts."""
+    latin, _ = available_fonts()
+    H = 120
+    W = int(H * rng.uniform(2.0, 5.0))
+    grounds = [((245, 245, 245), (15, 15, 15)), ((250, 215, 40), (15, 15, 15)), ((20, 20, 20), (240, 240, 240)),
+               ((30, 60, 160), (245, 245, 245)), ((170, 30, 30), (245, 245, 245)), ((40, 120, 60), (245, 245, 245)),
+               ((200, 200, 195), (25, 25, 25)), ((230, 235, 245), (20, 40, 120)), ((245, 245, 245), (160, 20, 20))]
+    base, fill = _pick(rng, grounds)
+    img = _background(rng, W, H, base)
+    d = ImageDraw.Draw(img)
+    x0 = W * rng.uniform(0.02, 0.05)
+    band = rng.random()
+    if band < 0.35:  # a band on the left: blue EU-like, or a flag of two or three stripes
+        bw = int(W * rng.uniform(0.06, 0.12))
+        if rng.random() < 0.5:
+            d.rectangle([0, 0, bw, H], fill=(0, 50, 160))
+        else:
+            cols = [tuple(int(c) for c in rng.integers(0, 255, 3)) for _ in range(int(rng.integers(2, 4)))]
+            for k, col in enumerate(cols):
+                d.rectangle([0, H * k / len(cols), bw, H * (k + 1) / len(cols)], fill=col)
+        if rng.random() < 0.6:
+            cf = _font(_pick(rng, latin), int(H * 0.22))
+            code = _rand_chars(rng, LETTERS, int(rng.integers(1, 4)))
+            d.text((bw * 0.1, H * 0.62), code, font=cf, fill=(255, 255, 255))
+        x0 = bw + W * 0.02
+    elif band < 0.45:  # emblem or small square picture on the left
+        r = H * 0.18
+        d.ellipse([x0, H / 2 - r, x0 + 2 * r, H / 2 + r], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        x0 += 2 * r + W * 0.02
+    top, bottom = 0.0, 0.0
+    small = _font(_pick(rng, latin), int(H * rng.uniform(0.11, 0.16)))
+    if rng.random() < 0.3:
+        word = _rand_chars(rng, LETTERS, int(rng.integers(4, 12)))
+        d.text((W * rng.uniform(0.2, 0.5), H * 0.03), word, font=small, fill=fill)
+        top = 0.16
+    if rng.random() < 0.2:
+        word = _rand_chars(rng, LETTERS + " ", int(rng.integers(4, 14)))
+        d.text((W * rng.uniform(0.15, 0.45), H * 0.82), word, font=small, fill=fill)
+        bottom = 0.16
+    if rng.random() < 0.6:
+        d.rectangle([1, 1, W - 2, H - 2], outline=fill, width=int(rng.integers(1, 5)))
+    groups = latin_text(rng)
+    ch = H * (1 - top - bottom) * rng.uniform(0.6, 0.8)
+    font = _font(_pick(rng, latin), int(ch * 1.3))
+    sep = _pick(rng, ["-", " ", "·", "", "emblem", " "]) if len(groups) > 1 else ""
+    _draw_glyphs(d, rng, x0, H * (top + (1 - top - bottom) / 2), groups, [font], ch, fill, sep, 0.4,
+                 W - x0 - W * 0.03)
+    _bolts(rng, d, W, H, ch)
+    return img, "".join(groups)
+
+
+RENDERERS = {"us": render_us, "eu": render_eu, "br": render_br, "cn": render_cn, "xx": render_latin}
 
 
 # ----------------------------------------------------------------------------- camera effects
 
-def camera(rng: np.random.Generator, plate_rgb: Image.Image, region: str) -> np.ndarray:
-    """Place the plate in a scene-like border, warp, crop with jitter, degrade. Returns BGR uint8."""
+def camera(rng: np.random.Generator, plate_rgb: Image.Image, region: str, robust: bool = False) -> np.ndarray:
+    """Place the plate in a scene-like border, warp, crop with jitter, degrade. Returns BGR uint8.
+
+    ``robust`` (training recipe 2) adds what real crops from unseen cameras showed: boxes that
+    touch or cut into the first or last character, very loose boxes with bumper and body,
+    plates 12-25 px high rescaled up, crops squeezed or stretched to a fixed size, heavy blur
+    and low contrast."""
     plate = cv2.cvtColor(np.asarray(plate_rgb), cv2.COLOR_RGB2BGR)
     h, w = plate.shape[:2]
     # surrounding: car body / bumper colour with texture, so loose crops see something real-ish
-    pad = int(h * 0.3)
+    pad = int(h * (0.9 if robust else 0.3))
     ch_, cw_ = h + 2 * pad, w + 2 * pad
     # coarse texture, upsampled: cheap and looks like paint and shadows rather than pixel noise
     tex = rng.normal(0, rng.uniform(2, 25), (ch_ // 8 + 1, cw_ // 8 + 1, 1)).astype(np.float32)
@@ -423,6 +516,14 @@ def camera(rng: np.random.Generator, plate_rgb: Image.Image, region: str) -> np.
     if region == "cn" and rng.random() < 0.6:
         gx = rng.uniform(-0.02, 0.04, 2) * bw  # LPRNet-style crops are tight
         gy = rng.uniform(-0.04, 0.08, 2) * bh
+    if robust:
+        kind = rng.random()
+        if kind < 0.25:  # tight: the box edge touches or cuts into the first or last character
+            gx = rng.uniform(-0.09, 0.01, 2) * bw
+            gy = rng.uniform(-0.08, 0.04, 2) * bh
+        elif kind < 0.4:  # loose: bumper, body, other text around the plate
+            gx = rng.uniform(0.1, 0.45, 2) * bw
+            gy = rng.uniform(0.2, 0.8, 2) * bh
     cx0 = int(max(0, x0 - gx[0]))
     cy0 = int(max(0, y0 - gy[0]))
     cx1 = int(min(warped.shape[1], x1 + gx[1]))
@@ -432,6 +533,16 @@ def camera(rng: np.random.Generator, plate_rgb: Image.Image, region: str) -> np.
     if region == "cn" and rng.random() < 0.6:
         out_h, out_w = 24, 94
         crop = cv2.resize(crop, (out_w, out_h), interpolation=cv2.INTER_AREA)
+    elif robust and rng.random() < 0.35:
+        # a small plate (12-25 px) that a detector cut out and rescaled up to a fixed size,
+        # often without keeping the aspect (seen in openalpr-td: 80 px high, squeezed)
+        small_h = int(rng.integers(12, 26))
+        s_ = small_h / crop.shape[0]
+        crop = cv2.resize(crop, (max(6, int(crop.shape[1] * s_)), small_h), interpolation=cv2.INTER_AREA)
+        out_h = int(rng.choice([32, 48, 64, 80, 100]))
+        squeeze = rng.uniform(0.55, 1.25) if rng.random() < 0.6 else 1.0
+        out_w = max(8, int(crop.shape[1] * out_h / small_h * squeeze))
+        crop = cv2.resize(crop, (out_w, out_h), interpolation=_pick(rng, [cv2.INTER_LINEAR, cv2.INTER_CUBIC]))
     else:
         target_h = int(rng.choice([rng.integers(15, 40), rng.integers(40, 110)]))
         s = target_h / crop.shape[0]
@@ -439,6 +550,9 @@ def camera(rng: np.random.Generator, plate_rgb: Image.Image, region: str) -> np.
         if rng.random() < 0.5:
             up = rng.uniform(1.0, 3.0)
             crop = cv2.resize(crop, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
+        if robust and rng.random() < 0.25:  # aspect not kept by whoever cut the crop
+            crop = cv2.resize(crop, (max(8, int(crop.shape[1] * rng.uniform(0.6, 1.35))), crop.shape[0]),
+                              interpolation=cv2.INTER_LINEAR)
     crop = crop.astype(np.float32)
     # blur: defocus or motion
     r = rng.random()
@@ -452,6 +566,11 @@ def camera(rng: np.random.Generator, plate_rgb: Image.Image, region: str) -> np.
         if rng.random() < 0.5:
             kern = kern.T
         crop = cv2.filter2D(crop, -1, kern)
+    if robust and rng.random() < 0.2:  # a soft, out-of-focus camera on top of the rest
+        crop = cv2.GaussianBlur(crop, (0, 0), rng.uniform(1.0, 2.2) * max(1.0, crop.shape[0] / 60))
+    if robust and rng.random() < 0.25:  # washed out: dirt, haze, a grey plate under grey light
+        m = crop.mean()
+        crop = m + (crop - m) * rng.uniform(0.25, 0.6)
     # light: low light, overexposure, colour cast, glare
     crop = crop * rng.uniform(0.35, 1.3) + rng.uniform(-40, 40)
     crop = crop * rng.uniform(0.85, 1.15, 3)[None, None, :]
@@ -477,13 +596,36 @@ def camera(rng: np.random.Generator, plate_rgb: Image.Image, region: str) -> np.
     return crop
 
 
-def sample(seed: int, index: int, region: str | None = None) -> tuple[np.ndarray, str, str]:
+# recipe 1: what model 1.2.0 was trained on (and what the tests and the synthetic benchmark
+# render); recipe 2: crop-robust training (issue 16): generic Latin plates ("xx") and two-row
+# plates in the mix, and the robust camera
+MIX = {1: ["us", "us", "eu", "eu", "br", "cn", "cn"],
+       2: ["us", "us", "us", "eu", "eu", "eu", "br", "br", "cn", "cn", "xx", "xx", "xx", "2row", "2row"]}
+
+
+def sample(seed: int, index: int, region: str | None = None, recipe: int = 1) -> tuple[np.ndarray, str, str]:
     """Sample ``index`` of the stream for ``seed``: (BGR crop, label, region)."""
     rng = np.random.default_rng([seed, index])
     if region is None:
-        region = _pick(rng, ["us", "us", "eu", "eu", "br", "cn", "cn"])
+        region = _pick(rng, MIX[recipe])
+    if region == "2row":
+        from synth_tworow import RENDERERS_2ROW
+
+        from edge_ocr.preprocess import to_grey
+        from edge_ocr.tworow import find_rows
+
+        # only crops the runtime joins into one line teach the model anything: a two-row crop
+        # it does not join is squeezed to a few columns with seven characters in them
+        for _ in range(4):
+            region2 = _pick(rng, ["eu", "eu", "us", "br", "cn"])
+            plate, label = RENDERERS_2ROW[region2](rng)
+            # not "cn": camera squashes Chinese crops to LPRNet's 94x24, which fits one-row plates only
+            crop = camera(rng, plate, "2row", robust=recipe >= 2)
+            if find_rows(to_grey(crop)) is not None:
+                return crop, label, region2
+        region = "xx"
     plate, label = RENDERERS[region](rng)
-    return camera(rng, plate, region), label, region
+    return camera(rng, plate, region, robust=recipe >= 2), label, region
 
 
 def pack_samples(samples, spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -502,10 +644,10 @@ def pack_samples(samples, spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray,
     return imgs, np.array([m.shape[1] for m in smalls], np.int16), texts, regions
 
 
-def write_shard(path: Path, seed: int, start: int, count: int, height: int, width: int) -> None:
+def write_shard(path: Path, seed: int, start: int, count: int, height: int, width: int, recipe: int = 1) -> None:
     """Render ``count`` samples and store them already resized to the model height with CLAHE
     (``pack_samples``), so training spends its cores on the network."""
-    imgs, widths, labels, regions = pack_samples((sample(seed, start + k) for k in range(count)),
+    imgs, widths, labels, regions = pack_samples((sample(seed, start + k, recipe=recipe) for k in range(count)),
                                                  PreprocessSpec(height=height, width=width))
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, imgs=imgs, widths=widths, labels=np.array(labels), regions=np.array(regions))
@@ -517,19 +659,21 @@ def main() -> None:
     ap.add_argument("out", type=Path, help="output folder (PNG files and labels.csv)")
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--region", choices=REGIONS, default=None, help="only this region")
+    ap.add_argument("--region", choices=[*RENDERERS, "2row"], default=None, help="only this region")
     ap.add_argument("--shards", type=int, default=0,
                     help="instead of PNGs, write this many .npz training shards of --count samples")
     ap.add_argument("--first-shard", type=int, default=0)
     ap.add_argument("--height", type=int, default=32)
     ap.add_argument("--width", type=int, default=160)
+    ap.add_argument("--recipe", type=int, choices=sorted(MIX), default=1,
+                    help="1: the 1.2.0 mix; 2: crop-robust (generic Latin and two-row plates, tight/loose/small crops)")
     args = ap.parse_args()
     if args.shards:
         args.out.mkdir(parents=True, exist_ok=True)
         for sh in range(args.first_shard, args.first_shard + args.shards):
             path = args.out / f"shard-{args.seed}-{sh:04d}.npz"
             if not path.exists():
-                write_shard(path, args.seed, sh * args.count, args.count, args.height, args.width)
+                write_shard(path, args.seed, sh * args.count, args.count, args.height, args.width, args.recipe)
                 print(f"wrote {path}", flush=True)
         return
     args.out.mkdir(parents=True, exist_ok=True)
@@ -537,7 +681,7 @@ def main() -> None:
         wr = csv.writer(fh)
         wr.writerow(["file", "text", "region", "source"])
         for i in range(args.count):
-            img, label, region = sample(args.seed, i, args.region)
+            img, label, region = sample(args.seed, i, args.region, args.recipe)
             name = f"{region}-{args.seed}-{i:06d}.png"
             cv2.imwrite(str(args.out / name), img)
             wr.writerow([name, label, region, "synthetic"])

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CHUNK = 64
 
 
-def _synth_worker(seed: int, out: mp.Queue, height: int, width: int) -> None:
+def _synth_worker(seed: int, out: mp.Queue, height: int, width: int, recipe: int = 1) -> None:
     import cv2
     from synth_plates import pack_samples, sample
 
@@ -34,7 +34,7 @@ def _synth_worker(seed: int, out: mp.Queue, height: int, width: int) -> None:
     cv2.setNumThreads(1)
     spec = PreprocessSpec(height=height, width=width)
     for start in range(0, 1 << 62, CHUNK):
-        out.put(("synth", *pack_samples((sample(seed, i) for i in range(start, start + CHUNK)), spec)))
+        out.put(("synth", *pack_samples((sample(seed, i, recipe=recipe) for i in range(start, start + CHUNK)), spec)))
 
 
 def _real_worker(seed: int, rows: list[dict], out: mp.Queue, height: int, width: int, augment_real) -> None:
@@ -84,7 +84,7 @@ class Stream:
 
     def __init__(self, n_workers: int, seed: int, real_rows: list[dict], real_workers: int,
                  capacity: int, real_capacity: int, normalise, augment_real,
-                 height: int = 32, width: int = 160) -> None:
+                 height: int = 32, width: int = 160, recipe: int = 1) -> None:
         ctx = mp.get_context("fork")
         self.q: mp.Queue = ctx.Queue(maxsize=4 * max(n_workers, 1))
         self.normalise = normalise
@@ -98,7 +98,7 @@ class Stream:
                                 daemon=True)
             else:
                 # seeds from 100 up never collide with the shard seeds used by synth_plates --shards
-                p = ctx.Process(target=_synth_worker, args=(100 + seed * 1000 + w, self.q, height, width),
+                p = ctx.Process(target=_synth_worker, args=(100 + seed * 1000 + w, self.q, height, width, recipe),
                                 daemon=True)
             p.start()
             self.procs.append(p)

@@ -183,6 +183,46 @@ def evaluate_rows(model: nn.Module, rows: list[dict], cache: dict, dev: torch.de
     return res
 
 
+def load_onnx_weights(model: CRNN, path: Path) -> None:
+    """Start from a shipped FP32 ONNX model (tools/export_onnx.py output) when its checkpoint is
+    not at hand. The export folded each batch-norm into its convolution, so the batch-norms
+    become identities (mean 0, var 1, weight 1, bias = the folded bias) and must stay frozen
+    (``qat.freeze_bn``) while fine-tuning. ONNX orders the LSTM gates i, o, f, c; PyTorch i, f, c, o."""
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    convs = [m for m in model.cnn if isinstance(m, nn.Conv2d)]
+    bns = [m for m in model.cnn if isinstance(m, nn.BatchNorm2d)]
+    conv_w = [v for k, v in inits.items() if k.startswith("onnx::Conv_") and v.ndim == 4]
+    conv_b = [v for k, v in inits.items() if k.startswith("onnx::Conv_") and v.ndim == 1]
+    mats = [v for k, v in inits.items() if k.startswith("onnx::MatMul_")]
+    lstm = [v for k, v in inits.items() if k.startswith("onnx::LSTM_")]
+    if len(conv_w) != len(convs) or len(mats) != 2 or len(lstm) != 3:
+        raise SystemExit(f"{path}: not the layout tools/export_onnx.py writes for this CRNN")
+    for k, (conv, bn) in enumerate(zip(convs, bns, strict=True)):
+        conv.weight.data = torch.from_numpy(conv_w[k].copy())
+        bn.weight.data.fill_(1.0)
+        bn.bias.data = torch.from_numpy(conv_b[k].copy())
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)  # so (x - 0) / sqrt(var + eps) is exactly x
+    model.proj.weight.data = torch.from_numpy(mats[0].T.copy())
+    model.proj.bias.data = torch.from_numpy(inits["proj.bias"].copy())
+    model.fc.weight.data = torch.from_numpy(mats[1].T.copy())
+    model.fc.bias.data = torch.from_numpy(inits["fc.bias"].copy())
+    b, w, r = min(lstm, key=lambda a: a.ndim), *[a for a in lstm if a.ndim == 3]
+
+    def order(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.split(a, 4, axis=0)[i] for i in (0, 2, 3, 1)])
+
+    hid = model.rnn.hidden_size
+    for d, suffix in enumerate(("", "_reverse")):
+        getattr(model.rnn, f"weight_ih_l0{suffix}").data = torch.from_numpy(order(w[d]).copy())
+        getattr(model.rnn, f"weight_hh_l0{suffix}").data = torch.from_numpy(order(r[d]).copy())
+        getattr(model.rnn, f"bias_ih_l0{suffix}").data = torch.from_numpy(order(b[d][: 4 * hid]).copy())
+        getattr(model.rnn, f"bias_hh_l0{suffix}").data = torch.from_numpy(order(b[d][4 * hid:]).copy())
+
+
 def pick(imgs: np.ndarray, widths: np.ndarray, labels: list[str], avail: int, n: int,
          rng: np.random.Generator, cap: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """n random samples of the first ``avail``; with cap < full width only those that fit in it."""
@@ -193,11 +233,34 @@ def pick(imgs: np.ndarray, widths: np.ndarray, labels: list[str], avail: int, n:
     return imgs[idx], widths[idx].astype(np.int64), [labels[int(i)] for i in idx]
 
 
+def joined_if_two_row(row: dict) -> bool:
+    """A two-row crop (source ``*-2row``) is trained on only if the runtime joins its rows into
+    one line; one it cannot join would teach the network to read seven characters in 40 columns."""
+    if not row.get("source", "").endswith("2row"):
+        return True
+    from edge_ocr.preprocess import to_grey
+    from edge_ocr.tworow import find_rows
+
+    img = cv2.imread(row["path"], cv2.IMREAD_COLOR)
+    return img is not None and find_rows(to_grey(img)) is not None
+
+
+def cpu_has_bf16() -> bool:
+    """bf16 matrix units (AMX or AVX-512 BF16): there autocast runs ~1.6x faster than FP32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shards", default=None, help="folder of synthetic .npz shards (tools/synth_plates.py --shards)")
     ap.add_argument("--stream-workers", type=int, default=0,
                     help="render synthetic plates (and augment real crops) in this many processes while training")
+    ap.add_argument("--recipe", type=int, default=2, choices=[1, 2],
+                    help="what the stream workers render (tools/synth_plates.py --recipe)")
     ap.add_argument("--real-workers", type=int, default=2, help="of the stream workers, how many augment real crops")
     ap.add_argument("--buffer", type=int, default=200000, help="streamed synthetic samples kept for sampling")
     ap.add_argument("--real", type=Path, default=None, help="labels.csv of real crops to mix in (train split only)")
@@ -217,6 +280,13 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
+    ap.add_argument("--init-onnx", type=Path, default=None,
+                    help="start from a shipped FP32 ONNX model (batch-norms then stay frozen)")
+    ap.add_argument("--freeze-bn", action="store_true", help="keep batch-norm statistics fixed")
+    ap.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                    help="bf16 autocast on the CPU (auto: where lscpu shows amx_bf16 or avx512_bf16)")
+    ap.add_argument("--exclude-source", action="append", default=[],
+                    help="leave the real crops of this source (labels.csv 'source') out of training")
     ap.add_argument("--qat", action="store_true",
                     help="quantisation-aware fine-tuning (tools/qat.py): train against the INT8 rounding; "
                          "use with --init and a small --lr")
@@ -240,14 +310,15 @@ def main() -> None:
     real_train, real_val, cache = [], [], {}
     if args.real:
         rows = read_labels(args.real)
-        real_train = [r for r in rows if row_split(r) == "train"]
+        real_train = [r for r in rows if row_split(r) == "train" and r.get("source") not in args.exclude_source
+                      and joined_if_two_row(r)]
         real_val = [r for r in rows if row_split(r) == "val"]
     stream = None
     if args.stream_workers:  # fork before torch touches an accelerator
         from synth_stream import Stream
 
         stream = Stream(args.stream_workers, args.seed, real_train, args.real_workers, args.buffer,
-                        max(2000, args.buffer // 10), normalise_label, augment_real)
+                        max(2000, args.buffer // 10), normalise_label, augment_real, recipe=args.recipe)
     pool = ShardPool(args.shards) if args.shards else None
     if pool is not None and not len(pool) and stream is None:
         sys.exit(f"no shards in {args.shards}: run tools/synth_plates.py {args.shards} --shards N first")
@@ -256,14 +327,19 @@ def main() -> None:
     model = CRNN()
     opt_state = None
     step = 0
+    done_s = 0.0  # training time of earlier sittings: a resumed --minutes run keeps its schedule
     if args.init:
         model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+    if args.init_onnx:
+        load_onnx_weights(model, args.init_onnx)
+        args.freeze_bn = True
     last = args.out / "last.pt"
     if args.resume and last.exists():
         ck = torch.load(last, map_location="cpu")
         model.load_state_dict(ck["model"])
         opt_state = ck["opt"]
         step = ck["step"]
+        done_s = float(ck.get("elapsed_s", 0.0))
         rng = np.random.default_rng([args.seed, step])
         say(f"resumed from {last} at step {step}")
     if args.qat:
@@ -295,16 +371,18 @@ def main() -> None:
 
     def save(path: Path) -> dict:
         weights = qat.clean_state_dict(model) if args.qat else {k: v.cpu() for k, v in model.state_dict().items()}
-        ck = {"model": weights, "opt": opt.state_dict(), "step": step,
+        ck = {"model": weights, "opt": opt.state_dict(), "step": step, "elapsed_s": time.time() - t0,
               "charset": CHARSET, "args": {k: str(v) for k, v in vars(args).items()}}
         torch.save(ck, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
         return ck
 
     model.train()
-    if args.qat:
+    if args.qat or args.freeze_bn:
         qat.freeze_bn(model)
-    t0, seen, loss_sum, n_log = time.time(), 0, 0.0, 0
+    bf16 = dev.type == "cpu" and (args.bf16 == "on" or (args.bf16 == "auto" and cpu_has_bf16()))
+    say(f"bf16 autocast: {bf16}")
+    t0, seen, loss_sum, n_log = time.time() - done_s, 0, 0.0, 0
     best = -1.0
     while True:
         elapsed = time.time() - t0
@@ -348,7 +426,8 @@ def main() -> None:
         targets, tlen = encode(labels)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, elapsed)
-        logits = model(x)  # N, T, C
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)  # N, T, C
         logp = logits.float().log_softmax(-1).permute(1, 0, 2)  # T, N, C
         ilen = torch.full((x.shape[0],), logp.shape[0], dtype=torch.long)
         loss = ctc(logp, targets.to(dev), ilen.to(dev), tlen.to(dev))
@@ -364,7 +443,7 @@ def main() -> None:
             el = time.time() - t0
             extra = f" stream synth={stream.synth.total} real={stream.real.total}" if stream else ""
             say(f"step {step} loss {float(loss_sum) / max(1, n_log):.4f} lr {lr_at(step, el):.2e} "
-                f"{seen / el:.0f} samples/s{extra}")
+                f"{seen / max(el - done_s, 1e-6):.0f} samples/s{extra}")
             loss_sum, n_log = 0.0, 0
         if step % args.eval_every == 0:
             ck = save(last)

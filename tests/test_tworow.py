@@ -1,0 +1,111 @@
+"""Two-row plates: found, cut and joined into one line; one-row plates left alone."""
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_ocr.preprocess import PreprocessSpec, model_pixels, recut_variants, to_grey
+from edge_ocr.recognizer import Recognizer
+from edge_ocr.tworow import find_rows, join_rows, to_one_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import synth_plates
+import synth_tworow
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "plate_crnn_int8.onnx"
+SPEC = PreprocessSpec()
+
+
+def flat_plate(region: str, two_row: bool, seed: int) -> np.ndarray:
+    """A rendered plate without camera effects, grey, about 60 px high like a detector crop."""
+    rng = np.random.default_rng([seed, 99])
+    img, _label = (synth_tworow.RENDERERS_2ROW if two_row else synth_plates.RENDERERS)[region](rng)
+    g = to_grey(np.asarray(img)[:, :, ::-1])
+    return cv2.resize(g, (int(g.shape[1] * 60 / g.shape[0]), 60), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("region", ["eu", "br", "cn"])
+def test_rendered_two_row_plates_are_found_and_joined(region: str) -> None:
+    found = 0
+    for seed in range(6):
+        g = flat_plate(region, True, seed)
+        rows = find_rows(g)
+        if rows is None:
+            continue
+        found += 1
+        y0, y1, y2, y3 = rows
+        assert 0 <= y0 < y1 <= y2 < y3 <= g.shape[0]
+        assert y1 <= 0.65 * g.shape[0] and y2 >= 0.35 * g.shape[0]  # cut between the rows
+        line = to_one_line(g)
+        assert line.shape[0] == y3 - y2  # both rows at the bottom row's height
+        # top row scaled to that height + a quarter-height gap + bottom row
+        top_w = round(g.shape[1] * (y3 - y2) / (y1 - y0))
+        assert line.shape[1] == top_w + max(1, (y3 - y2) // 4) + g.shape[1]
+        assert line.shape[1] / line.shape[0] > 2 * g.shape[1] / g.shape[0]
+        assert find_rows(line) is None  # a joined line is never joined again
+    # the Chinese province row is small; the detector misses some of them (measured: 3-4 of 6)
+    assert found >= (3 if region == "cn" else 5), f"{region}: only {found} of 6 rendered two-row plates found"
+
+
+def test_two_row_us_motorcycle_plates_are_found() -> None:
+    found = sum(find_rows(flat_plate("us", True, seed)) is not None for seed in range(12))
+    assert found >= 7  # a quarter of them print the serial in one row
+
+
+@pytest.mark.parametrize("region", ["us", "eu", "br", "cn"])
+def test_one_row_plates_are_untouched(region: str) -> None:
+    for seed in range(10):
+        g = flat_plate(region, False, seed)
+        assert find_rows(g) is None, f"{region} seed {seed}"
+        assert to_one_line(g) is g
+        img, _label, _r = synth_plates.sample(3, seed, region)
+        assert find_rows(to_grey(img)) is None, f"{region} camera sample {seed}"
+
+
+def test_model_pixels_and_recuts_read_the_joined_line() -> None:
+    g = flat_plate("eu", True, 0)
+    rows = find_rows(g)
+    assert rows is not None
+    joined = join_rows(g, rows)
+    assert np.array_equal(model_pixels(g, SPEC), model_pixels(joined, SPEC))
+    for v in recut_variants(g):
+        assert v.shape[1] / v.shape[0] > 2.5  # re-cuts of the line, not of the square crop
+
+
+def test_recogniser_reads_a_joined_two_row_crop() -> None:
+    rec = Recognizer(str(MODEL))
+    crops = [synth_tworow.sample2(1, k, r)[0] for k, r in enumerate(synth_tworow.REGIONS_2ROW)]
+    readings = rec.recognize(crops, retry_below=0.99)
+    assert len(readings) == len(crops)
+    for r in readings:
+        assert isinstance(r.text, str) and 0.0 <= r.confidence <= 1.0
+
+
+def _drawn(rows: list[str], border: int, wide_top: bool = False) -> np.ndarray:
+    """A hand-drawn crop: dark text rows on white, 140x100, a dark frame ``border`` px thick
+    that the characters touch (a tight crop); ``wide_top`` draws a flat script-like blob above."""
+    g = np.full((100, 140), 235, np.uint8)
+    ys = [44, 92] if len(rows) == 2 else [80]
+    for text, y in zip(rows, ys, strict=True):
+        size, _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.6, 4)
+        cv2.putText(g, text, ((140 - size[0]) // 2, y), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 20, 4)
+    if wide_top:
+        cv2.ellipse(g, (70, 22), (28, 9), 0, 0, 360, 20, 3)
+    if border:
+        cv2.rectangle(g, (0, 0), (139, 99), 20, border)
+    return g
+
+
+def test_two_rows_touching_the_plate_border_are_found() -> None:
+    g = _drawn(["AB", "1234"], border=6)
+    rows = find_rows(g)
+    assert rows is not None
+    assert rows[1] <= rows[2] and 35 <= rows[2] <= 65
+
+
+def test_one_character_top_row_is_found_but_a_wide_blob_is_no_row() -> None:
+    assert find_rows(_drawn(["W", "518B"], border=0)) is not None
+    assert find_rows(_drawn(["5RIN962"], border=0, wide_top=True)) is None

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The recogniser's recipe in one command (models/MODEL_CARD.md, "Training data and recipe").
+#
+#   tools/train_recipe.sh gpu      # one GPU + its CPU cores: ~10 minutes wall clock
+#   tools/train_recipe.sh cpu 120  # a 2-core CPU: shards rendered in the background, 120 minutes
+#
+# Both fine-tune the shipped FP32 model (models/plate_crnn_fp32.onnx) on crop-robust synthetic
+# plates (tools/synth_plates.py --recipe 2) mixed with the train split of the real dev crops
+# (split by plate: tools/evaluate.py split_of), then export, quantise and evaluate into runs/.
+# A CPU run can be stopped and started again: it resumes from runs/<name>/last.pt on its clock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-cpu}
+MINUTES=${2:-}
+L=${LABELS:-../shared/data/plates-real-dev/crops/labels.csv}
+VERSION=${VERSION:-1.3.0}
+OUT=runs/recipe-$MODE
+mkdir -p "$OUT"
+if [ "$MODE" = gpu ]; then
+  python tools/train.py --stream-workers "$(( $(nproc) - 2 ))" --real-workers 2 --recipe 2 --real "$L" \
+    --real-fraction 0.3 --init-onnx models/plate_crnn_fp32.onnx --out "$OUT" --minutes "${MINUTES:-8}" \
+    --batch 256 --lr 8e-4 --var-width 0.4 --buffer 300000 --threads 2 --seed 11 --device cuda
+else
+  SHARDS=${SHARDS:-data/shards2}
+  # render in the background (one core); training re-scans the folder every 1,000 steps
+  python tools/synth_plates.py "$SHARDS" --shards 1 --count 2000 --seed 21 --recipe 2
+  nice -n 5 python tools/synth_plates.py "$SHARDS" --shards 200 --count 2000 --seed 22 --recipe 2 \
+    > "$OUT/render.log" 2>&1 &
+  RENDER=$!
+  trap 'kill $RENDER 2>/dev/null || true' EXIT
+  RESUME=()
+  [ -f "$OUT/last.pt" ] && RESUME=(--resume --freeze-bn) || RESUME=(--init-onnx models/plate_crnn_fp32.onnx)
+  python tools/train.py --shards "$SHARDS" --real "$L" --real-fraction 0.3 "${RESUME[@]}" --out "$OUT" \
+    --minutes "${MINUTES:-120}" --batch 64 --lr 8e-4 --var-width 0.4 --threads 1 --seed 11 --eval-every 500
+fi
+python tools/export_onnx.py "$OUT/last.pt" "$OUT/plate_crnn_fp32.onnx" --version "$VERSION" \
+  --training "synthetic recipe 2 (tools/synth_plates.py) + real dev crops, train split by plate"
+python tools/quantize.py "$OUT/plate_crnn_fp32.onnx" "$OUT/plate_crnn_int8.onnx" --calib "$L"
+for m in fp32 int8; do
+  python tools/evaluate.py "$OUT/plate_crnn_$m.onnx" "$L" --split val --retry-below 0 --json > "$OUT/val-$m.json"
+done
+echo "models and validation figures in $OUT"
