@@ -156,7 +156,9 @@ class Pipeline:
         obs = []
         seen: list[tuple[Box, Reading]] = []
         if cands:
-            readings = self.rec.recognize([c.crop for c in cands], self.patterns, self.retry_below)
+            # only characters the enabled regions' plates can hold (no Hanzi on a gate set to [br])
+            readings = self.rec.recognize([c.crop for c in cands], self.patterns, self.retry_below,
+                                          allowed=self.formats.charset())
             seen = [(c.box, r) for c, r in zip(cands, readings)]
             for cand, rd in zip(cands, readings):
                 if not rd.text or rd.confidence < self.cfg.recognizer.min_confidence:
