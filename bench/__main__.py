@@ -50,6 +50,7 @@ from bench.peers import (
     threshold_curve,
 )
 from bench.plots import write_plots
+from bench.video_eval import keep_section
 from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
 from edge_ocr.recognizer import Recognizer
@@ -301,7 +302,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     res["plots"] = write_plots(res, args.out.parent)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
-    args.out.write_text(render(res))
+    # the "Real video" section comes from bench/video_eval.py, which this run does not repeat
+    old = args.out.read_text() if args.out.exists() else ""
+    args.out.write_text(keep_section(old, render(res)))
     print(render(res))
 
 

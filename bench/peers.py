@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ocr.voting import edit_distance
+from edge_ocr.textdist import edit_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 WHITELIST = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -43,19 +43,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _read_image(path: str):
-    import cv2
-    import numpy as np
+    from .image_io import ImageError, read_image
 
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return None, f"cannot read file: {exc.strerror}"
-    if not data:
-        return None, "empty file"
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        return None, "not a readable image (unknown format or truncated)"
-    return img, None
+        return read_image(path), None
+    except ImageError as exc:
+        return None, str(exc)
 
 
 def _recognize_settings(args: argparse.Namespace):

@@ -156,6 +156,18 @@ class TlsConfig(_Section):
 class DiscoveryConfig(_Section):
     enabled: bool = Field(True, description="Publish Home Assistant MQTT discovery.")
     prefix: str = Field("homeassistant", min_length=1, description="Home Assistant discovery prefix.")
+    device_name: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="Device name in Home Assistant; default <device_id>, or 'edge-ocr <device_id>'.")
+    configuration_url: str | None = Field(
+        None, description="Link on Home Assistant's device page; default the web page when http is on.")
+
+    @field_validator("configuration_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        return v
 
 
 class MqttConfig(_Section):
@@ -217,6 +229,8 @@ class HttpConfig(_Section):
     port: int = Field(8080, ge=0, le=65535, description="Bind port (0: any free port).")
     token: str | None = Field(None, description="Bearer token; required for a non-loopback host.")
     max_body_mb: float = Field(8.0, gt=0, le=200, description="Largest accepted upload, MiB.")
+    max_concurrent_reads: int = Field(2, ge=1, le=16, description="Uploads read at once (each holds its decoded "
+                                      "image); more get 503 at once.")
 
     @model_validator(mode="after")
     def _token(self) -> HttpConfig:

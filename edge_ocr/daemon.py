@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -28,6 +29,7 @@ from .frames import frame_record, usable_image
 from .motion import MotionGate
 from .mqtt_contract import event_payload, utc_iso
 from .overlay import annotate
+from .reading import box_aspect
 from .roi import Roi
 from .sdnotify import Notifier
 from .stages import Stages, StartupError, check_startup, resolve_model
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    def publish_event(self, event: PlateEvent) -> None: ...
+    def publish_event(self, event: PlateEvent) -> object: ...
 
 
 class LogSink:
@@ -170,13 +172,15 @@ class Pipeline:
                 model=info.name,
                 model_version=info.version,
                 votes=r.votes,
-                region=self.stages.reader.formats.region_of(r.text),
+                region=self.stages.reader.formats.region_of(r.text, box_aspect(r.box)),
                 crop_jpeg=crop_jpeg,
             )
+            # Stored first (the MQTT sink commits to its outbox before returning): an event that is
+            # logged or counted survives a SIGKILL right after the log line.
+            self.sink.publish_event(ev)
             self.counters["events"] += 1
             self.recent.appendleft(event_payload(ev, self.cfg.device_id))
             log.info("event %s conf=%.3f votes=%d reason=%s", ev.text, ev.confidence, ev.votes, r.reason)
-            self.sink.publish_event(ev)
             events.append(ev)
         return events
 
@@ -193,7 +197,10 @@ class Pipeline:
         return buf.tobytes() if ok else None
 
     def stats(self) -> dict[str, Any]:
-        lat = np.array(self.latencies) if self.latencies else np.zeros(1)
+        """Counters and latency percentiles; latency is None until a frame was read (not 0.0)."""
+        if not self.latencies:
+            return {**self.counters, "latency_p50_ms": None, "latency_p95_ms": None}
+        lat = np.array(self.latencies)
         return {**self.counters, "latency_p50_ms": round(float(np.percentile(lat, 50)), 2),
                 "latency_p95_ms": round(float(np.percentile(lat, 95)), 2)}
 
@@ -263,10 +270,11 @@ class Daemon:
         from .publish import MqttPublisher
 
         try:
-            self.publisher = MqttPublisher(cfg.mqtt, cfg.outbox, cfg.device_id, __version__, stats_fn=self.stats,
-                                           reconnect_min_s=cfg.camera.reconnect_min_s)
-        except OSError as exc:
-            raise StartupError(f"outbox.path: cannot open {cfg.outbox.path}: {exc.strerror or exc}") from None
+            self.publisher = MqttPublisher.from_config(cfg, __version__, stats_fn=self.stats,
+                                                       reconnect_min_s=cfg.camera.reconnect_min_s)
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(f"outbox.path: cannot open {cfg.outbox.path}: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
         self.publisher.start()
         return self.publisher  # type: ignore[no-any-return]
 
@@ -278,7 +286,8 @@ class Daemon:
         # the reader of whatever stage set is current: a reload reaches uploads too
         api = HttpApi(cfg.http.host, cfg.http.port, cfg.http.token, int(cfg.http.max_body_mb * 1024 * 1024),
                       read=lambda image, crop: pipeline.stages.still.read(image, crop), status=self.stats,
-                      snapshot=pipeline.snapshot_jpeg, events=lambda: list(pipeline.recent))
+                      snapshot=pipeline.snapshot_jpeg, events=lambda: list(pipeline.recent),
+                      max_reads=cfg.http.max_concurrent_reads)
         try:
             api.start()
         except OSError as exc:

@@ -14,6 +14,17 @@ a letter is; Chinese serials never use I or O. Each region has *strict* formats 
 serial layouts) and, where plates vary too much to list (US vanity plates, European countries),
 *generic* ones (``A`` repeated) that accept a reading but are too loose to correct it.
 
+Generic formats are kept to what plates look like, so that the other text a camera sees near a
+plate (state names, slogans, dealer frames, road signs, half a plate) is not taken for one. The
+bounds come from the real dev labels (1,770 crops and 210 photos, four regions), all of which pass
+their own region's rules:
+
+- ``us``: 4-9 letters and digits, or 3 digits (the shortest US labels: 548, 248). All-letter
+  vanity plates exist (GUTSY, NFFE, DRIFTER), so no rule of shape tells TEXAS from a plate: the
+  generic formats of every region refuse the words in ``SIGN_WORDS`` instead.
+- ``eu``: 5-8 characters with at least one letter and one digit, or 7-8 letters (personalised
+  plates such as KMBORAK).
+
 Confusion fixing (O/0, I/1, B/8, S/5, Z/2, G/6) swaps a character for its look-alike only where
 the strict formats leave a single possible reading; see ``FormatRules.fix``.
 """
@@ -21,6 +32,7 @@ the strict formats leave a single possible reading; see ``FormatRules.fix``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -52,16 +64,41 @@ _REGION_CLASSES: dict[str, dict[str, frozenset[str]]] = {
     "cn": {"A": (LETTERS - {"I", "O"}) | DIGITS, "E": frozenset("DF"), "X": SPECIALS},
 }
 
-# (pattern, strict) per region. Strict patterns are the common serial layouts; generic ones
-# only accept. Sources: /work/shared/PLATES.md and the label shapes of the real dev crops.
-_REGION_PATTERNS: dict[str, list[tuple[str, bool]]] = {
-    "us": [(p, True) for p in ("LLLDDDD", "DLLLDDD", "LLLDDD", "DDDLLL", "LLDDDDD", "DLLDDD", "LLDDDD", "LDDDDDD")]
-    + [("A" * n, False) for n in range(2, 11)],
-    "eu": [(p, True) for p in ("LLDDDLL", "DDDDLLL", "LLDDDDD", "LLLDDDD", "LLDDLLL", "DLDDDDD")]
-    + [("A" * n, False) for n in range(4, 9)],
-    "br": [("LLLDDDD", True), ("LLLDLDD", True)],  # old grey plates; Mercosul
-    "cn": [("HLAAAAA", True), ("HLEADDDD", True), ("HLDDDDDE", True), ("HLAAAAX", True)],
+# (pattern, strict, needs) per region. Strict patterns are the common serial layouts; generic
+# ones only accept, and only readings holding at least one character of each class in ``needs``.
+# Sources: /work/shared/PLATES.md and the label shapes of the real dev crops (see the docstring).
+_REGION_PATTERNS: dict[str, list[tuple[str, bool, str]]] = {
+    "us": [(p, True, "") for p in ("LLLDDDD", "DLLLDDD", "LLLDDD", "DDDLLL", "LLDDDDD", "DLLDDD", "LLDDDD",
+                                    "LDDDDDD")]
+    + [("DDD", False, "")] + [("A" * n, False, "") for n in range(4, 10)],
+    "eu": [(p, True, "") for p in ("LLDDDLL", "DDDDLLL", "LLDDDDD", "LLLDDDD", "LLDDLLL", "DLDDDDD")]
+    + [("A" * n, False, "LD") for n in range(5, 9)] + [("L" * n, False, "") for n in (7, 8)],
+    "br": [("LLLDDDD", True, ""), ("LLLDLDD", True, "")],  # old grey plates; Mercosul
+    "cn": [("HLAAAAA", True, ""), ("HLEADDDD", True, ""), ("HLDDDDDE", True, ""), ("HLAAAAX", True, "")],
 }
+
+# Width/height of each region's standard plate (mm): US 12 x 6 in, EU 520 x 110, Brazil (grey
+# and Mercosul) 400 x 130, China (blue) 440 x 140. Where identical layouts tie (LLLDDDD is a US,
+# EU and old Brazilian serial), the plate's shape is the evidence left; see ``region_of``.
+PLATE_ASPECT: dict[str, float] = {"us": 305 / 152, "eu": 520 / 110, "br": 400 / 130, "cn": 440 / 140}
+
+_SIGN_TEXT = """
+    ALABAMA ALASKA ARIZONA ARKANSAS COLORADO DELAWARE FLORIDA GEORGIA HAWAII IDAHO ILLINOIS INDIANA
+    IOWA KANSAS KENTUCKY LOUISIANA MAINE MARYLAND MICHIGAN MINNESOTA MISSOURI MONTANA NEBRASKA NEVADA
+    NEWJERSEY NEWMEXICO NEWYORK OHIO OKLAHOMA OREGON TENNESSEE TEXAS UTAH VERMONT VIRGINIA WISCONSIN
+    WYOMING CAROLINA DAKOTA HAMPSHIRE ISLAND JERSEY MEXICO YORK NORTH SOUTH WEST
+    STATE COUNTY USA AMERICA AMERICAS PLATE LICENSE DEALER DEALERS MOTORS MOTOR AUTO AUTOS SALES
+    TRUCKS CHEVROLET FORD TOYOTA HONDA NISSAN DODGE JEEP
+    SUNSHINE EMPIRE GARDEN LONESTAR LONE STAR LAND GREAT LAKES DAIRYLAND POTATOES FAMOUS WILD
+    WONDERFUL FREEDOM HEART DIXIE BEAUTIFUL GRAND CANYON
+    STOP EXIT ONLY ENTER ENTRANCE YIELD PARKING PARK SPEED LIMIT ONEWAY WAY LEFT RIGHT LANE AHEAD
+    SLOW SCHOOL TAXI POLICE FIRE DETOUR CLOSED OPEN PRIVATE VISITOR VISITORS RESERVED TOWAWAY
+    CAUTION DANGER WARNING NOTICE EXPIRES
+"""
+SIGN_WORDS = frozenset(_SIGN_TEXT.split())
+"""Words printed on plates or near them (state names, slogans, frame and dealer words, road signs)
+that no generic format accepts: a vanity plate reading TEXAS is refused too, which is rarer than
+the word on a plate. None of them is a label of the real dev data."""
 
 _PAIRS = (("O", "0"), ("I", "1"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6"))
 CONFUSIONS: dict[str, str] = {**dict(_PAIRS), **{b: a for a, b in _PAIRS}}
@@ -76,10 +113,21 @@ class PlateFormat:
     pattern: str
     classes: tuple[frozenset[str], ...]
     strict: bool
+    needs: tuple[frozenset[str], ...] = ()  # each must occur at least once
+
+    @property
+    def log_size(self) -> float:
+        """ln of how many strings this format accepts: smaller is more specific."""
+        return sum(math.log(len(c)) for c in self.classes)
 
     def matches(self, text: str) -> bool:
-        """True if ``text`` fits this format exactly."""
-        return len(text) == len(self.classes) and all(c in cls for c, cls in zip(text, self.classes, strict=True))
+        """True if ``text`` fits this format exactly; a generic format also refuses the words of
+        ``SIGN_WORDS``, also as US labels spell them (0 for O: ``0NLY``)."""
+        if len(text) != len(self.classes) or not all(c in cls for c, cls in zip(text, self.classes, strict=True)):
+            return False
+        if not all(any(c in need for c in text) for need in self.needs):
+            return False
+        return self.strict or text.replace("0", "O") not in SIGN_WORDS
 
     def fix(self, text: str) -> str | None:
         """``text`` with look-alikes swapped where a character does not fit its position but its
@@ -125,8 +173,10 @@ def _classes(region: str | None) -> dict[str, frozenset[str]]:
     return {**_BASE_CLASSES, **_REGION_CLASSES[region]}
 
 
-def _format(region: str | None, pattern: str, strict: bool) -> PlateFormat:
-    return PlateFormat(region or "extra", pattern, tuple(frozenset(s) for s in allowed_chars(pattern, region)), strict)
+def _format(region: str | None, pattern: str, strict: bool, needs: str = "") -> PlateFormat:
+    classes = _classes(region)
+    return PlateFormat(region or "extra", pattern, tuple(frozenset(s) for s in allowed_chars(pattern, region)), strict,
+                       tuple(classes[c] for c in needs))
 
 
 class FormatRules:
@@ -145,7 +195,7 @@ class FormatRules:
     def __init__(self, regions: Iterable[str] = REGIONS, extra: Iterable[str] = (), enabled: bool = True) -> None:
         self.enabled = enabled
         self.regions = tuple(regions)
-        formats = [_format(r, p, strict) for r in self.regions for p, strict in _region_patterns(r)]
+        formats = [_format(r, p, strict, needs) for r in self.regions for p, strict, needs in _region_patterns(r)]
         formats += [_format(None, p, set(p) != {"A"}) for p in extra]
         self.formats: tuple[PlateFormat, ...] = tuple(formats)
 
@@ -160,16 +210,34 @@ class FormatRules:
             return True
         return any(f.matches(text) for f in self.formats)
 
-    def region_of(self, text: str) -> str | None:
-        """The region of the first format ``text`` fits, strict formats first; ``None`` if none
-        (and when disabled)."""
+    def region_of(self, text: str, aspect: float | None = None) -> str | None:
+        """The region of the most specific format ``text`` fits; ``None`` if none (and when
+        disabled).
+
+        Most specific: a strict format before a generic one, then the format that accepts the
+        fewest strings (``PlateFormat.log_size``). Identical layouts of several regions tie (US,
+        EU and Brazil all have LLLDDDD); the tie goes to the region whose standard plate shape
+        (``PLATE_ASPECT``) is nearest to ``aspect``, the width/height of the plate box seen (a US
+        plate is 2:1, a Brazilian 3.1:1, a European 4.7:1), and without ``aspect`` to the region
+        listed first in ``formats.regions``. ``extra`` patterns lose such ties to regions.
+        """
         if not self.enabled:
             return None
-        for strict in (True, False):
-            for f in self.formats:
-                if f.strict == strict and f.matches(text):
-                    return f.region
-        return None
+        fits = [f for f in self.formats if f.matches(text)]
+        if not fits:
+            return None
+
+        def shape_gap(f: PlateFormat) -> float:
+            if aspect is None or not aspect > 0 or not math.isfinite(aspect):
+                return 0.0
+            if f.region not in PLATE_ASPECT:
+                return math.inf
+            return abs(math.log(aspect / PLATE_ASPECT[f.region]))
+
+        # min() keeps the first of equals, so config order settles what the shape does not; the
+        # log size is rounded so that equal layouts compare equal whatever the summation order
+        best = min(fits, key=lambda f: (not f.strict, round(f.log_size, 9), shape_gap(f)))
+        return best.region
 
     def fix(self, text: str) -> str:
         """Resolve letter/digit look-alikes where the formats make it unambiguous.
@@ -245,7 +313,7 @@ class FormatRules:
         return out
 
 
-def _region_patterns(region: str) -> Sequence[tuple[str, bool]]:
+def _region_patterns(region: str) -> Sequence[tuple[str, bool, str]]:
     if region not in _REGION_PATTERNS:
         raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
     return _REGION_PATTERNS[region]

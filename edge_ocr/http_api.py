@@ -11,7 +11,8 @@ framework for five routes. The server knows nothing of the pipeline; it is given
 Routes: ``GET /`` (the page), ``GET /healthz``, ``GET /api/status``, ``GET /api/snapshot.jpg``,
 ``GET /api/events``, ``POST /api/ocr`` (JSON ``{"image": "<base64>"}`` or multipart file upload;
 ``?crop=1`` reads the image as one plate). Every error is JSON ``{"error": "..."}`` with a 4xx
-status; nothing a client sends can stop the daemon.
+status (503 while ``max_reads`` images are already being read); nothing a client sends can stop
+the daemon.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .still import ImageError, decode_image
+from .image_io import ImageError, ImageTooLarge, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,11 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 def _page() -> bytes:
@@ -89,7 +91,7 @@ class HttpApi:
     def __init__(self, host: str, port: int, token: str | None, max_body_bytes: int,
                  read: Callable[[Any, bool], dict], status: Callable[[], dict],
                  snapshot: Callable[[], bytes | None], events: Callable[[], list[dict]],
-                 client_timeout_s: float = 10.0) -> None:
+                 client_timeout_s: float = 10.0, max_reads: int = 2) -> None:
         if host not in LOOPBACK and not token:
             raise ValueError(f"http.token: required when binding a non-loopback address ({host})")
         self.token = token
@@ -97,6 +99,10 @@ class HttpApi:
         self.read, self.status, self.snapshot, self.events = read, status, snapshot, events
         self.counters = {"requests": 0, "errors": 0, "ocr": 0}
         self._lock = threading.Lock()
+        # one thread per connection, so this bounds the memory of uploads in flight: each holds
+        # its body and a decoded image of up to image_io.MAX_PIXELS
+        self.max_reads = max_reads
+        self._reads = threading.BoundedSemaphore(max_reads)
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -153,8 +159,11 @@ class HttpApi:
         given = got[7:].strip() if got.lower().startswith("bearer ") else (query.get("token") or [""])[0]
         return hmac.compare_digest(given.encode(), self.token.encode())
 
-    def _send(self, h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, close: bool = False) -> None:
+    def _send(self, h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, close: bool = False,
+              headers: dict[str, str] | None = None) -> None:
         h.send_response(status)
+        for name, value in (headers or {}).items():
+            h.send_header(name, value)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
         h.send_header("Cache-Control", "no-store")
@@ -165,8 +174,10 @@ class HttpApi:
         if h.command != "HEAD":
             h.wfile.write(body)
 
-    def _json(self, h: BaseHTTPRequestHandler, status: int, doc: Any, close: bool = False) -> None:
-        self._send(h, status, json.dumps(doc, ensure_ascii=False).encode(), "application/json; charset=utf-8", close)
+    def _json(self, h: BaseHTTPRequestHandler, status: int, doc: Any, close: bool = False,
+              headers: dict[str, str] | None = None) -> None:
+        self._send(h, status, json.dumps(doc, ensure_ascii=False).encode(), "application/json; charset=utf-8", close,
+                   headers)
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         with self._lock:
@@ -180,7 +191,7 @@ class HttpApi:
                 self.counters["errors"] += 1
             log.info("http %s %s -> %d %s", method, url.path, exc.status, exc.message)
             # after an error the rest of a body may still be on the wire: close rather than misparse it
-            self._json(h, exc.status, {"error": exc.message}, close=True)
+            self._json(h, exc.status, {"error": exc.message}, close=True, headers=exc.headers)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             h.close_connection = True
         except Exception:  # a bug in a handler must not take the daemon down
@@ -237,18 +248,40 @@ class HttpApi:
             raise HttpError(413, f"body of {n:,} bytes exceeds http.max_body_mb ({self.max_body:,} bytes)")
         if n <= 0:
             raise HttpError(400, "empty body: send an image")
+        if not self._reads.acquire(blocking=False):
+            # read the body away (kept nowhere) before answering: closing a socket with unread
+            # data resets the connection and the client would never see the 503
+            while n > 0:
+                chunk = h.rfile.read(min(n, 65536))
+                if not chunk:
+                    break
+                n -= len(chunk)
+            raise HttpError(503, f"busy: {self.max_reads} images are being read already "
+                                 "(http.max_concurrent_reads); try again", {"Retry-After": "1"})
+        try:
+            size, crop, result = self._read_upload(h, n, query)
+        finally:
+            self._reads.release()
+        with self._lock:
+            self.counters["ocr"] += 1
+        log.info("http ocr %dx%d crop=%s -> %r conf=%.3f %.1f ms", *size, crop,
+                 result["text"], result["confidence"], result["ms"])
+        self._json(h, 200, result)
+
+    def _read_upload(self, h: BaseHTTPRequestHandler, n: int, query: dict[str, list[str]]
+                     ) -> tuple[tuple[int, int], bool, dict]:
+        """Body -> image -> reading, all inside the caller's read slot; nothing of it outlives the call."""
         body = h.rfile.read(n)
         if len(body) < n:
             raise HttpError(400, f"body ended after {len(body):,} of {n:,} bytes")
         data = parse_upload(h.headers.get("Content-Type", ""), body)
+        del body  # a multipart or base64 body and the image bytes in it would both stay alive
         try:
             image = decode_image(data)
+        except ImageTooLarge as exc:
+            raise HttpError(413, str(exc)) from None
         except ImageError as exc:
-            raise HttpError(422 if "large" not in str(exc) else 413, str(exc)) from None
+            raise HttpError(422, str(exc)) from None
+        del data
         crop = (query.get("crop") or ["0"])[0].lower() in ("1", "true", "yes")
-        result = self.read(image, crop)
-        with self._lock:
-            self.counters["ocr"] += 1
-        log.info("http ocr %dx%d crop=%s -> %r conf=%.3f %.1f ms", image.shape[1], image.shape[0], crop,
-                 result["text"], result["confidence"], result["ms"])
-        self._json(h, 200, result)
+        return (image.shape[1], image.shape[0]), crop, self.read(image, crop)

@@ -4,8 +4,8 @@ Assistant discovery.
 Pure functions of their arguments, and the only serialisers of their shapes: a plate event is
 ``event_payload`` on MQTT and ``/api/events``; a plate reading is ``plate_payload`` in
 ``/api/ocr``, ``edge-ocr recognize --json`` and ``edge-ocr tune``. The examples in docs/mqtt.md
-and README.md are generated from them (tests/test_contract.py). The client that sends them
-(connection, outbox, retries) is ``publish.MqttPublisher``.
+(tests/test_mqtt_docs.py) and README.md (tests/test_contract.py) are generated from them. The
+client that sends them is ``publish.MqttPublisher``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Topics:
 
     plate: str
     crop: str
+    last_plate: str  # retained copy of the newest plate event, for subscribers that arrive later
     status: str
     stats: str
     discovery: str
@@ -42,6 +43,7 @@ def make_topics(prefix: str, device_id: str, discovery_prefix: str = "homeassist
     return Topics(
         plate=f"{base}/plate",
         crop=f"{base}/plate/crop",
+        last_plate=f"{base}/last_plate",
         status=f"{base}/status",
         stats=f"{base}/stats",
         discovery=f"{discovery_prefix}/device/{device_id}/config",
@@ -62,17 +64,33 @@ class StatSensor:
 
 # The stats callable may return any keys; these are the ones discovery announces. Missing ones are
 # sent as null, which Home Assistant shows as "unknown" instead of logging template errors.
+# Counters restart at 0 with the daemon: total_increasing tells Home Assistant a drop is a reset.
 STATS_SENSORS: tuple[StatSensor, ...] = (
-    StatSensor("frames", "Frames", state_class="total_increasing"),
-    StatSensor("dropped_frames", "Dropped frames", state_class="total_increasing"),
-    StatSensor("readings", "Readings", state_class="total_increasing"),
+    StatSensor("frames", "Frames", "frames", state_class="total_increasing"),
+    StatSensor("dropped_frames", "Dropped frames", "frames", state_class="total_increasing"),
+    StatSensor("readings", "Readings", "readings", state_class="total_increasing"),
+    StatSensor("events", "Plates published", "plates", state_class="total_increasing"),
     StatSensor("latency_p50_ms", "Latency p50", "ms", "duration"),
     StatSensor("latency_p95_ms", "Latency p95", "ms", "duration"),
+    StatSensor("started_at", "Started", device_class="timestamp", state_class=None),
     StatSensor("uptime_s", "Uptime", "s", "duration", "total_increasing"),
     StatSensor("cpu_temp_c", "CPU temperature", "°C", "temperature"),
-    StatSensor("outbox_depth", "Outbox depth"),
-    StatSensor("outbox_dropped", "Outbox dropped", state_class="total_increasing"),
+    StatSensor("outbox_depth", "Outbox depth", "messages"),
+    StatSensor("outbox_dropped", "Outbox dropped", "messages", state_class="total_increasing"),
 )
+
+# Home Assistant builds entity ids from the device name and the entity name; "edge-ocr <id>" for
+# an id that already says edge-ocr would give sensor.edge_ocr_edge_ocr_last_plate.
+_NAME_PREFIX = "edge-ocr"
+
+
+def device_name(device_id: str) -> str:
+    """The Home Assistant device name for ``device_id``: the id itself when it already starts
+    with edge-ocr (the default ``edge-ocr`` -> ``sensor.edge_ocr_last_plate``), otherwise
+    ``edge-ocr <id>`` (``gate1`` -> ``sensor.edge_ocr_gate1_last_plate``)."""
+    if device_id.lower().replace("_", "-").startswith(_NAME_PREFIX):
+        return device_id
+    return f"{_NAME_PREFIX} {device_id}"
 
 
 def utc_iso(ts: float | None = None) -> str:
@@ -149,9 +167,24 @@ def example_json(doc: dict[str, Any]) -> str:
 
 
 def discovery_payload(
-    topics: Topics, device_id: str, sw_version: str, qos: int = 1, include_crop: str = "off"
+    topics: Topics,
+    device_id: str,
+    sw_version: str,
+    qos: int = 1,
+    include_crop: str = "off",
+    *,
+    name: str | None = None,
+    configuration_url: str | None = None,
 ) -> dict[str, Any]:
-    """Home Assistant device-based discovery config for one device (``dev``, ``o``, ``cmps``)."""
+    """Home Assistant device-based discovery config for one device (``dev``, ``o``, ``cmps``).
+
+    Needs Home Assistant 2024.12 or newer (older versions log "Integration device is not
+    supported" and create nothing). ``name`` is the device name (default :func:`device_name`);
+    ``configuration_url`` links the device page to the web page when the HTTP API is on. A
+    component that is switched off (the crop image unless ``include_crop`` is ``raw``) is sent as
+    ``{"p": <platform>}`` alone, which is how Home Assistant is told to remove an entity it made
+    from an earlier config; for one it never made, the stub is a no-op.
+    """
     uid = f"edge_ocr_{device_id}"
     availability = {
         "availability_topic": topics.status,
@@ -166,11 +199,34 @@ def discovery_payload(
             "name": "Last plate",
             "unique_id": f"{uid}_last_plate",
             "icon": "mdi:car-info",
-            "state_topic": topics.plate,
+            # The retained copy: Home Assistant gets the last plate again when it restarts.
+            "state_topic": topics.last_plate,
             "value_template": "{{ value_json.text }}",
-            "json_attributes_topic": topics.plate,
+            "json_attributes_topic": topics.last_plate,
             # Picked fields only: a base64 crop would bloat the recorder's attributes.
             "json_attributes_template": "{{ {" + picked + "} | to_json }}",
+            "qos": qos,
+            **availability,
+        },
+        f"{uid}_last_confidence": {
+            "p": "sensor",
+            "name": "Last plate confidence",
+            "unique_id": f"{uid}_last_confidence",
+            "icon": "mdi:percent",
+            "state_topic": topics.last_plate,
+            "value_template": "{{ (value_json.confidence * 100) | round(1) }}",
+            "unit_of_measurement": "%",
+            "qos": qos,
+            **availability,
+        },
+        f"{uid}_last_region": {
+            "p": "sensor",
+            "name": "Last plate region",
+            "unique_id": f"{uid}_last_region",
+            "icon": "mdi:earth",
+            "state_topic": topics.last_plate,
+            # A null region renders as "None", which Home Assistant's MQTT sensor shows as unknown.
+            "value_template": "{{ value_json.region }}",
             "qos": qos,
             **availability,
         },
@@ -196,6 +252,8 @@ def discovery_payload(
             "content_type": "image/jpeg",
             **availability,
         }
+    else:
+        cmps[f"{uid}_crop"] = {"p": "image"}
     for s in STATS_SENSORS:
         comp: dict[str, Any] = {
             "p": "sensor",
@@ -213,14 +271,13 @@ def discovery_payload(
         if s.state_class:
             comp["state_class"] = s.state_class
         cmps[f"{uid}_{s.key}"] = comp
-    return {
-        "dev": {
-            "ids": [uid],
-            "name": f"edge-ocr {device_id}",
-            "mf": "edge-ocr",
-            "mdl": "Plate reader",
-            "sw": sw_version,
-        },
-        "o": {"name": _ORIGIN, "sw": sw_version},
-        "cmps": cmps,
+    dev: dict[str, Any] = {
+        "ids": [uid],
+        "name": name or device_name(device_id),
+        "mf": "edge-ocr",
+        "mdl": "Plate reader",
+        "sw": sw_version,
     }
+    if configuration_url:
+        dev["configuration_url"] = configuration_url
+    return {"dev": dev, "o": {"name": _ORIGIN, "sw": sw_version}, "cmps": cmps}

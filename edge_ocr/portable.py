@@ -83,7 +83,6 @@ def _clahe_geometry(h: int, w: int, tiles: int) -> _Geometry:
     return _Geometry(th, tw, src, tid, corners, ya[:, None], (np.float32(1) - ya)[:, None], xa, np.float32(1) - xa)
 
 
-@lru_cache(maxsize=256)
 def _area_table(ssize: int, dsize: int) -> tuple[tuple[int, int, np.float32], ...]:
     """(source index, destination index, weight) in OpenCV's order for one axis."""
     scale = 1.0 / (dsize / ssize)
@@ -110,16 +109,25 @@ def area_resize(img: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDAr
         return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
     src = img.astype(np.float32)
     buf = np.zeros((img.shape[0], width), np.float32)
-    for s_idx, d_idx, a in _rounds(img.shape[1], width):  # k-th term of every column: OpenCV's order
+    for s_idx, d_idx, a in _rounds_for(img.shape[1], width):  # k-th term of every column: OpenCV's order
         buf[:, d_idx] = buf[:, d_idx] + src[:, s_idx] * a
     out = np.zeros((height, width), np.float32)
-    for k, (s_idx, d_idx, a) in enumerate(_rounds(img.shape[0], height)):
+    for k, (s_idx, d_idx, a) in enumerate(_rounds_for(img.shape[0], height)):
         row = buf[s_idx] * a[:, None]
         if k == 0:
             out[d_idx] = row
         else:
             out[d_idx] = out[d_idx] + row
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+_CACHED_SIZE = 1024  # crops and camera frames' short side; a whole upload's tables are not kept
+
+
+def _rounds_for(ssize: int, dsize: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+    """``_rounds``, cached only for sizes a crop or the camera repeats: the table of one
+    2400-px axis is ~0.4 MB, and uploads of ever new sizes must not pile them up."""
+    return _rounds(ssize, dsize) if ssize <= _CACHED_SIZE else _rounds.__wrapped__(ssize, dsize)
 
 
 @lru_cache(maxsize=256)

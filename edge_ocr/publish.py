@@ -1,66 +1,70 @@
-"""MQTT sink: plate events, availability, stats and Home Assistant discovery, through an outbox.
+"""MQTT sink: the pipeline's plate events go out through an outbox; the device announces itself.
+
+Three parts, wired here:
+
+* :class:`delivery.Delivery` — outbox to client, in order, at least once (no broker library);
+* :class:`announce.Announcer` — Home Assistant discovery, availability, stats messages;
+* :func:`mqtt_client.make_client` — the paho client with credentials, TLS and the Last Will.
 
 Threads, and why there are three:
 
-* the caller (the pipeline) only serialises the event and puts it on an in-memory queue, so a
-  publish costs well under a millisecond there;
-* the ``mqtt-outbox`` worker writes queued messages to the SQLite outbox (an fsync per batch),
-  hands stored messages to paho in order while connected, deletes them when paho reports the
-  broker's acknowledgement (``on_publish``), and sends the periodic stats;
+* the caller (the pipeline) serialises the event and commits it to the SQLite outbox before
+  :meth:`MqttPublisher.publish_event` returns (one fsync, a few ms), so whatever the caller logs
+  or counts afterwards survives a SIGKILL;
+* the ``mqtt-outbox`` worker hands stored messages to paho in order while connected, deletes
+  them when paho reports the broker's acknowledgement, and sends the periodic stats;
 * paho's own network thread (``loop_start``) connects, reconnects with back-off and runs the
-  callbacks, which only set flags and post to the worker's queue.
+  callbacks, which only set flags, publish the announcements and post to the worker's queue.
 
-Delivery is at least once: a message is deleted from the outbox only after its PUBACK, so a crash
-between the broker receiving it and the outbox forgetting it resends it. Subscribers de-duplicate
-on ``event_id``. Paho keeps unacknowledged QoS 1/2 messages across reconnects and resends them
-first, so the worker never hands the same message to paho twice within one process.
+Paho keeps unacknowledged QoS 1/2 messages across reconnects and resends them first, so the
+worker never hands the same message to paho twice within one process.
 
 Knows nothing of OCR beyond the :class:`PlateEvent` record.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
-import ssl
+import socket
+import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt import client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .config import MqttConfig, OutboxConfig
-from .mqtt_contract import (
-    OFFLINE,
-    ONLINE,
-    STATS_SENSORS,
-    discovery_payload,
-    event_payload,
-    make_topics,
-    utc_iso,
-)
+from .announce import Announcer, StatsFn, to_json
+from .config import Config, HttpConfig, MqttConfig, OutboxConfig
+from .delivery import Delivery
+from .mqtt_client import connect_problem, make_client
+from .mqtt_contract import event_payload, make_topics
 from .outbox import NewMessage, Outbox
 from .types import PlateEvent
 
 log = logging.getLogger(__name__)
 
-_WINDOW = 100  # outbox messages handed to paho at a time; the rest wait on disk, not in RAM
 _PRUNE_INTERVAL_S = 60.0
-
-StatsFn = Callable[[], Mapping[str, Any]]
-
-
-def _json(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
-# ----------------------------------------------------------------------------- publisher
+def configuration_url(http: HttpConfig, override: str | None = None) -> str | None:
+    """The web page's address for Home Assistant's device page: ``override`` if given, else
+    ``http://<host>:<port>/`` when the HTTP API is on (this machine's name for a wildcard bind),
+    else None. None too for ``http.port: 0``, whose port is only known once bound."""
+    if override:
+        return override
+    if not http.enabled or http.port == 0:
+        return None
+    host = socket.gethostname() if http.host in _WILDCARD_HOSTS else http.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{http.port}/"
 
 
 class MqttPublisher:
@@ -71,11 +75,12 @@ class MqttPublisher:
         outbox: the ``outbox`` config section.
         device_id: part of every topic and of the Home Assistant ids.
         sw_version: reported in discovery.
-        stats_fn: returns the pipeline's stats (see :data:`STATS_SENSORS`); called from the
-            worker thread every ``mqtt.stats_interval_s``, so it must be thread-safe.
+        stats_fn: returns the pipeline's stats (see ``mqtt_contract.STATS_SENSORS``); called
+            from the worker and paho threads, so it must be thread-safe.
         on_connection_change: called with True/False from paho's thread when the broker
             connection comes up or goes down (a refused connect is not "up").
         reconnect_min_s, reconnect_max_s: back-off between connection attempts.
+        configuration_url: linked from Home Assistant's device page (see :func:`configuration_url`).
 
     Raises:
         OSError: the outbox directory, password file or a TLS file cannot be read.
@@ -92,15 +97,27 @@ class MqttPublisher:
         on_connection_change: Callable[[bool], None] | None = None,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
+        configuration_url: str | None = None,
     ) -> None:
         self._cfg = mqtt
         self._device_id = device_id
-        self._sw_version = sw_version
-        self._stats_fn = stats_fn
         self._on_change = on_connection_change
         self.topics = make_topics(mqtt.topic_prefix, device_id, mqtt.discovery.prefix)
         self._where = f"{mqtt.host}:{mqtt.port}"
         self._outbox = Outbox.from_config(outbox)
+        self._delivery = Delivery(self._outbox, self._send, retained_copies={self.topics.plate: self.topics.last_plate})
+        self._announcer = Announcer(
+            self.topics,
+            device_id,
+            sw_version,
+            qos=mqtt.qos,
+            include_crop=mqtt.include_crop,
+            discovery=mqtt.discovery.enabled,
+            stats_fn=stats_fn,
+            delivery_stats=self.stats,
+            name=mqtt.discovery.device_name,
+            configuration_url=configuration_url,
+        )
 
         self._q: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._connected = threading.Event()
@@ -108,48 +125,26 @@ class MqttPublisher:
         self._started = self._stopping = False
         self._problem: str | None = None  # last connection problem logged, to log each only once
         self._worker_error: str | None = None
-        # Counters. Only the worker writes them, except _accepted/_rejected (callers, under the lock).
-        self._accepted = self._stored = self._published = self._acked = self._rejected = 0
-        # Worker-thread state: paho mid -> (outbox seq, qos), and how far the outbox was read.
-        self._inflight: dict[int, tuple[int, int]] = {}
-        self._inflight_seqs: set[int] = set()
-        self._cursor = 0
-        self._unsaved: list[NewMessage] = []
-        self._acks: list[int] = []
         self._stop_requested = False
 
         self._client_id = mqtt.client_id or f"edge-ocr-{device_id}"
-        self._client = self._make_client(reconnect_min_s, reconnect_max_s)
+        self._client = make_client(mqtt, self._client_id, self._announcer.will(), reconnect_min_s, reconnect_max_s)
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
         self._worker = threading.Thread(target=self._run, name="mqtt-outbox", daemon=True)
 
-    def _make_client(self, reconnect_min_s: float, reconnect_max_s: float) -> paho.Client:
-        cfg = self._cfg
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=paho.MQTTv311,
-            clean_session=True,
-        )
-        if cfg.username:
-            client.username_pw_set(cfg.username, cfg.resolved_password())
-        if cfg.tls.enabled:
-            client.tls_set(
-                ca_certs=cfg.tls.ca_file,
-                certfile=cfg.tls.cert_file,
-                keyfile=cfg.tls.key_file,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-            if cfg.tls.insecure:
-                client.tls_insecure_set(True)
-        client.will_set(self.topics.status, OFFLINE, qos=1, retain=True)
-        client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)  # type: ignore[arg-type]
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        return client
+    @classmethod
+    def from_config(
+        cls, cfg: Config, sw_version: str, *, stats_fn: StatsFn | None = None, **kwargs: Any
+    ) -> MqttPublisher:
+        """A publisher for the whole config: ``mqtt``, ``outbox``, ``device_id``, and ``http`` for
+        the device page link. ``kwargs`` go to the constructor."""
+        url = configuration_url(cfg.http, cfg.mqtt.discovery.configuration_url)
+        return cls(cfg.mqtt, cfg.outbox, cfg.device_id, sw_version, stats_fn=stats_fn, configuration_url=url,
+                   **kwargs)
 
     # ------------------------------------------------------------------ sink interface
 
@@ -171,56 +166,68 @@ class MqttPublisher:
         self._client.connect_async(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s)
         self._client.loop_start()
 
-    def publish_event(self, event: PlateEvent) -> None:
-        """Queue one plate event for delivery. Never blocks on disk or network."""
-        payload = _json(event_payload(event, self._device_id, self._cfg.include_crop, self.topics.crop))
+    def publish_event(self, event: PlateEvent) -> bool:
+        """Commit one plate event to the outbox, then let the worker send it. Never waits for the
+        network; waits for one fsync.
+
+        Returns True when the event is on disk; False when it was refused (publisher stopped) or
+        the disk refused it (it then waits in memory and is retried; logged).
+        """
+        payload = to_json(event_payload(event, self._device_id, self._cfg.include_crop, self.topics.crop))
         msgs = [NewMessage(self.topics.plate, payload, self._cfg.qos, False)]
         if self._cfg.include_crop == "raw" and event.crop_jpeg:
             msgs.append(NewMessage(self.topics.crop, bytes(event.crop_jpeg), self._cfg.qos, False))
-        with self._state_lock:
+        with self._state_lock:  # stop() cannot close the outbox under this commit
             if self._stopping:
-                self._rejected += len(msgs)
-                log.warning("mqtt: publisher stopped, event %s not queued", event.event_id)
-                return
-            self._accepted += len(msgs)
-            self._q.put(("msgs", msgs))
+                self._delivery.reject(len(msgs))
+                log.warning("mqtt: publisher stopped, event %s not stored", event.event_id)
+                return False
+            stored = self._delivery.store(msgs)
+        self._q.put(("wake", None))
+        return stored
 
     def sync(self, timeout: float = 5.0) -> bool:
-        """Wait until every event queued so far is in the outbox file. False on timeout."""
+        """Wait until every event given so far is in the outbox file. False on timeout."""
         if not self._worker.is_alive():
-            return self._accepted == self._stored
+            return self._delivery.held == 0
         done = threading.Event()
         self._q.put(("sync", done))
-        return done.wait(timeout) and self._accepted == self._stored
+        return done.wait(timeout) and self._delivery.held == 0
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Deliver what the broker will take within ``timeout`` s, publish ``offline``, disconnect.
+        """Deliver what the broker will take within ``timeout`` s, send the last stats, publish
+        ``offline``, disconnect. What is left stays in the outbox for the next start.
 
-        What is left stays in the outbox for the next start. Returns True if the outbox is empty.
+        Returns True if the outbox is empty.
         """
         deadline = time.monotonic() + max(0.0, timeout)
         with self._state_lock:
             if self._stopping:
-                return self._outbox.depth == 0
+                return self._delivery.queued == 0
             self._stopping = True
             started = self._started
-        if not started:
-            self._worker.start()  # only to store events queued before start()
-        self.sync(max(0.5, deadline - time.monotonic()))
+        if started:
+            self.sync(max(0.5, deadline - time.monotonic()))
+        else:
+            try:  # no worker ran: one more try for messages the disk refused earlier
+                self._delivery.flush()
+            except (sqlite3.Error, OSError) as exc:
+                log.debug("mqtt: outbox still not writable at stop: %s", exc)
         if started and self._connected.is_set():
-            while self._outbox.depth and self._connected.is_set() and time.monotonic() < deadline:
+            while self._delivery.queued and self._connected.is_set() and time.monotonic() < deadline:
                 time.sleep(0.02)
             try:
-                info = self._client.publish(self.topics.status, OFFLINE, qos=1, retain=True)
+                self._publish(self._announcer.stats())
+                info = self._publish(self._announcer.offline())
                 info.wait_for_publish(max(0.2, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as exc:
-                log.debug("mqtt: could not publish offline status: %s", exc)
+                log.debug("mqtt: could not publish the last stats and offline status: %s", exc)
         if started:
             self._client.disconnect()
             self._client.loop_stop()
-        self._q.put(("stop", None))
-        self._worker.join(max(1.0, deadline - time.monotonic()))
-        left = self._outbox.depth + len(self._unsaved)
+            self._q.put(("stop", None))
+            self._worker.join(max(1.0, deadline - time.monotonic()))
+        left = self._delivery.queued
         self._outbox.close()
         if left:
             log.warning(
@@ -237,15 +244,30 @@ class MqttPublisher:
 
     def stats(self) -> dict[str, int | bool]:
         """Counters since construction: published (handed to the broker), acked, queued
-        (waiting for an ack, in memory or in the outbox), inflight, dropped, connected."""
+        (waiting for an ack, in memory or in the outbox), inflight, dropped, connected.
+        The retained last-plate copies are not counted."""
+        d = self._delivery
         return {
             "connected": self._connected.is_set(),
-            "published": self._published,
-            "acked": self._acked,
-            "queued": self._outbox.depth + (self._accepted - self._stored),
-            "inflight": len(self._inflight),
-            "dropped": self._outbox.dropped_total + self._rejected,
+            "published": d.published,
+            "acked": d.acked,
+            "queued": d.queued,
+            "inflight": d.inflight,
+            "dropped": d.dropped,
         }
+
+    # ------------------------------------------------------------------ client adapter
+
+    def _publish(self, msg: NewMessage) -> paho.MQTTMessageInfo:
+        return self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+
+    def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> int | None:
+        # Delivery's view of paho: the message id when paho took the message, None when not.
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        queued_by_paho = info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not queued_by_paho:
+            return None
+        return int(info.mid)
 
     # ------------------------------------------------------------------ paho callbacks (network thread)
 
@@ -260,21 +282,19 @@ class MqttPublisher:
         if self._stopping:
             return  # a connect that raced stop(): announcing "online" now would outlive us
         log.info("mqtt: connected to %s", self._where)
-        if self._cfg.discovery.enabled:
-            client.subscribe(self.topics.ha_status, qos=1)
-            self._publish_discovery()
-        client.publish(self.topics.status, ONLINE, qos=1, retain=True)
+        for topic in self._announcer.subscriptions:
+            client.subscribe(topic, qos=1)
+        discovery = self._announcer.discovery()
+        if discovery is not None:
+            self._publish(discovery)
+        self._publish(self._announcer.online())
         self._connected.set()
-        self._q.put(("connected", None))
+        self._q.put(("connected", None))  # the worker sends stats, then the backlog
         self._notify(True)
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         # paho calls this inside its `except OSError`, so the exception is still current.
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ssl.SSLError):
-            self._report_problem(f"TLS handshake with {self._where} failed: {exc}")
-        else:
-            self._report_problem(f"cannot connect to {self._where}: {exc or 'connection failed'}")
+        self._report_problem(connect_problem(self._where, sys.exc_info()[1]))
 
     def _on_disconnect(
         self,
@@ -303,9 +323,11 @@ class MqttPublisher:
         self._q.put(("ack", mid))
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        if msg.topic == self.topics.ha_status and msg.payload.strip().lower() == ONLINE.encode():
-            log.info("mqtt: Home Assistant came online, re-sending discovery")
-            self._publish_discovery()
+        if self._announcer.is_ha_birth(msg.topic, bytes(msg.payload)):
+            log.info("mqtt: Home Assistant came online, re-sending discovery and stats")
+            discovery = self._announcer.discovery()
+            if discovery is not None:
+                self._publish(discovery)
             self._q.put(("stats", None))
 
     def _report_problem(self, problem: str) -> None:
@@ -322,12 +344,6 @@ class MqttPublisher:
             self._on_change(up)
         except Exception:
             log.exception("mqtt: on_connection_change hook failed")
-
-    def _publish_discovery(self) -> None:
-        payload = discovery_payload(
-            self.topics, self._device_id, self._sw_version, self._cfg.qos, self._cfg.include_crop
-        )
-        self._client.publish(self.topics.discovery, _json(payload), qos=1, retain=True)
 
     # ------------------------------------------------------------------ worker thread
 
@@ -349,12 +365,13 @@ class MqttPublisher:
                     break
             send_stats = self._take(batch, syncs)
             try:
-                self._write()
+                self._delivery.flush()
                 if self._connected.is_set():
-                    self._pump()
+                    self._delivery.pump(self._connected.is_set)
                 now = time.monotonic()
                 if send_stats or now >= next_stats:
-                    self._publish_stats()
+                    if self._connected.is_set():
+                        self._publish(self._announcer.stats())
                     next_stats = now + interval
                 if now >= next_prune:
                     self._outbox.prune()
@@ -364,10 +381,9 @@ class MqttPublisher:
                 if str(exc) != self._worker_error:
                     log.exception("mqtt: outbox worker error, retrying")
                     self._worker_error = str(exc)
-                self._trim_unsaved()
                 time.sleep(0.5)
                 self._q.put(("retry", None))
-            if not self._unsaved:
+            if not self._delivery.held:
                 for done in syncs:
                     done.set()
                 syncs.clear()
@@ -381,89 +397,14 @@ class MqttPublisher:
         """
         send_stats = False
         for kind, arg in batch:
-            if kind == "msgs":
-                self._unsaved.extend(arg)
-            elif kind == "ack":
-                entry = self._inflight.pop(arg, None)
-                if entry is not None:
-                    self._inflight_seqs.discard(entry[0])
-                    self._acks.append(entry[0])
+            if kind == "ack":
+                self._delivery.ack(arg)
             elif kind in ("connected", "stats"):
                 send_stats = True
             elif kind == "disconnected":
-                self._forget_qos0()
+                self._delivery.link_lost()
             elif kind == "sync":
                 syncs.append(arg)
             elif kind == "stop":
                 self._stop_requested = True
         return send_stats
-
-    def _trim_unsaved(self) -> None:
-        # While the disk refuses writes, what waits in memory is bounded like the file would be.
-        excess = len(self._unsaved) - self._outbox.max_events
-        if excess > 0:
-            del self._unsaved[:excess]
-            self._stored += excess
-            self._rejected += excess
-            log.warning("mqtt: outbox not writable, dropped %d message(s) held in memory", excess)
-
-    def _write(self) -> None:
-        if self._unsaved:
-            self._outbox.add_many(self._unsaved)
-            self._stored += len(self._unsaved)
-            self._unsaved = []
-        if self._acks:
-            self._outbox.remove(self._acks)
-            self._acked += len(self._acks)
-            self._acks = []
-
-    def _forget_qos0(self) -> None:
-        # Paho drops unsent QoS 0 packets on disconnect (QoS 1/2 it keeps and resends), so those
-        # go back to the outbox's pending range to be handed over again after reconnecting.
-        lost = [(mid, seq) for mid, (seq, qos) in self._inflight.items() if qos == 0]
-        for mid, seq in lost:
-            del self._inflight[mid]
-            self._inflight_seqs.discard(seq)
-        if lost:
-            self._cursor = min(self._cursor, min(seq for _, seq in lost) - 1)
-
-    def _pump(self) -> None:
-        """Hand stored messages to paho, oldest first, keeping at most _WINDOW unacknowledged."""
-        while self._connected.is_set():
-            room = _WINDOW - len(self._inflight)
-            if room <= 0:
-                return
-            rows = self._outbox.peek(after_seq=self._cursor, limit=room)
-            if not rows:
-                return
-            for row in rows:
-                if row.seq in self._inflight_seqs:
-                    self._cursor = row.seq
-                    continue
-                info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
-                queued_by_paho = info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and row.qos > 0
-                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not queued_by_paho:
-                    return  # not taken; the next wake-up tries again from the same place
-                self._inflight[info.mid] = (row.seq, row.qos)
-                self._inflight_seqs.add(row.seq)
-                self._cursor = row.seq
-                self._published += 1
-
-    def _publish_stats(self) -> None:
-        if not self._connected.is_set():
-            return
-        data: dict[str, Any] = {s.key: None for s in STATS_SENSORS}
-        if self._stats_fn is not None:
-            try:
-                data.update(self._stats_fn())
-            except Exception:
-                log.exception("mqtt: stats callable failed")
-        mine = self.stats()
-        data.update(
-            outbox_depth=mine["queued"],
-            outbox_dropped=mine["dropped"],
-            mqtt_published=mine["published"],
-            mqtt_acked=mine["acked"],
-            time_utc=utc_iso(),
-        )
-        self._client.publish(self.topics.stats, _json(data), qos=0, retain=False)

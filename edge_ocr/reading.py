@@ -127,24 +127,32 @@ class PlateReader:
             if drop_edge_cut:
                 cands = [c for c in cands if c.box[0] > 1 and c.box[1] > 1
                          and c.box[0] + c.box[2] < w - 1 and c.box[1] + c.box[3] < h - 1]
-        reads = self.read_crops([c.crop for c in cands], retry_below)
+        reads = self.read_crops([c.crop for c in cands], retry_below, [c.box for c in cands])
         return [PlateRead(c.box, r.reading, r.format_ok, r.region, c.score, c.crop) for c, r in zip(cands, reads)]
 
-    def read_crops(self, crops: Sequence[npt.NDArray], retry_below: float | None = None) -> list[PlateRead]:
-        """Plate crops -> one ``PlateRead`` each (box = the whole crop), in order."""
+    def read_crops(self, crops: Sequence[npt.NDArray], retry_below: float | None = None,
+                   boxes: Sequence[Box] | None = None) -> list[PlateRead]:
+        """Plate crops -> one ``PlateRead`` each, in order. ``boxes``: where each crop was cut
+        (default the whole crop); their shape breaks ties between regions sharing a layout."""
         if not crops:
             return []
         threshold = self.retry_below if retry_below is None else retry_below
         readings = self.recognizer.recognize(crops, self.patterns, threshold, allowed=self.allowed)
         out = []
-        for crop, r in zip(crops, readings):
+        for i, (crop, r) in enumerate(zip(crops, readings)):
+            box = boxes[i] if boxes is not None else (0, 0, int(crop.shape[1]), int(crop.shape[0]))
             fixed = self.formats.normalize(r.text) if r.text else None
             if fixed is not None and fixed != r.text and len(fixed) == len(r.text):
                 r = Reading(fixed, r.confidence, r.char_confidences)
-            region = self.formats.region_of(r.text) if fixed is not None else None
-            out.append(PlateRead((0, 0, int(crop.shape[1]), int(crop.shape[0])), r, fixed is not None, region,
-                                 1.0, crop))
+            region = self.formats.region_of(r.text, box_aspect(box)) if fixed is not None else None
+            out.append(PlateRead(box, r, fixed is not None, region, 1.0, crop))
         return out
+
+
+def box_aspect(box: Box | None) -> float | None:
+    """Width/height of a plate box: the evidence ``FormatRules.region_of`` weighs when several
+    regions share the reading's layout."""
+    return box[2] / box[3] if box is not None and box[3] > 0 else None
 
 
 def _whole(image: npt.NDArray[np.uint8]) -> Candidate:

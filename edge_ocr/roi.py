@@ -8,8 +8,9 @@ on the full frame, a downscaled copy for localisation and a small motion frame.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -93,6 +94,12 @@ class Roi:
 
     def covers_all(self, width: int, height: int) -> bool:
         """True if the ROI is the whole image (so masking can be skipped)."""
+        for p in self.polygons(width, height):
+            # an axis-aligned rectangle around the image (Roi.full(), a whole-frame config) needs
+            # no mask: this spares a full-size mask for every upload size a still is read at
+            if _is_rectangle(p) and p[:, 0].min() <= 0 and p[:, 1].min() <= 0 \
+                    and p[:, 0].max() >= width and p[:, 1].max() >= height:
+                return True
         m = self.mask(width, height)
         return bool(m.min() == 255)
 
@@ -105,7 +112,22 @@ class Roi:
         return [bounding_box(p, width, height) for p in self.polygons(width, height)]
 
 
-@lru_cache(maxsize=16)
+def _is_rectangle(p: npt.NDArray[np.float32]) -> bool:
+    """Four points walking an axis-aligned rectangle: its four corners, each step along one axis."""
+    corners = {(float(x), float(y)) for x, y in p}
+    if len(p) != 4 or len(corners) != 4 or len({x for x, _ in corners}) != 2 or len({y for _, y in corners}) != 2:
+        return False
+    return all((p[i, 0] == p[i - 1, 0]) != (p[i, 1] == p[i - 1, 1]) for i in range(4))
+
+
+# Masks kept for reuse, most recently used last, at most MASK_CACHE_BYTES in all: the daemon asks
+# for the same few sizes on every frame (a 1080p camera's full, localiser and motion masks take
+# under 3 MB), while stills of ever new sizes must not pile up (16 masks of 24 MP were 384 MB).
+MASK_CACHE_BYTES = 16 * 1024 * 1024
+_masks: OrderedDict[tuple, npt.NDArray[np.uint8]] = OrderedDict()
+_masks_lock = threading.Lock()
+
+
 def _mask(
     polys: tuple[tuple[Point, ...], ...],
     units: str,
@@ -113,7 +135,35 @@ def _mask(
     width: int,
     height: int,
 ) -> npt.NDArray[np.uint8]:
-    # cached: the daemon asks for the same few sizes on every frame
+    key = (polys, units, frame_size, width, height)
+    with _masks_lock:
+        m = _masks.get(key)
+        if m is not None:
+            _masks.move_to_end(key)
+            return m
+    m = _draw_mask(polys, units, frame_size, width, height)
+    if m.nbytes <= MASK_CACHE_BYTES:  # a bigger one is used once and freed
+        with _masks_lock:
+            _masks[key] = m
+            total = sum(v.nbytes for v in _masks.values())
+            while total > MASK_CACHE_BYTES:
+                total -= _masks.popitem(last=False)[1].nbytes
+    return m
+
+
+def mask_cache_bytes() -> int:
+    """Bytes held by cached masks (never more than MASK_CACHE_BYTES)."""
+    with _masks_lock:
+        return sum(v.nbytes for v in _masks.values())
+
+
+def _draw_mask(
+    polys: tuple[tuple[Point, ...], ...],
+    units: str,
+    frame_size: tuple[int, int] | None,
+    width: int,
+    height: int,
+) -> npt.NDArray[np.uint8]:
     roi = Roi(polys, units, frame_size)
     m = np.zeros((height, width), np.uint8)
     # fillPoly with a shift keeps sub-pixel precision for small (motion-sized) masks

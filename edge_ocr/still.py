@@ -1,4 +1,4 @@
-"""Read one still image (an upload, a file): bytes -> decoded image -> plates.
+"""Read one still image (an upload, a file; decoded by ``image_io``) -> plates.
 
 The same reading core as the camera pipeline (``reading.PlateReader``), without motion, ROI or
 voting: a still has no neighbours to vote with. Used by the HTTP API's ``/api/ocr``.
@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -19,59 +18,6 @@ from .config import Config
 from .mqtt_contract import ocr_payload, plate_payload
 from .reading import PlateReader
 from .recognizer import Recognizer
-
-# An image larger than this is refused rather than decoded: a 30 kB JPEG can claim
-# 60000 x 60000 pixels and would take gigabytes to decode.
-MAX_PIXELS = 40_000_000
-
-
-class ImageError(ValueError):
-    """Bytes that are not a whole, decodable image; the message says what is wrong."""
-
-
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return None
-
-
-def decode_image(data: bytes) -> npt.NDArray[np.uint8]:
-    """Encoded bytes (JPEG, PNG, BMP, WebP, TIFF...) -> BGR image.
-
-    Raises:
-        ImageError: empty, not an image, truncated (JPEG without its end marker, PNG without
-            IEND), or larger than MAX_PIXELS.
-    """
-    if not data:
-        raise ImageError("empty image")
-    if data[:2] == b"\xff\xd8":
-        if b"\xff\xd9" not in data[-4096:]:
-            raise ImageError("truncated JPEG: the end-of-image marker is missing")
-        size = _jpeg_size(data)
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        if b"IEND" not in data[-64:]:
-            raise ImageError("truncated PNG: the IEND chunk is missing")
-        size = _png_size(data)
-    else:
-        size = None
-    if size and size[0] * size[1] > MAX_PIXELS:
-        raise ImageError(f"image too large: {size[0]}x{size[1]} pixels (limit {MAX_PIXELS:,})")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        raise ImageError(f"not a decodable image ({len(data)} bytes starting {data[:8]!r})")
-    return img
 
 
 @dataclass

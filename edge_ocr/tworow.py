@@ -22,66 +22,118 @@ MIN_ASPECT, MAX_ASPECT = 0.8, 2.3
 # The smaller row's characters against the larger row's: EU square plates ~1.0, a Chinese yellow
 # rear plate's province row ~0.65; a US state name or a Brazilian city name is at most ~0.45.
 MIN_ROW_RATIO = 0.55
-_WORK_H = 48  # detection runs on this height: cheap, and enough pixels for 10 px characters
-_MIN_CHARS = 2  # per row
+_WORK_H = 36  # detection runs on this height: cheap, and enough pixels for 8 px characters
+_MIN_CHARS = 2  # per row (a one-character top row only with the stricter checks below)
 _MIN_ROW_H = 0.25  # of the crop height, the taller row's characters
+# with the border's runs taken out (tight crops), both rows' characters; measured at 36 px: real
+# two-row rows 11-16 px, the freak rows of one-row US/BR plates mostly 5-10 px
+_STRICT_ROW_H = 0.3
+
+
+def _clean(binary: npt.NDArray[np.uint8], runs: bool) -> npt.NDArray[np.uint8]:
+    """The binary image without what joins characters into one blob on a tight crop: a thin band
+    along the edges, and long straight runs of ink (the plate's border, a blue EU band's edge,
+    the car around the plate), so characters touching those split from them. Only runs longer
+    than any character go: a run is taken out whole, never a pixel row, which would cut a
+    one-row plate's characters through a line of their strokes into two rows of halves."""
+    H, W = binary.shape
+    e = max(1, H // 24)
+    b = binary.copy()
+    b[:e] = 0
+    b[-e:] = 0
+    b[:, :e] = 0
+    b[:, -e:] = 0
+    if not runs:
+        return b
+    lh = max(3, int(0.4 * W))  # a character is at most 0.3 of the width
+    lv = max(3, int(0.7 * H))  # and 0.62 of the height
+    long = (cv2.morphologyEx(b, cv2.MORPH_OPEN, np.ones((1, lh), np.uint8))
+            | cv2.morphologyEx(b, cv2.MORPH_OPEN, np.ones((lv, 1), np.uint8)))
+    return b & (1 - long)
 
 
 def _components(binary: npt.NDArray[np.uint8]) -> npt.NDArray[np.int32]:
     """Character-like blobs of a binary image: rows of (x, y, w, h)."""
     H, W = binary.shape
-    # a tight crop's characters touch its edge, where the plate's border or the car joins them
-    # into one blob: a thin band along the edge is left out
-    e = max(1, H // 24)
-    binary = binary.copy()
-    binary[:e] = 0
-    binary[-e:] = 0
-    binary[:, :e] = 0
-    binary[:, -e:] = 0
     _n, _lab, stats, _c = cv2.connectedComponentsWithStats(binary, connectivity=8)
     s = stats[1:]
-    x, y, w, h, area = s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4]
+    w, h, area = s[:, 2], s[:, 3], s[:, 4]
     keep = ((h >= 0.12 * H) & (h <= 0.62 * H) & (w <= 0.3 * W) & (w >= 2)
             & (h >= 0.8 * w) & (h <= 8 * w)  # taller than wide, '1' and 'I' included
             & (area >= 0.12 * w * h) & (area <= 0.95 * w * h))  # strokes, not filled boxes
-    return np.stack([x, y, w, h], 1)[keep].astype(np.int32)
+    return s[keep, :4].astype(np.int32)
 
 
-def _lines(boxes: npt.NDArray[np.int32]) -> list[npt.NDArray[np.int32]]:
-    """Group boxes into text lines: a box joins the line whose median centre is within 40 % of
-    its height, greedily from the tallest (tall characters anchor a line; small bits join it)."""
-    order = np.argsort(-boxes[:, 3], kind="stable")
-    lines: list[list[int]] = []
-    for i in order:
-        cy, h = boxes[i, 1] + boxes[i, 3] / 2, boxes[i, 3]
-        for line in lines:
-            lb = boxes[line]
-            lcy = float(np.median(lb[:, 1] + lb[:, 3] / 2))
-            lh = float(np.median(lb[:, 3]))
-            if abs(cy - lcy) <= 0.4 * max(h, lh) and 0.6 * lh <= h <= 1.5 * lh:
-                line.append(int(i))
-                break
-        else:
-            lines.append([int(i)])
-    return [boxes[line] for line in lines if len(line) >= _MIN_CHARS]
+def _lines(boxes: npt.NDArray[np.int32], max_lines: int = 4) -> list[npt.NDArray[np.int32]]:
+    """Group boxes into text lines. Two boxes are on one line when their centres are within 40 %
+    of the taller one's height and their heights within 1.5x; a line is the box with the most
+    such neighbours (ties: the taller) and those neighbours, taken out in turn."""
+    cy2 = 2 * boxes[:, 1] + boxes[:, 3]  # twice the centre: integers
+    h = boxes[:, 3]
+    hmax = np.maximum(h[:, None], h[None, :])
+    same = ((np.abs(cy2[:, None] - cy2[None, :]) * 5 <= 4 * hmax)
+            & (2 * h[:, None] <= 3 * h[None, :]) & (2 * h[None, :] <= 3 * h[:, None]))
+    left = np.ones(len(boxes), bool)
+    lines = []
+    for _ in range(max_lines):
+        if left.sum() == 0:
+            break
+        sub = same & left[None, :]
+        support = np.where(left, sub.sum(1) * 1024 + h, -1)
+        i = int(np.argmax(support))
+        members = sub[i]
+        lines.append(boxes[members])
+        left &= ~members
+    return lines
 
 
-def _two_rows(binary: npt.NDArray[np.uint8]) -> tuple[float, float, float, float, float] | None:
+def _two_rows(binary: npt.NDArray[np.uint8], strict: bool) -> tuple[float, float, float, float, float] | None:
     """(top row top, top row bottom, bottom row top, bottom row bottom, cut) in working pixels
-    when the binary image holds two rows of characters, else None."""
+    when the binary image holds two rows of characters, else None. ``strict``: the border's
+    long runs are taken out first (tight crops), which also frees bits of the border, screws and
+    the state name of a one-row plate into blobs, so the rows must then look like a two-row
+    plate's: both big, five characters or more, a gap between them, most of the crop's height."""
+    H = binary.shape[0]
+    binary = _clean(binary, strict)
     boxes = _components(binary)
-    if len(boxes) < 2 * _MIN_CHARS:
+    if len(boxes) < _MIN_CHARS + 1:
         return None
-    lines = _lines(boxes)
+    lines = [lb for lb in _lines(boxes) if len(lb) >= 1]
     if len(lines) < 2:
         return None
-    # the two lines of the tallest characters (ties: more characters) are the candidate rows
+    # the two lines of the tallest characters (ties: more characters) are the candidate rows;
+    # lines of one blob compete only as the top row (checked below)
     lines.sort(key=lambda lb: (float(np.median(lb[:, 3])), len(lb)), reverse=True)
-    a, b = lines[0], lines[1]
-    ha, hb = float(np.median(a[:, 3])), float(np.median(b[:, 3]))
+    big = [lb for lb in lines if len(lb) >= _MIN_CHARS]
+    if not big:
+        return None
+    a = big[0]
+    ha = float(np.median(a[:, 3]))
     # the taller row must be big (a quarter of the crop): two lines of specks between the
     # characters of a one-row plate are no plate (0.21 let one real US plate of 466 through)
-    if ha < _MIN_ROW_H * binary.shape[0] or hb < MIN_ROW_RATIO * ha:
+    if ha < _MIN_ROW_H * H:
+        return None
+    for b in lines:
+        if b is a:
+            continue
+        rows = _pair(binary, a, b)
+        if rows is None:
+            continue
+        if strict:
+            t0, t1, b0, b1, _cut = rows
+            hb = float(np.median(b[:, 3]))
+            if (min(ha, hb) < _STRICT_ROW_H * H or len(a) + len(b) < 5
+                    or b0 - t1 < 0.1 * min(ha, hb) or b1 - t0 < 0.7 * H):
+                continue
+        return rows
+    return None
+
+
+def _pair(binary: npt.NDArray[np.uint8], a: npt.NDArray[np.int32],
+          b: npt.NDArray[np.int32]) -> tuple[float, float, float, float, float] | None:
+    """_two_rows for the candidate rows ``a`` (the taller characters) and ``b``."""
+    ha, hb = float(np.median(a[:, 3])), float(np.median(b[:, 3]))
+    if hb < MIN_ROW_RATIO * ha:
         return None
     top, bot = (a, b) if np.median(a[:, 1]) < np.median(b[:, 1]) else (b, a)
     t0, t1 = float(np.median(top[:, 1])), float(np.median(top[:, 1] + top[:, 3]))
@@ -94,6 +146,14 @@ def _two_rows(binary: npt.NDArray[np.uint8]) -> tuple[float, float, float, float
     bx0, bx1 = bot[:, 0].min(), (bot[:, 0] + bot[:, 2]).max()
     if min(tx1, bx1) - max(tx0, bx0) <= 0:
         return None
+    if len(b) < _MIN_CHARS:
+        # one character as a row (Vienna: W + arms / 518 B) only on top, as tall and about as
+        # wide as the bottom row's characters, above a row of three or more, inside its width,
+        # a clear gap between (a script state name "California" is one blob just above a serial)
+        if top is not b or len(bot) < 3 or not 0.8 * ha <= hb <= 1.25 * ha:
+            return None
+        if tx0 < bx0 or tx1 > bx1 or b[0, 2] > 1.6 * float(np.median(bot[:, 2])) or b0 - t1 < 0.1 * ha:
+            return None
     # cut at the least ink between the rows
     lo, hi = int(np.floor(min(t1, b0))), int(np.ceil(max(t1, b0)))
     profile = binary[lo: hi + 1].sum(1, dtype=np.int64)
@@ -113,11 +173,17 @@ def find_rows(grey: npt.NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
              else cv2.resize(grey, (ww, _WORK_H), interpolation=cv2.INTER_LINEAR_EXACT))
     best = None
     # both polarities: dark characters on a light plate and light on dark (CN blue, BR red)
-    for mode in (cv2.THRESH_BINARY_INV, cv2.THRESH_BINARY):
-        _t, binary = cv2.threshold(small, 0, 1, mode | cv2.THRESH_OTSU)
-        rows = _two_rows(binary)
-        if rows is not None and (best is None or rows[3] - rows[0] > best[3] - best[0]):
-            best = rows
+    binaries = [cv2.threshold(small, 0, 1, mode | cv2.THRESH_OTSU)[1]
+                for mode in (cv2.THRESH_BINARY_INV, cv2.THRESH_BINARY)]
+    # the border's runs are taken out only when the plain look finds nothing: it is the stricter
+    # test and the slower one
+    for strict in (False, True):
+        for binary in binaries:
+            rows = _two_rows(binary, strict)
+            if rows is not None and (best is None or rows[3] - rows[0] > best[3] - best[0]):
+                best = rows
+        if best is not None:
+            break
     if best is None:
         return None
     t0, t1, b0, b1, cut = best

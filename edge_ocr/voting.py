@@ -24,6 +24,7 @@ from edge_ocr.config import VotingConfig
 from edge_ocr.types import Box, Reading
 
 from .quad import iou
+from .textdist import align, edit_distance, similarity
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +327,7 @@ def fuse(readings: Sequence[Reading]) -> tuple[str, tuple[float, ...]]:
         if len(r.text) == length:
             pairs = list(enumerate(range(length)))
         else:
-            pairs = _align(r.text, ref.text)
+            pairs = align(r.text, ref.text)
         for i, j in pairs:
             votes[j][r.text[i]].append(confs[i])
     chars = []
@@ -348,47 +349,3 @@ def _char_confs(r: Reading) -> tuple[float, ...]:
     if len(r.char_confidences) == len(r.text):
         return r.char_confidences
     return (r.confidence,) * len(r.text)
-
-
-def _align(a: str, b: str) -> list[tuple[int, int]]:
-    """Index pairs (i in a, j in b) of matched or substituted characters on a minimal edit path."""
-    n, m = len(a), len(b)
-    d = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        d[i][0] = i
-    for j in range(m + 1):
-        d[0][j] = j
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
-    pairs = []
-    i, j = n, m
-    while i > 0 and j > 0:
-        if d[i][j] == d[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
-            pairs.append((i - 1, j - 1))
-            i, j = i - 1, j - 1
-        elif d[i][j] == d[i - 1][j] + 1:
-            i -= 1
-        else:
-            j -= 1
-    return pairs[::-1]
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
-def similarity(a: str, b: str) -> float:
-    """1 - edit distance / longer length: 1 for equal texts, 0 for nothing in common."""
-    if not a and not b:
-        return 1.0
-    return 1.0 - edit_distance(a, b) / max(len(a), len(b))
-
-

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import importlib.util
+import os
 import shutil
 import signal
 import socket
@@ -13,6 +15,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# edge_ocr sets OpenCV's decoder pixel limit, which cv2 reads once when it loads; test modules
+# import cv2 before edge_ocr, and conftest is imported before them
+import edge_ocr  # noqa: F401
+
+# ----------------------------------------------------------------------------- torch
+
+# The runtime needs no torch; only the training recipe's tests do, and torch is the `train`
+# extra's heavy part (a CPU-only wheel is ~190 MB, the default one pulls ~2.8 GB of CUDA). The
+# README's command leaves it out, so those tests skip there; CI installs it and sets
+# EDGE_OCR_REQUIRE_TORCH=1 so that a missing torch fails instead of skipping quietly.
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+NO_TORCH = ("torch is not installed: this test trains, exports or benchmarks the model with tools/ "
+            "(pip install -e '.[train]'; a CPU-only torch: see the README's Tests section)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_torch: the test runs tools that import torch (train.py, "
+                            "export_onnx.py, qat.py, crnn.py through bench)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("needs_torch") is None or HAVE_TORCH:
+        return
+    if os.environ.get("EDGE_OCR_REQUIRE_TORCH"):
+        pytest.fail(f"EDGE_OCR_REQUIRE_TORCH is set but {NO_TORCH}", pytrace=False)
+    pytest.skip(NO_TORCH)
+
 
 # ----------------------------------------------------------------------------- mosquitto
 

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.needs_torch  # bench takes the charset and the multiply-add count from tools/crnn.py
 def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     res = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out)], cwd=ROOT,

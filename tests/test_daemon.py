@@ -93,6 +93,8 @@ def test_one_event_per_car_reaches_the_subscriber(tmp_path: Path, video: Path, m
     texts = [p["text"] for p in plates]
     for text, _ in PLATES:
         assert texts.count(text) == 1, texts  # voting: one event per car, not one per frame
+    # PJC4903 fits US, EU and Brazilian layouts alike; its plate's shape makes it Brazilian
+    assert {p["text"]: p["region"] for p in plates} == dict(PLATES)
     ev = next(p for p in plates if p["text"] == "RK115AN")
     assert ev["camera"] == "gate" and ev["confidence"] >= 0.7 and len(ev["char_confidences"]) == 7
     assert ev["model"] == "plate_crnn" and ev["frame_size"] == {"width": 960, "height": 540}

@@ -5,7 +5,25 @@ from __future__ import annotations
 import pytest
 
 from edge_ocr.config import FormatsConfig
-from edge_ocr.formats import CONFUSIONS, DIGITS, LETTERS, PROVINCES, FormatRules, allowed_chars
+from edge_ocr.formats import CONFUSIONS, DIGITS, LETTERS, PROVINCES, REGIONS, FormatRules, allowed_chars
+
+# Labels of the real dev data (../shared/data/plates-real-dev), copied here so the test runs without
+# it: the shortest, longest and odd shapes of each region (all-letter and all-digit vanity plates,
+# two-row European plates, US labels with a letter O) and some common ones.
+REAL_LABELS = {
+    "us": ["548", "248", "2368", "E074", "BB63", "W17K", "NFFE", "AAAC", "EECW", "874J", "79XA", "GUTSY", "ASUKA",
+           "URSAE", "BRRRR", "SAMPL", "78188", "09144", "QUILLS", "UBUNTU", "HAVFUN", "BRECHT", "FATCHX", "ATGL04",
+           "DRIFTER", "PRIVACY", "CTHULHU", "TENKARA", "KHAAANN", "ANYTEXT", "2494264", "9185914", "NEILDMND",
+           "0UTFR0NT", "BIGCHEESE", "1TARHEELS", "355OCT", "NOX218", "VO820", "0JW695", "094NKC", "JSD7911",
+           "015NF6", "CDL4461", "PAG5219", "ODC9387", "NYM7544"],
+    "eu": ["M5XSX", "W2IZI", "W3BLL", "FR1SFK", "FRMSE2", "IL3UYB", "3S9787", "KMBORAK", "BA302OZ", "VW4X4WP",
+           "GGT1959", "RK3OOAG", "RK115AN", "PBEM1570", "ZH543756", "BORHD115", "256BWR95", "3598YQ42", "WCI02888"],
+    "br": ["EVO9274", "ATL3386", "AHN8146", "ABO9991", "AZJ6991", "GWT2180"],
+    "cn": ["皖AS1Y03", "皖AA892A", "皖ASZ180", "皖AW798E", "川X90621", "沪AMS087", "沪C21F13"],
+}
+# text a camera sees next to plates: state names, slogans, frame words, signs, pieces of plates
+NOT_PLATES = ["TEXAS", "ONLY", "0NLY", "EXIT", "STATE", "1AT", "RK", "MRK", "T1", "FLORIDA", "PARKING",
+              "DEALER", "SUNSHINE", "AB", "X"]
 
 
 @pytest.mark.parametrize(
@@ -20,10 +38,19 @@ from edge_ocr.formats import CONFUSIONS, DIGITS, LETTERS, PROVINCES, FormatRules
         ("us", "B0B123", True),
         ("us", "BOB123", False),  # US labels write O as 0
         ("us", "CATS4U", True),  # vanity plates pass the generic rule
-        ("us", "ABCDEFGHIJK", False),  # 11 characters
+        ("us", "GUTSY", True),  # ... also all letters
+        ("us", "TEXAS", False),  # ... but not the words printed around plates
+        ("us", "548", True),  # three characters: digits only
+        ("us", "1AT", False),
+        ("us", "RK", False),
+        ("us", "ABCDEFGHIJ", False),  # 10 characters
         ("eu", "RK115AN", True),
         ("eu", "M5XSX", True),
         ("eu", "AB1", False),
+        ("eu", "AB12", False),  # generic European plates have 5-8 characters
+        ("eu", "STATE", False),  # ... a letter and a digit, unless personalised (7-8 letters)
+        ("eu", "KMBORAK", True),
+        ("eu", "AB123456C", False),
         ("cn", "皖A9J079", True),
         ("cn", "粤BD12345", True),  # new-energy, small car
         ("cn", "粤B12345D", True),  # new-energy, large vehicle
@@ -37,14 +64,79 @@ def test_matches_per_region(region: str, text: str, ok: bool) -> None:
     assert FormatRules([region]).matches(text) is ok
 
 
+@pytest.mark.parametrize("region", REGIONS)
+def test_every_real_label_passes_its_own_regions_rules(region: str) -> None:
+    rules = FormatRules([region])
+    assert [t for t in REAL_LABELS[region] if rules.normalize(t) is None] == []
+
+
+def test_every_real_label_passes_with_all_regions() -> None:
+    rules = FormatRules()
+    assert [t for texts in REAL_LABELS.values() for t in texts if rules.normalize(t) is None] == []
+
+
+@pytest.mark.parametrize("text", NOT_PLATES)
+def test_sign_words_and_plate_pieces_are_rejected_with_all_regions(text: str) -> None:
+    rules = FormatRules()
+    assert not rules.matches(text) and rules.normalize(text) is None
+
+
 def test_all_regions_accept_any_of_them_and_name_the_region() -> None:
     rules = FormatRules()
     assert rules.matches("AZJ6991") and rules.matches("皖A9J079") and rules.matches("RK115AN")
     assert not rules.matches("") and not rules.matches("AB-123")
     assert rules.region_of("皖A9J079") == "cn"
     assert FormatRules(["br", "us"]).region_of("ABC1D23") == "br"  # strict before generic
-    assert FormatRules(["us", "br"]).region_of("ABC1234") == "us"  # first strict match, config order
+    assert FormatRules(["us", "br"]).region_of("ABC1234") == "us"  # a tie, no plate shape: config order
     assert rules.region_of("!!") is None
+
+
+# the demo's plates, with the width/height of the boxes the localiser finds around them in
+# samples/demo.mp4 (RK115AN 4.45, PJC4903 3.10, 7ABC123 2.20) and of the standard plates
+@pytest.mark.parametrize(
+    ("text", "aspect", "region"),
+    [
+        ("RK115AN", 4.45, "eu"),  # LLDDDLL: only a European layout (a US generic one too, less specific)
+        ("RK115AN", 2.0, "eu"),  # a strict format beats a generic one whatever the shape
+        ("RK115AN", None, "eu"),
+        ("7ABC123", 2.2, "us"),  # DLLLDDD: only a US layout
+        ("7ABC123", 4.45, "us"),
+        ("PJC4903", 3.10, "br"),  # LLLDDDD: US, EU and Brazil alike; the shape decides
+        ("PJC4903", 4.45, "eu"),
+        ("PJC4903", 2.2, "us"),
+        ("PJC4903", 520 / 110, "eu"),
+        ("PJC4903", 400 / 130, "br"),
+        ("PJC4903", None, "us"),  # no shape: the first region listed
+        ("PJC4903", 0.0, "us"),  # a degenerate box is no evidence
+        ("PJC4903", float("nan"), "us"),
+        ("BS47040", 4.45, "eu"),  # LLDDDDD: US and EU
+        ("BS47040", 3.10, "eu"),  # Brazil has no such layout, EU is the nearer shape
+        ("BS47040", 2.0, "us"),
+    ],
+)
+def test_region_is_the_most_specific_format_and_ties_go_to_the_plate_shape(
+    text: str, aspect: float | None, region: str
+) -> None:
+    assert FormatRules().region_of(text, aspect) == region
+
+
+def test_region_ties_without_a_shape_follow_the_configured_order() -> None:
+    assert FormatRules(["br", "eu", "us"]).region_of("PJC4903") == "br"
+    assert FormatRules(["eu", "us"]).region_of("PJC4903") == "eu"
+    # Brazil not enabled: the nearer of US 2:1 and EU 4.7:1 (they meet at 3.1:1)
+    assert FormatRules(["us", "eu"]).region_of("PJC4903", 2.8) == "us"
+    assert FormatRules(["us", "eu"]).region_of("PJC4903", 3.4) == "eu"
+
+
+def test_region_prefers_a_format_with_fewer_alternatives() -> None:
+    # an extra pattern with literals accepts fewer strings than Brazil's LLLDDDD
+    rules = FormatRules(["br"], extra=["PJCDDDD"])
+    assert rules.region_of("PJC4903", 3.1) == "extra"
+    assert rules.region_of("ABC4903", 3.1) == "br"
+    # the same layout as a region's: the region keeps the tie, even when a shape is given
+    same = FormatRules(["br"], extra=["LLLDDDD"])
+    assert same.region_of("PJC4903") == "br" and same.region_of("PJC4903", 2.0) == "br"
+    assert FormatRules(["br"]).formats[0].log_size > rules.formats[-1].log_size
 
 
 def test_allowed_chars_per_position() -> None:
@@ -77,14 +169,15 @@ def test_allowed_chars_per_position() -> None:
         (["br"], "AXJ69Q1", "AXJ69Q1"),  # Q has no look-alike: no format fits, untouched
         (["us"], "OAB1234", "0AB1234"),  # US writes O as 0
         (["us"], "CO0L", "C00L"),  # ... also on plates no strict rule covers
-        (["us", "eu"], "CO0L", "CO0L"),  # an EU rule takes the O as it is
+        (["us", "eu"], "CO0L5", "CO0L5"),  # an EU rule takes the O as it is
+        (["us", "eu"], "CO0L", "C00L"),  # no EU plate has 4 characters
         (["eu"], "RKO99AN", "RK099AN"),  # LLDDDLL: digits in the middle
         (["us", "br"], "ABC12S4", "ABC12S4"),  # ABC1254 (us/br old) vs ABC1Z54 (Mercosul): ambiguous
         (["us"], "ABC12S4", "ABC1254"),
         (["cn"], "皖AO1234", "皖A01234"),  # no O in a Chinese serial
         (["cn"], "皖0A1234", "皖OA1234"),  # the city letter is a letter
         (["eu"], "RK1I5AN", "RK1I5AN"),  # RK115AN (FR/IT) or RK11SAN (UK-like)? ambiguous: untouched
-        (["eu"], "G6G6", "G6G6"),  # only a generic rule fits 4 characters: generic rules never fix
+        (["eu"], "G6G6G", "G6G6G"),  # only a generic rule fits 5 characters: generic rules never fix
     ],
 )
 def test_fix_only_where_unambiguous(regions: list[str], text: str, fixed: str) -> None:

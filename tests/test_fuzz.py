@@ -11,6 +11,7 @@ import random
 import socket
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -23,9 +24,9 @@ from hypothesis import strategies as st
 from edge_ocr.config import Config, ConfigError, parse_config
 from edge_ocr.daemon import LogSink, Pipeline, run_daemon
 from edge_ocr.http_api import HttpApi, HttpError, parse_upload
+from edge_ocr.image_io import ImageError, decode_image
 from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
 from edge_ocr.stages import Stages
-from edge_ocr.still import ImageError, decode_image
 from edge_ocr.types import Frame
 
 from . import scenes
@@ -148,6 +149,7 @@ def test_corrupted_and_truncated_image_bytes(good: bytes, data) -> None:
 def test_a_decompression_bomb_header_is_refused_before_decoding() -> None:
     png = bytearray(GOOD_PNG)
     png[16:24] = (60000).to_bytes(4, "big") + (60000).to_bytes(4, "big")  # IHDR claims 60000 x 60000
+    png[29:33] = zlib.crc32(png[12:29]).to_bytes(4, "big")  # with a valid CRC, so libpng reads the claim
     with pytest.raises(ImageError, match="too large"):
         decode_image(bytes(png))
 

@@ -21,7 +21,7 @@ import pytest
 from edge_ocr.config import ConfigError, parse_config
 from edge_ocr.daemon import run_daemon
 
-from . import scenes
+from . import bombs, scenes
 from .conftest import free_port
 
 TOKEN = "s3cret-token"
@@ -116,6 +116,8 @@ def test_crop_mode_multipart_upload(daemon: Daemon) -> None:
     res = json.loads(raw)
     assert status == 200 and res["mode"] == "crop" and res["text"] == "PJC4903"
     assert res["plates"][0]["box"] == [0, 0, CROP.shape[1], CROP.shape[0]]
+    # LLLDDDD is a US, EU and Brazilian layout alike: the crop's 3.1:1 shape says Brazil
+    assert res["plates"][0]["region"] == "br"
 
 
 def test_corrupt_base64_is_a_400_naming_base64(daemon: Daemon) -> None:
@@ -136,6 +138,26 @@ def test_text_file_and_truncated_jpeg_are_rejected_as_images(daemon: Daemon) -> 
     assert status == 422 and "truncated JPEG" in res["error"]
     status, _, raw = call(daemon.url + "/api/ocr", b"x" * 10, {"Content-Type": "text/plain"})
     assert status == 415 and "Content-Type" in json.loads(raw)["error"]
+
+
+@pytest.mark.parametrize("name, data", [
+    ("JPEG with a stray byte before its frame header, 12000x12000", bombs.jpeg_bomb()),
+    ("RLE8 BMP, 5000x5000", bombs.bmp_rle8()),
+    ("PNG, 6000x6000", bombs.encoded(".png", 6000)),
+    ("WebP, 5000x5000", bombs.encoded(".webp", 5000)),
+    ("TIFF, 5000x5000", bombs.encoded(".tiff", 5000)),
+])
+def test_small_files_of_huge_images_are_refused_413_before_decoding(daemon: Daemon, name: str, data: bytes) -> None:
+    assert len(data) < 2_000_000, name  # all far under http.max_body_mb: only the pixel limit stops them
+    status, _, raw = call(daemon.url + "/api/ocr", data, {"Content-Type": "application/octet-stream"})
+    assert status == 413 and "too large" in json.loads(raw)["error"], (name, raw)
+
+
+def test_a_corrupt_webp_is_a_422(daemon: Daemon) -> None:
+    webp = bytearray(bombs.encoded(".webp", 64))
+    webp[30:] = b"\x5a" * (len(webp) - 30)  # the header survives, the bitstream does not
+    status, _, raw = call(daemon.url + "/api/ocr", bytes(webp), {"Content-Type": "image/webp"})
+    assert status == 422 and "not a decodable image" in json.loads(raw)["error"]
 
 
 def test_a_50_mb_body_is_refused_unread_and_the_server_keeps_serving(daemon: Daemon) -> None:
@@ -183,7 +205,13 @@ def test_concurrent_requests_while_the_pipeline_runs(daemon: Daemon) -> None:
     payload = {"image": base64.b64encode(jpeg(FRAME)).decode()}
 
     def one(_: int) -> tuple[int, str]:
-        status, res = post_json(daemon.url + "/api/ocr", payload)
+        # http.max_concurrent_reads (2) reads at a time: the others are told 503 and come back
+        for _attempt in range(200):
+            status, res = post_json(daemon.url + "/api/ocr", payload)
+            if status != 503:
+                break
+            assert "busy" in res["error"]
+            time.sleep(0.05)
         return status, res.get("text", res.get("error"))
 
     with ThreadPoolExecutor(8) as pool:

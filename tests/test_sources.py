@@ -409,3 +409,21 @@ def test_failures_are_logged_once_per_state_change(tmp_path: Path, caplog: pytes
     assert sum("failed" in m for m in lines) == 1, lines  # five failures, one line
     assert sum("recovered" in m for m in lines) == 1
     assert any("stopped" in m for m in lines)
+
+
+def test_folder_skips_and_counts_oversize_and_corrupt_images(tmp_path: Path) -> None:
+    from . import bombs
+
+    write_image(tmp_path / "a.png", 10)
+    (tmp_path / "b.jpg").write_bytes(bombs.jpeg_bomb())  # 334 bytes, 12000x12000
+    (tmp_path / "c.png").write_bytes(bombs.encoded(".png", 6000))
+    (tmp_path / "d.bmp").write_bytes(bombs.bmp_rle8())
+    webp = bytearray(bombs.encoded(".webp", 64))
+    webp[30:] = b"\x5a" * (len(webp) - 30)
+    (tmp_path / "e.webp").write_bytes(bytes(webp))
+    write_image(tmp_path / "f.png", 10 + STEP)
+    src = FolderSource(tmp_path, fps=50)
+    with src:
+        frames = collect(src)
+    assert [index_of(f) for f in frames] == [0, 1]
+    assert src.stats().skipped == 4 and src.stats().errors == 0

@@ -179,7 +179,9 @@ def run_install(tmp_path: Path, *args: str, ok: bool = True,
     ]
     # --no-venv checks the config with $PYTHON running the package from the checkout
     env = {**os.environ, "PYTHON": sys.executable, **(extra_env or {})}
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=120)
+    # stdin is not a terminal: the installer must not ask for the region
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=120,
+                          stdin=subprocess.DEVNULL)
     assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
     return proc
 
@@ -226,6 +228,45 @@ def test_install_upgrade_uninstall_purge(tmp_path: Path) -> None:
     run_install(tmp_path, "--purge")
     assert not (tmp_path / "etc").exists() and not state.exists() and not override.parent.exists()
     run_install(tmp_path, "--purge")
+
+
+def test_install_sets_the_users_region(tmp_path: Path) -> None:
+    config = tmp_path / "etc" / "config.yaml"
+    proc = run_install(tmp_path, "--no-pi")
+    assert load_config(config).formats.regions == ["us", "eu", "br", "cn"]
+    assert "--region" in proc.stderr  # told how to set the country
+    shipped = config.read_text(encoding="utf-8")
+    config.unlink()
+
+    run_install(tmp_path, "--no-pi", "--region", "BR")
+    assert load_config(config).formats.regions == ["br"]
+    # only that line differs from the shipped config: the comments stay
+    diff = [(a, b) for a, b in zip(shipped.splitlines(), config.read_text(encoding="utf-8").splitlines(), strict=True)
+            if a != b]
+    assert diff == [("  regions: [us, eu, br, cn]", "  regions: [br]")]
+
+    # an existing config: --region changes that key and nothing else; without it nothing changes
+    mine = config.read_text(encoding="utf-8").replace("device_id: edge-ocr", "device_id: gate-north")
+    config.write_text(mine, encoding="utf-8")
+    run_install(tmp_path, "--no-pi", "--region", "eu,us", "--region", "eu")
+    assert load_config(config).formats.regions == ["eu", "us"] and load_config(config).device_id == "gate-north"
+    run_install(tmp_path, "--no-pi")
+    assert load_config(config).formats.regions == ["eu", "us"]
+
+    # a block list and a config without the key
+    config.write_text("formats:\n  enabled: true\n  regions:\n    - us\n    - eu\n  extra:\n    - LLDDLLL\n")
+    run_install(tmp_path, "--no-pi", "--region", "cn")
+    cfg = load_config(config)
+    assert cfg.formats.regions == ["cn"] and cfg.formats.extra == ["LLDDLLL"]
+    config.write_text("device_id: x\n")
+    run_install(tmp_path, "--no-pi", "--region", "us")
+    assert load_config(config).formats.regions == ["us"]
+
+
+def test_install_refuses_an_unknown_region(tmp_path: Path) -> None:
+    proc = run_install(tmp_path, "--no-pi", "--region", "de", ok=False)
+    assert "--region" in proc.stderr and "'de'" in proc.stderr
+    assert not (tmp_path / "etc" / "config.yaml").exists()
 
 
 def test_install_on_a_pi_uses_the_camera_module(tmp_path: Path) -> None:

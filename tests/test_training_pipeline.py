@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 
 from edge_ocr.recognizer import Recognizer
 
@@ -20,6 +21,7 @@ def run(*args: str) -> str:
     return res.stdout
 
 
+@pytest.mark.needs_torch
 def test_train_export_quantise_and_load(tmp_path: Path) -> None:
     shards = tmp_path / "shards"
     run(str(TOOLS / "synth_plates.py"), str(shards), "--shards", "1", "--count", "48", "--seed", "5")
@@ -67,6 +69,7 @@ def test_train_export_quantise_and_load(tmp_path: Path) -> None:
             assert len(r.char_confidences) == len(r.text)
 
 
+@pytest.mark.needs_torch
 def test_quantisation_aware_fine_tuning_rounds_like_int8_and_saves_a_plain_checkpoint(tmp_path: Path) -> None:
     import torch
 

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The newcomer's demo: install what is needed, make sure a broker runs, read the bundled video,
 # and print what an MQTT subscriber receives.   Usage: sudo tools/demo.sh
+# Only apt needs root. Everything else (the venv, pip's egg-info, Python's bytecode caches, the
+# broker and the daemon) runs as the clone's owner, so that `sudo tools/demo.sh` leaves nothing
+# root-owned in the clone and the README's test command, run later as that user, can reuse .venv.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SELF=$(readlink -f "$0")
+cd "$(dirname "$SELF")/.."
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=()
@@ -11,7 +15,16 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "demo: installing ${need[*]}"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-[ -x .venv/bin/edge-ocr ] || { python3 -m venv .venv && .venv/bin/pip install -q -e .; }
+OWNER=$(stat -c %U .)
+if [ "$(id -u)" -eq 0 ] && [ "$OWNER" != root ]; then
+  # runuser (util-linux, on every Debian) rather than sudo: root may not have sudo installed
+  # (it sets HOME, USER and LOGNAME to the owner's and keeps the rest, EDGE_OCR_DEMO_PORT included)
+  exec runuser -u "$OWNER" -- "$SELF" "$@"
+fi
+if [ ! -x .venv/bin/edge-ocr ]; then
+  echo "demo: installing edge-ocr and its runtime dependencies into .venv (about 100 MB to download)"
+  python3 -m venv .venv && .venv/bin/pip install -q -e .
+fi
 
 PORT=${EDGE_OCR_DEMO_PORT:-1883}
 BROKER_PID=""

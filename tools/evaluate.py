@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_ocr.config import RecognizerConfig
 from edge_ocr.formats import FormatRules
 from edge_ocr.recognizer import Recognizer
+from edge_ocr.textdist import edit_path
 from edge_ocr.types import Reading
 
 STILL_RETRY_BELOW = RecognizerConfig().retry_below  # what a still image gets by default
@@ -54,27 +55,11 @@ def row_split(row: dict) -> str:
 
 def edit_ops(a: str, b: str) -> tuple[int, list[tuple[str, str]]]:
     """Levenshtein distance from label ``a`` to reading ``b`` and the substitutions on one
-    optimal path (as (label char, read char); '' for insertions/deletions)."""
-    n, m = len(a), len(b)
-    d = np.zeros((n + 1, m + 1), dtype=np.int32)
-    d[:, 0] = np.arange(n + 1)
-    d[0, :] = np.arange(m + 1)
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1, d[i - 1, j - 1] + (a[i - 1] != b[j - 1]))
-    ops, i, j = [], n, m
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and d[i, j] == d[i - 1, j - 1] + (a[i - 1] != b[j - 1]):
-            if a[i - 1] != b[j - 1]:
-                ops.append((a[i - 1], b[j - 1]))
-            i, j = i - 1, j - 1
-        elif i > 0 and d[i, j] == d[i - 1, j] + 1:
-            ops.append((a[i - 1], ""))
-            i -= 1
-        else:
-            ops.append(("", b[j - 1]))
-            j -= 1
-    return int(d[n, m]), ops
+    optimal path (as (label char, read char); '' for insertions/deletions), last first."""
+    dist, path = edit_path(a, b)
+    ops = [(a[i] if i is not None else "", b[j] if j is not None else "") for i, j in reversed(path)
+           if i is None or j is None or a[i] != b[j]]
+    return dist, ops
 
 
 def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.6, latency_n: int = 200,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install edge-ocr as a systemd service on Raspberry Pi OS / Debian 12 (bookworm) or later.
 #
+#   sudo tools/install.sh --region us   install or upgrade, reading the plates of one country
+#                                       (us, eu, br, cn; a comma list for several); asked if not given
 #   sudo tools/install.sh               install or upgrade; enable and (re)start the service
 #   sudo tools/install.sh --uninstall   remove the service, the virtualenv and the models;
 #                                       keep /etc/edge-ocr and /var/lib/edge-ocr (the outbox)
@@ -37,6 +39,10 @@ Installs edge-ocr from this checkout ($SRC):
   UNIT_DIR; then checks the config and enables and (re)starts the service.
 
 Options:
+  --region LIST     the country whose plates are read: us, eu, br or cn, or a comma list such as
+                    eu,br; written to formats.regions in ETC/config.yaml (also in an existing one).
+                    Asked when the config is new and this is a terminal; otherwise all four, which
+                    takes more signs and plate pieces for plates and reads fewer plates right
   --prefix DIR      program files (default $PREFIX)
   --etc DIR         configuration directory (default $ETC)
   --unit-dir DIR    where the unit goes (default $UNIT_DIR)
@@ -59,8 +65,10 @@ trap 'rc=$?; printf "%s: error: failed (exit %s) at line %s: %s\n" "$PROG" "$rc"
 
 ARGS="$*"
 custom_etc=0
+REGIONS=""
 while [ $# -gt 0 ]; do
     case "$1" in
+        --region) REGIONS="${REGIONS:+$REGIONS,}${2:?--region needs a country: us, eu, br or cn}"; shift ;;
         --prefix) PREFIX="${2:?--prefix needs a directory}"; shift ;;
         --etc) ETC="${2:?--etc needs a directory}"; custom_etc=1; shift ;;
         --unit-dir) UNIT_DIR="${2:?--unit-dir needs a directory}"; shift ;;
@@ -77,6 +85,22 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+
+# "eu, br" / "eu,,br" -> "eu,br"; each one known (the same names as formats.regions)
+check_regions() {
+    local r out=""
+    for r in $(printf '%s' "$1" | tr ',A-Z' ' a-z'); do
+        case "$r" in
+            us | eu | br | cn) case ",$out," in *",$r,"*) ;; *) out="${out:+$out,}$r" ;; esac ;;
+            *) return 1 ;;
+        esac
+    done
+    [ -n "$out" ] && printf '%s' "$out"
+}
+if [ -n "$REGIONS" ]; then
+    given="$REGIONS"
+    REGIONS="$(check_regions "$given")" || die "--region: use us, eu, br or cn (a comma list for several), got '$given'"
+fi
 
 for d in PREFIX ETC UNIT_DIR STATE_DIR; do
     case "${!d}" in
@@ -236,6 +260,38 @@ else
     install -m 0644 "${onnx[@]}" "${docs[@]}" "$MODELS/"
 fi
 
+# formats.regions of a config file set to $REGIONS, in place; the rest of the file (comments
+# included) unchanged. Handles the shipped flow list and a block list ("- us" lines).
+set_regions() {
+    local file="$1" yaml
+    yaml="[$(printf '%s' "$REGIONS" | sed 's/,/, /g')]"
+    if grep -Eq '^formats:[[:space:]]*(#.*)?$' "$file"; then
+        if sed -n '/^formats:/,/^[^[:space:]#]/p' "$file" | grep -Eq '^[[:space:]]+regions:'; then
+            sed -i -E "/^formats:/,/^[^[:space:]#]/ {
+                /^[[:space:]]+regions:/,/^[[:space:]]*[A-Za-z_]+:|^[^[:space:]#]/ { /^[[:space:]]+-[[:space:]]/d }
+                s#^([[:space:]]+regions:).*#\1 $yaml#
+            }" "$file"
+        else
+            sed -i -E "s#^formats:[[:space:]]*(\#.*)?\$#&\n  regions: $yaml#" "$file"
+        fi
+    elif grep -Eq '^formats:' "$file"; then
+        die "$file: formats is not a block here: set formats.regions: $yaml in it yourself"
+    else
+        printf '\nformats:\n  regions: %s\n' "$yaml" >>"$file"
+    fi
+}
+
+ask_regions() {
+    local answer
+    while :; do
+        printf '%s' "Which country's plates will this camera read? us, eu, br or cn (a comma list for several; Enter: all four): " >/dev/tty
+        IFS= read -r answer </dev/tty || return 0
+        [ -z "$answer" ] && return 0
+        if REGIONS="$(check_regions "$answer")"; then return 0; fi
+        printf '%s\n' "  not a region: '$answer'" >/dev/tty
+    done
+}
+
 # --- configuration (never overwrite the user's)
 if [ ! -d "$ETC" ]; then
     mkdir -p "$ETC"
@@ -243,6 +299,13 @@ if [ ! -d "$ETC" ]; then
 fi
 if [ -e "$CONFIG" ]; then
     log "keeping existing $CONFIG"
+    if [ -n "$REGIONS" ]; then
+        log "setting formats.regions to [$REGIONS] in $CONFIG"
+        tmp="$CONFIG.tmp.$$"
+        cp -p "$CONFIG" "$tmp"
+        set_regions "$tmp"
+        mv "$tmp" "$CONFIG"
+    fi
 else
     log "writing $CONFIG"
     tmp="$CONFIG.tmp.$$"
@@ -253,6 +316,15 @@ else
         # a Pi gets its camera module, not the demo video
         sed -i -E '/^camera:/,/^[^[:space:]#]/ s#^([[:space:]]+type:[[:space:]]*)file\b#\1picamera2#;
                    /^camera:/,/^[^[:space:]#]/ s#^([[:space:]]+uri:[[:space:]]*).*#\1""#' "$tmp"
+    fi
+    if [ -z "$REGIONS" ] && [ -t 0 ]; then
+        ask_regions
+    fi
+    if [ -n "$REGIONS" ]; then
+        log "formats.regions: [$REGIONS]"
+        set_regions "$tmp"
+    else
+        warn "formats.regions is all four (us, eu, br, cn): set your country with --region xx (fewer signs and plate pieces taken for plates; see README)"
     fi
     # world-readable: the service's dynamic user has no fixed uid (secrets go in the credential store)
     chmod 0644 "$tmp"

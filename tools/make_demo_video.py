@@ -1,9 +1,13 @@
 """Render a short street-scene video with cars carrying synthetic plates, for the demo and tests.
 
-    python tools/make_demo_video.py samples/demo.mp4 --plates RK115AN,BS47040,PJC4903
+    python tools/make_demo_video.py samples/demo.mp4
 
-Each car drives into view, slows near the middle, and leaves; the plate texts are known, so a
-test can check what the daemon reads. Needs Pillow and fonts (the generator's), not the model.
+writes the bundled demo video: 960x540 at 10 fps, 3 s per car and 1 s of empty street after
+each, three cars carrying a European RK115AN, a Brazilian PJC4903 and a US 7ABC123 (the default
+``--plates RK115AN:eu,PJC4903:br,7ABC123:us``, each TEXT:REGION drawn in that region's plate
+layout and shape). Each car drives into view, slows near the middle, and leaves; the plate texts
+are known, so a test can check what the daemon reads. Needs Pillow and fonts (the generator's),
+not the model.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ import logging
 import random
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_ocr.image_io import ImageError, read_image
 from edge_ocr.sources.base import FrameSource, SourceError
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
 class FolderSource(FrameSource):
     """Images from a folder, sorted by name, ``fps`` per second.
 
-    Unreadable or corrupt files (including JPEGs cut short) are skipped and counted in
+    Unreadable, corrupt or oversized files (``image_io.read_image``'s rules) are skipped and counted in
     ``stats().skipped``; they never stop the source. At the end the folder is listed again and
     read anew if ``loop``, else the source ends. A missing or empty folder is a failure retried
     with back-off (files may arrive later).
@@ -81,17 +81,7 @@ class FolderSource(FrameSource):
 
     def _load(self, path: Path) -> npt.NDArray[np.uint8] | None:
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            self._skip(path.name, exc.strerror or str(exc))
+            return read_image(path)
+        except ImageError as exc:  # unreadable, corrupt, cut short or over the size limit
+            self._skip(path.name, str(exc))
             return None
-        # libjpeg decodes a cut-off JPEG with a grey lower part and only a warning: check for
-        # the end-of-image marker (allowing some trailing padding) instead
-        if path.suffix.lower() in (".jpg", ".jpeg") and b"\xff\xd9" not in data[-64:]:
-            self._skip(path.name, "truncated JPEG")
-            return None
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            self._skip(path.name, "not a decodable image")
-            return None
-        return np.asarray(image, np.uint8)

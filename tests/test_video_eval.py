@@ -1,0 +1,102 @@
+"""bench/video_eval.py: scoring by hand, the videos it makes, and one small run end to end
+(real Mosquitto, real daemon, real models) on car photos made here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench.video_eval import assign, near, score
+from bench.video_scene import Car, Pass, load_cars, make_demo_video, plate_crop, render
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pass(text: str, enter: float, leave: float, region: str = "eu") -> Pass:
+    return Pass(Car(f"{text}.jpg", (0, 0, 100, 25), text, region), 1.0, 0, 1, enter, leave, enter + 0.3, leave - 0.3,
+                100)
+
+
+def test_events_go_to_the_car_in_view_and_are_scored() -> None:
+    passes = [_pass("RK115AN", 1.0, 4.0), _pass("AB123CD", 5.0, 8.0), _pass("XY987ZT", 9.0, 12.0),
+              _pass("0AB1234", 13.0, 16.0, "us")]
+    events = [(2.0, "RK115AN"), (3.9, "RK115AN"), (4.3, "TEXAS"),  # right, a duplicate, an extra
+              (6.0, "AB123C0"),  # a misread: wrong
+              (10.0, "ONLY"),  # not near the plate: the car is missed, one extra
+              (14.0, "OAB1234"),  # US labels write O as 0: right
+              (30.0, "STRAY")]  # no car near
+    per_car, stray = assign(passes, events)
+    assert per_car == [["RK115AN", "RK115AN", "TEXAS"], ["AB123C0"], ["ONLY"], ["OAB1234"]]
+    assert stray == [(30.0, "STRAY")]
+    res = score(passes, per_car, len(stray))
+    assert [c["outcome"] for c in res["cars"]] == ["right", "wrong", "missed", "right"]
+    s = res["summary"]["overall"]
+    assert (s["right"], s["wrong"], s["missed"], s["duplicate_events"]) == (2, 1, 1, 1)
+    assert (s["extra_events"], s["extra_misreads"], s["extra_other"], s["stray_events"]) == (3, 1, 2, 1)
+    assert res["summary"]["us"]["right"] == 1 and res["summary"]["eu"]["cars"] == 3
+    assert near("MRK", "520MRK") and not near("TEXAS", "520MRK")
+
+
+def _photos(tmp_path: Path, plates: list[tuple[str, str]]) -> Path:
+    """Car photos with a plate at a known box, and their frames.csv."""
+    rows = ["file,x,y,w,h,text,region"]
+    for i, (text, region) in enumerate(plates):
+        photo = make_demo_video.scene(900, 600, np.random.default_rng(i))
+        plate = make_demo_video.clean_plate(text, region, 40, seed=i)
+        ph, pw = plate.shape[:2]
+        x, y = 300, 380
+        photo[y:y + ph, x:x + pw] = plate
+        cv2.imwrite(str(tmp_path / f"car{i}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        rows.append(f"car{i}.jpg,{x},{y},{pw},{ph},{text},{region}")
+    csv = tmp_path / "frames.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    return csv
+
+
+def test_scene_puts_each_plate_in_view_when_its_truth_says(tmp_path: Path) -> None:
+    csv = _photos(tmp_path, [("RK115AN", "eu"), ("AZJ6991", "br")])
+    cars = load_cars(csv)
+    assert cars[0].box[:2] == (300, 380) and cars[1].region == "br"
+    video = tmp_path / "v.avi"
+    passes = render(video, cars, tmp_path, fps=10, pass_s=2.0, gap_s=1.0, scales=(1.0,), blurs=(0,), fourcc="MJPG")
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    assert len(frames) == 2 * (10 + 20) + 10
+    bg = frames[0].astype(int)
+    for p in passes:
+        assert 0 < p.enter < p.plate_from < p.plate_to < p.leave and p.direction in (1, -1)
+        assert np.abs(frames[int(round(p.plate_from * 10))].astype(int) - bg).mean() > 5  # a car in view
+        assert np.abs(frames[int(round(p.enter * 10)) - 1].astype(int) - bg).mean() < 3  # not yet
+    assert passes[0].direction == -passes[1].direction
+    crop = plate_crop(cv2.imread(str(tmp_path / "car0.jpg")), cars[0].box)
+    assert crop.shape[1] == cars[0].box[2] + 2 * round(cars[0].box[2] * 0.08)
+
+
+def test_run_end_to_end_on_two_cars(tmp_path: Path) -> None:
+    csv = _photos(tmp_path, [("RK115AN", "eu"), ("AZJ6991", "br")])
+    out, md = tmp_path / "res.json", tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\n## Pipeline\n\nnumbers\n")
+    proc = subprocess.run([sys.executable, "-m", "bench.video_eval", "--frames", str(csv), "--regions", "own",
+                           "--jobs", "1", "--scales", "1", "--blurs", "0", "--codec", "MJPG", "--json", str(out),
+                           "--benchmarks", str(md)], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert [(c["text"], c["outcome"], c["crop_ok"]) for c in res["cars"]] == [
+        ("RK115AN", "right", True), ("AZJ6991", "right", True)]
+    s = res["summary"]["overall"]
+    assert s["duplicate_events"] == 0 and s["extra_events"] == 0 and s["stray_events"] == 0
+    assert [d["exit_code"] for d in res["daemons"]] == [0, 0]  # own regions: one daemon per region
+    text = md.read_text()
+    assert "## Pipeline\n\nnumbers" in text and "## Real video" in text and "| overall | 2 | 2 |" in text
+    assert not list(ROOT.glob("shard*"))  # the videos stay out of the repository
