@@ -57,9 +57,9 @@ def box_polygon(box: tuple[int, ...]) -> str:
 
 def test_the_same_crop_reads_the_same_through_every_entry_point(tmp_path: Path, recognizer: Recognizer,
                                                                  capsys) -> None:
-    # a Brazilian plate whose "0" is drawn as an O: the model reads "PJC49O3", the Brazilian
-    # formats make it "PJC4903"; before one core, `recognize` and `tune` skipped the formats
-    frame, box = scenes.still_with_box("PJC49O3", "br", 960, 540)
+    # a Brazilian plate whose "8" is drawn as a B: the model reads "PJC49B3", the Brazilian
+    # formats make it "PJC4983"; before one core, `recognize` and `tune` skipped the formats
+    frame, box = scenes.still_with_box("PJC49B3", "br", 960, 540)
     folder = tmp_path / "frames"
     folder.mkdir()
     cv2.imwrite(str(folder / "gate.png"), frame)
@@ -103,28 +103,28 @@ def test_the_same_crop_reads_the_same_through_every_entry_point(tmp_path: Path, 
     assert main(["tune", "--config", str(cfg_path), "--out", str(tmp_path / "snap.png"), "--frames", "2"]) == 0
     tune_text = json.loads(capsys.readouterr().out)["candidates"][0]["text"]
 
-    assert raw == "PJC49O3"  # the case is the one meant: the format rules change the reading
-    assert daemon_text == ["PJC4903"]
-    assert (recognize_text, http_text, tune_text) == ("PJC4903", "PJC4903", "PJC4903")
+    assert raw == "PJC49B3"  # the case is the one meant: the format rules change the reading
+    assert daemon_text == ["PJC4983"]
+    assert (recognize_text, http_text, tune_text) == ("PJC4983", "PJC4983", "PJC4983")
 
 
 def test_recognize_regions_default_from_the_config_else_all(tmp_path: Path, capsys) -> None:
     crop = tmp_path / "crop.png"
-    cv2.imwrite(str(crop), scenes.clean_plate("PJC49O3", "br", 48))
+    cv2.imwrite(str(crop), scenes.clean_plate("PJC49B3", "br", 48))
 
     def read(*args: str) -> dict:
         assert main(["recognize", "--json", *args, str(crop)]) == 0
         return dict(json.loads(capsys.readouterr().out))
 
-    out = read()  # every region: the Brazilian (and US) layouts mend the O
-    assert (out["text"], out["format_ok"]) == ("PJC4903", True)
-    assert [c["char"] for c in out["chars"]] == list("PJC4903")
+    out = read()  # every region: the Brazilian (and US) layouts mend the B
+    assert (out["text"], out["format_ok"]) == ("PJC4983", True)
+    assert [c["char"] for c in out["chars"]] == list("PJC4983")
     out = read("--regions", "cn")  # no Chinese layout fits: read as it is, flagged
-    assert (out["text"], out["region"], out["format_ok"]) == ("PJC49O3", None, False)
+    assert (out["text"], out["region"], out["format_ok"]) == ("PJC49B3", None, False)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("formats: {regions: [cn]}\n")
-    assert read("--config", str(cfg))["text"] == "PJC49O3"
-    assert read("--config", str(cfg), "--regions", "br,us")["text"] == "PJC4903"  # the flag wins
+    assert read("--config", str(cfg))["text"] == "PJC49B3"
+    assert read("--config", str(cfg), "--regions", "br,us")["text"] == "PJC4983"  # the flag wins
     assert main(["recognize", "--regions", "xx", str(crop)]) == 2
     assert "--regions: unknown xx" in capsys.readouterr().err
 
@@ -216,7 +216,7 @@ def test_a_lores_plane_of_another_shape_is_not_used(recognizer: Recognizer) -> N
 
 
 def test_the_http_reader_follows_a_reload(recognizer: Recognizer) -> None:
-    crop = scenes.clean_plate("PJC49O3", "br", 48)
+    crop = scenes.clean_plate("PJC49B3", "br", 48)
     p = pipeline("", recognizer)
 
     def read() -> str:
@@ -224,4 +224,4 @@ def test_the_http_reader_follows_a_reload(recognizer: Recognizer) -> None:
 
     before = read()
     p.reload(Stages.from_config(parse_config("mqtt: {enabled: false}\nformats: {regions: [cn]}\n"), recognizer))
-    assert (before, read()) == ("PJC4903", "PJC49O3")
+    assert (before, read()) == ("PJC4983", "PJC49B3")
