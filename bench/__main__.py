@@ -41,6 +41,7 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
+from bench.daemon_rss import SECTION as DAEMON_SECTION
 from bench.mqtt_bench import bench_mqtt
 from bench.peers import (
     edge_ocr_engine,
@@ -302,9 +303,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     res["plots"] = write_plots(res, args.out.parent)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
-    # the "Real video" section comes from bench/video_eval.py, which this run does not repeat
+    # the "Real video" section comes from bench/video_eval.py and the daemon memory one from
+    # bench/daemon_rss.py (minutes each, and the latter needs git): this run keeps both
     old = args.out.read_text() if args.out.exists() else ""
-    args.out.write_text(keep_section(old, render(res)))
+    args.out.write_text(keep_section(old, keep_section(old, render(res)), DAEMON_SECTION))
     print(render(res))
 
 

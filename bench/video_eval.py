@@ -424,14 +424,15 @@ def update_benchmarks(path: Path, res: dict) -> None:
     path.write_text(md)
 
 
-def keep_section(old_md: str, new_md: str) -> str:
-    """``new_md`` with the "Real video" section of ``old_md`` kept (``python -m bench``
-    rewrites BENCHMARKS.md but does not run this evaluation)."""
-    if SECTION not in old_md or SECTION in new_md:
+def keep_section(old_md: str, new_md: str, heading: str = SECTION) -> str:
+    """``new_md`` with the section of ``old_md`` under ``heading`` (default: "Real video") kept
+    (``python -m bench`` rewrites BENCHMARKS.md but does not run this evaluation, nor
+    bench/daemon_rss.py)."""
+    if heading not in old_md or heading in new_md:
         return new_md
-    rest = old_md[old_md.index(SECTION):]
-    nxt = re.search(r"^## ", rest[len(SECTION):], re.MULTILINE)
-    section = rest if nxt is None else rest[: len(SECTION) + nxt.start()]
+    rest = old_md[old_md.index(heading):]
+    nxt = re.search(r"^## ", rest[len(heading):], re.MULTILINE)
+    section = rest if nxt is None else rest[: len(heading) + nxt.start()]
     return new_md.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
 
 
