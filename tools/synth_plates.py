@@ -609,7 +609,7 @@ def sample(seed: int, index: int, region: str | None = None, recipe: int = 1) ->
     if region is None:
         region = _pick(rng, MIX[recipe])
     if region == "2row":
-        from synth_tworow import RENDERERS_2ROW
+        from synth_tworow import render2
 
         from edge_ocr.preprocess import to_grey
         from edge_ocr.tworow import find_rows
@@ -617,10 +617,7 @@ def sample(seed: int, index: int, region: str | None = None, recipe: int = 1) ->
         # only crops the runtime joins into one line teach the model anything: a two-row crop
         # it does not join is squeezed to a few columns with seven characters in them
         for _ in range(4):
-            region2 = _pick(rng, ["eu", "eu", "us", "br", "cn"])
-            plate, label = RENDERERS_2ROW[region2](rng)
-            # not "cn": camera squashes Chinese crops to LPRNet's 94x24, which fits one-row plates only
-            crop = camera(rng, plate, "2row", robust=recipe >= 2)
+            crop, label, region2 = render2(rng, robust=recipe >= 2)
             if find_rows(to_grey(crop)) is not None:
                 return crop, label, region2
         region = "xx"
@@ -642,6 +639,19 @@ def pack_samples(samples, spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray,
     for k, small in enumerate(smalls):
         imgs[k, :, : small.shape[1]] = small
     return imgs, np.array([m.shape[1] for m in smalls], np.int16), texts, regions
+
+
+def write_pngs(out: Path, samples, seed: int, source: str, suffix: str = "") -> None:
+    """(BGR image, text, region) samples -> numbered PNG files and a labels.csv like the real
+    crops' (file, text, region, source) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["file", "text", "region", "source"])
+        for i, (img, label, region) in enumerate(samples):
+            name = f"{region}{suffix}-{seed}-{i:06d}.png"
+            cv2.imwrite(str(out / name), img)
+            wr.writerow([name, label, region, source])
 
 
 def write_shard(path: Path, seed: int, start: int, count: int, height: int, width: int, recipe: int = 1) -> None:
@@ -676,15 +686,8 @@ def main() -> None:
                 write_shard(path, args.seed, sh * args.count, args.count, args.height, args.width, args.recipe)
                 print(f"wrote {path}", flush=True)
         return
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "labels.csv", "w", newline="", encoding="utf-8") as fh:
-        wr = csv.writer(fh)
-        wr.writerow(["file", "text", "region", "source"])
-        for i in range(args.count):
-            img, label, region = sample(args.seed, i, args.region, args.recipe)
-            name = f"{region}-{args.seed}-{i:06d}.png"
-            cv2.imwrite(str(args.out / name), img)
-            wr.writerow([name, label, region, "synthetic"])
+    write_pngs(args.out, (sample(args.seed, i, args.region, args.recipe) for i in range(args.count)), args.seed,
+               "synthetic")
     print(f"wrote {args.count} crops to {args.out}")
 
 

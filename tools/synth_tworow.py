@@ -9,11 +9,9 @@ is the top row followed by the bottom row, no separators.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -33,6 +31,7 @@ from synth_plates import (
     available_fonts,
     camera,
     cn_text,
+    write_pngs,
 )
 
 REGIONS_2ROW = ("eu", "us", "br", "cn")
@@ -182,15 +181,20 @@ def render_cn2(rng) -> tuple[Image.Image, str]:
 RENDERERS_2ROW = {"eu": render_eu2, "us": render_us2, "br": render_br2, "cn": render_cn2}
 
 
-def sample2(seed: int, index: int, region: str | None = None) -> tuple[np.ndarray, str, str]:
-    """Two-row sample ``index`` of the stream for ``seed``: (BGR crop, label, region). Its own
-    random stream, so mixing it with ``synth_plates.sample(seed, index)`` repeats nothing."""
-    rng = np.random.default_rng([seed, index, 2])
+def render2(rng: np.random.Generator, region: str | None = None, robust: bool = False) -> tuple[np.ndarray, str, str]:
+    """One two-row plate through the camera: (BGR crop, label, region); ``robust`` as in
+    ``synth_plates.camera``."""
     if region is None:
         region = _pick(rng, ["eu", "eu", "us", "br", "cn"])
     plate, label = RENDERERS_2ROW[region](rng)
     # not "cn": camera squashes Chinese crops to LPRNet's 94x24, which only fits one-row plates
-    return camera(rng, plate, "2row"), label, region
+    return camera(rng, plate, "2row", robust=robust), label, region
+
+
+def sample2(seed: int, index: int, region: str | None = None) -> tuple[np.ndarray, str, str]:
+    """Two-row sample ``index`` of the stream for ``seed``: (BGR crop, label, region). Its own
+    random stream, so mixing it with ``synth_plates.sample(seed, index)`` repeats nothing."""
+    return render2(np.random.default_rng([seed, index, 2]), region)
 
 
 def main() -> None:
@@ -200,15 +204,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--region", choices=REGIONS_2ROW, default=None, help="only this region")
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "labels.csv", "w", newline="", encoding="utf-8") as fh:
-        wr = csv.writer(fh)
-        wr.writerow(["file", "text", "region", "source"])
-        for i in range(args.count):
-            img, label, region = sample2(args.seed, i, args.region)
-            name = f"{region}2-{args.seed}-{i:06d}.png"
-            cv2.imwrite(str(args.out / name), img)
-            wr.writerow([name, label, region, "synthetic-2row"])
+    write_pngs(args.out, (sample2(args.seed, i, args.region) for i in range(args.count)), args.seed, "synthetic-2row",
+               suffix="2")
     print(f"wrote {args.count} crops to {args.out}")
 
 
