@@ -31,6 +31,10 @@ class FakeClient:
     def link_up(self) -> bool:
         return self.up
 
+    def plates(self) -> list[bytes]:
+        """Payloads handed over on the plate topic, in order."""
+        return [p for _, t, p, _, _ in self.sent if t == PLATE]
+
 
 def events(n: int, start: int = 0, qos: int = 1) -> list[NewMessage]:
     return [NewMessage(PLATE, f"e{i}".encode(), qos, False) for i in range(start, start + n)]
@@ -57,7 +61,7 @@ def test_window_order_and_removal_on_ack(outbox: Outbox) -> None:
     d = Delivery(outbox, client.send, window=10)
     d.store(events(25))
     d.pump(client.link_up)
-    assert [p for _, t, p, _, _ in client.sent if t == PLATE] == [f"e{i}".encode() for i in range(10)]
+    assert client.plates() == [f"e{i}".encode() for i in range(10)]
     assert d.inflight == 10 and d.published == 10
     d.pump(client.link_up)
     assert d.published == 10  # window full: nothing more until acknowledgements
@@ -67,7 +71,7 @@ def test_window_order_and_removal_on_ack(outbox: Outbox) -> None:
     d.flush()
     assert d.acked == 10 and outbox.depth == 15
     d.pump(client.link_up)
-    sent_plates = [p for _, t, p, _, _ in client.sent if t == PLATE]
+    sent_plates = client.plates()
     assert sent_plates == [f"e{i}".encode() for i in range(20)]
     d.ack(10_000)  # an id it never handed over (a retained copy's): ignored
     d.flush()
@@ -83,7 +87,7 @@ def test_not_taken_is_retried_from_the_same_place(outbox: Outbox) -> None:
     assert client.sent == [] and d.published == 0
     client.refuse = False
     d.pump(client.link_up)
-    assert [p for _, t, p, _, _ in client.sent if t == PLATE] == [b"e0", b"e1", b"e2"]
+    assert client.plates() == [b"e0", b"e1", b"e2"]
 
 
 def test_link_lost_hands_qos0_over_again_but_not_qos1(outbox: Outbox) -> None:
@@ -96,7 +100,7 @@ def test_link_lost_hands_qos0_over_again_but_not_qos1(outbox: Outbox) -> None:
     assert d.inflight == 2
     client.sent.clear()
     d.pump(client.link_up)
-    assert [p for _, t, p, _, _ in client.sent if t == PLATE] == [b"e0", b"e1"]
+    assert client.plates() == [b"e0", b"e1"]
 
 
 def test_pump_stops_when_the_link_goes_down(outbox: Outbox) -> None:

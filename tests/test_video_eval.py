@@ -14,6 +14,8 @@ import numpy as np
 from bench.video_eval import assign, near, score
 from bench.video_scene import Car, Pass, load_cars, make_demo_video, plate_crop, render
 
+from . import scenes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,13 +66,7 @@ def test_scene_puts_each_plate_in_view_when_its_truth_says(tmp_path: Path) -> No
     assert cars[0].box[:2] == (300, 380) and cars[1].region == "br"
     video = tmp_path / "v.avi"
     passes = render(video, cars, tmp_path, fps=10, pass_s=2.0, gap_s=1.0, scales=(1.0,), blurs=(0,), fourcc="MJPG")
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
+    frames = [f.image for f in scenes.video_frames(video, 10)]
     assert len(frames) == 2 * (10 + 20) + 10
     bg = frames[0].astype(int)
     for p in passes:

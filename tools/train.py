@@ -233,7 +233,7 @@ def pick(imgs: np.ndarray, widths: np.ndarray, labels: list[str], avail: int, n:
     return imgs[idx], widths[idx].astype(np.int64), [labels[int(i)] for i in idx]
 
 
-def joined_if_two_row(row: dict) -> bool:
+def joined_if_two_row(row: dict, cache: dict) -> bool:
     """A two-row crop (source ``*-2row``) is trained on only if the runtime joins its rows into
     one line; one it cannot join would teach the network to read seven characters in 40 columns."""
     if not row.get("source", "").endswith("2row"):
@@ -241,7 +241,7 @@ def joined_if_two_row(row: dict) -> bool:
     from edge_ocr.preprocess import to_grey
     from edge_ocr.tworow import find_rows
 
-    img = cv2.imread(row["path"], cv2.IMREAD_COLOR)
+    img = read_cached(cache, row["path"])  # kept: training reads it again
     return img is not None and find_rows(to_grey(img)) is not None
 
 
@@ -311,7 +311,7 @@ def main() -> None:
     if args.real:
         rows = read_labels(args.real)
         real_train = [r for r in rows if row_split(r) == "train" and r.get("source") not in args.exclude_source
-                      and joined_if_two_row(r)]
+                      and joined_if_two_row(r, cache)]
         real_val = [r for r in rows if row_split(r) == "val"]
     stream = None
     if args.stream_workers:  # fork before torch touches an accelerator
