@@ -330,8 +330,24 @@ def shards(cars: list[Car], mode: str, shipped: list[str], size: int) -> list[tu
     out = []
     for group, regions in groups:
         n = -(-len(group) // size)
+        # the dev frames hold some plates twice (two photos of one car): in one video the second
+        # pass would be, rightly, a repeat the daemon does not publish (voting.repeat_after_s),
+        # so each repeat goes to a video of its own plates
+        chunks: list[list[Car]] = []
+        repeats: list[list[Car]] = []
         for chunk in np.array_split(np.arange(len(group)), n):
-            out.append(([group[i] for i in chunk], regions))
+            cs: list[Car] = []
+            for i in chunk:
+                car = group[int(i)]
+                if any(c.text == car.text for c in cs):
+                    home = next((r for r in repeats if all(c.text != car.text for c in r)), None)
+                    if home is None:
+                        repeats.append(home := [])
+                    home.append(car)
+                else:
+                    cs.append(car)
+            chunks.append(cs)
+        out += [(c, regions) for c in chunks + repeats if c]
     return out
 
 

@@ -239,10 +239,16 @@ class Voter:
         pred = t.predicted_box(now)
         if o.box is not None and pred is not None and t.last_box is not None and gap <= _LINK_GAP_S:
             ov = max(iou(o.box, pred), iou(o.box, t.last_box))
-        if sim >= self.match_similarity:
-            return sim + ov
-        if gap > _LINK_GAP_S or o.box is None or pred is None:
+        if sim == 1.0:
+            return sim + ov  # the same text: the same plate, wherever and whenever it is seen
+        if o.box is None or pred is None:  # no place to go by: the text alone
+            return sim if sim >= self.match_similarity else 0.0
+        if gap > _LINK_GAP_S:
+            # similar text later is another plate of the same series (RK161AG after RK101AO):
+            # joining it to that plate's track would lose it
             return 0.0
+        if sim >= self.match_similarity and _near(o.box, pred, t.moves):
+            return sim + ov
         # a piece of the same plate, where the plate is (its centre inside the plate's box)
         if min(len(text), len(ref)) >= 2 and _centre_in(o.box, pred) and (
                 part_similarity(text, ref) >= _PIECE_SIMILARITY or part_similarity(ref, text) >= _PIECE_SIMILARITY):
@@ -394,6 +400,15 @@ class Voter:
                     continue  # not on the same vehicle
             return o.text
         return None
+
+
+def _near(a: Box, pred: Box, moves: int) -> bool:
+    """Whether box ``a`` is where a plate predicted at ``pred`` can be: within one and a half
+    plate widths of the prediction once the track's motion is known, three before (a car moves
+    up to a plate width or two between frames)."""
+    reach = (1.5 if moves else 3.0) * max(pred[2], a[2])
+    return (abs((a[0] + a[2] / 2) - (pred[0] + pred[2] / 2)) <= reach
+            and abs((a[1] + a[3] / 2) - (pred[1] + pred[3] / 2)) <= reach)
 
 
 def _centre_in(a: Box, b: Box) -> bool:

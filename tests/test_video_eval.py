@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.video_eval import assign, near, score
+from bench.video_eval import assign, near, score, shards
 from bench.video_scene import Car, Pass, load_cars, make_demo_video, plate_crop, render
 
 from . import scenes
@@ -96,3 +96,16 @@ def test_run_end_to_end_on_two_cars(tmp_path: Path) -> None:
     text = md.read_text()
     assert "## Pipeline\n\nnumbers" in text and "## Real video" in text and "| overall | 2 | 2 |" in text
     assert not list(ROOT.glob("shard*"))  # the videos stay out of the repository
+
+
+def test_a_plate_photographed_twice_passes_in_two_videos() -> None:
+    # the daemon rightly does not publish a plate again within voting.repeat_after_s, so two
+    # photos of one car in one video would score a miss that is no fault of the daemon
+    cars = [Car(f"{i}.jpg", (0, 0, 100, 25), t, "eu") for i, t in enumerate(["AA111AA", "BB222BB", "AA111AA",
+                                                                             "CC333CC", "AA111AA", "BB222BB"])]
+    plan = shards(cars, "shipped", ["eu"], 27)
+    assert sorted(c.file for g, _ in plan for c in g) == sorted(c.file for c in cars)  # nobody lost
+    for group, regions in plan:
+        assert regions == ["eu"]
+        assert len({c.text for c in group}) == len(group)
+    assert [c.text for c in plan[0][0]] == ["AA111AA", "BB222BB", "CC333CC"]  # the order kept
