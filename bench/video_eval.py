@@ -278,6 +278,51 @@ def run_shard(k: int, cars: list[Car], first: int, regions: list[str], args, bas
     return passes, events, stats
 
 
+def run_shard_offline(k: int, cars: list[Car], first: int, regions: list[str], args, base: dict
+                      ) -> tuple[list[Pass], list[tuple[float, str]], dict]:
+    """One video through the daemon's ``Pipeline`` in this process, every frame on the video's own
+    clock: what the reading stages and the voter make of the cars when no frame is dropped
+    (``--offline``; the default mode runs the real daemon at camera pace, frame drops included)."""
+    from edge_ocr.config import parse_config
+    from edge_ocr.daemon import Pipeline
+    from edge_ocr.stages import Stages
+    from edge_ocr.types import Frame
+
+    with tempfile.TemporaryDirectory(prefix="edge-ocr-video-") as tmp:
+        video = Path(tmp) / f"shard{k}.mp4"
+        passes = render(video, cars, args.frames.parent, args.fps, args.pass_s, args.gap_s, args.scales, args.blurs,
+                        seed=k, fourcc="mp4v", first=first)
+        cfg = json.loads(json.dumps(base))
+        cfg["mqtt"] = {"enabled": False}
+        cfg["http"] = {"enabled": False}
+        cfg.setdefault("formats", {})["regions"] = regions
+        events: list[tuple[float, str]] = []
+        wall0 = 1_800_000_000.0
+
+        class Collect:
+            def publish_event(self, ev) -> None:
+                t = dt.datetime.fromisoformat(ev.time_utc).timestamp() - wall0
+                events.append((t, ev.text))
+
+        now = [0.0]
+        pipe = Pipeline(Stages.from_config(parse_config(yaml.safe_dump(cfg))), Collect(), clock=lambda: now[0],
+                        wall_clock=lambda: wall0 + now[0])
+        cap = cv2.VideoCapture(str(video))
+        i = 0
+        try:
+            while True:
+                ok, img = cap.read()
+                if not ok:
+                    break
+                now[0] = i / args.fps
+                pipe.process(Frame(now[0], wall0 + now[0], img, i))
+                i += 1
+        finally:
+            cap.release()
+        pipe.flush(now[0] + 10.0)
+    return passes, events, {**pipe.counters, "frames_decoded": i}
+
+
 def shards(cars: list[Car], mode: str, shipped: list[str], size: int) -> list[tuple[list[Car], list[str]]]:
     """Cars in videos of at most ``size`` cars: all together (shipped regions) or per region."""
     groups = [(cars, shipped)] if mode == "shipped" else [
@@ -310,6 +355,18 @@ def evaluate(args) -> dict[str, Any]:
     t0 = time.monotonic()
     crops = crop_readings(cars, args.frames.parent, cfg, regions_of)
     plan = shards(cars, args.regions, shipped, args.shard_cars)
+    if args.offline:
+        firsts = np.cumsum([0] + [len(c) for c, _ in plan])
+        with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+            futs = [pool.submit(run_shard_offline, k, group, int(firsts[k]), regions, args, base)
+                    for k, (group, regions) in enumerate(plan)]
+            results = [f.result() for f in futs]
+    else:
+        results = run_daemons(args, plan, base)
+    return finish(args, cars, crops, shipped, results, t0)
+
+
+def run_daemons(args, plan: list[tuple[list[Car], list[str]]], base: dict) -> list:
     with tempfile.TemporaryDirectory(prefix="edge-ocr-video-") as tmp:
         workdir = Path(args.keep) if args.keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -332,6 +389,11 @@ def evaluate(args) -> dict[str, Any]:
         finally:
             sub.stop()
             broker.stop()
+    return results
+
+
+def finish(args, cars: list[Car], crops: list[tuple[str, bool]], shipped: list[str], results: list,
+           t0: float) -> dict[str, Any]:
     passes, per_car, stray, daemons = [], [], 0, []
     for p, events, stats in results:
         got, lost = assign(p, events)
@@ -349,7 +411,7 @@ def evaluate(args) -> dict[str, Any]:
     res["run"] = {
         "command": "python -m bench.video_eval " + " ".join(sys.argv[1:]),
         "date": dt.date.today().isoformat(), "regions": args.regions, "shipped_regions": shipped,
-        "config": str(args.config), "fps": args.fps, "pass_s": args.pass_s, "gap_s": args.gap_s,
+        "config": str(args.config), "offline": bool(args.offline), "fps": args.fps, "pass_s": args.pass_s, "gap_s": args.gap_s,
         "scales": list(args.scales), "blur_px": list(args.blurs), "codec": args.codec, "jobs": args.jobs,
         "wall_s": round(time.monotonic() - t0, 1), "machine": machine(),
     }
@@ -461,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="motion blur lengths, px, cycled over cars")
     ap.add_argument("--codec", choices=["mp4v", "MJPG"], default="mp4v")
     ap.add_argument("--jobs", type=int, default=2, help="daemons at a time")
+    ap.add_argument("--offline", action="store_true",
+                    help="drive the daemon's Pipeline in-process on the video's own clock (no broker, no frame "
+                         "dropped): the reading and voting alone, as fast as the machine goes")
     ap.add_argument("--shard-cars", type=int, default=27, help="most cars per video")
     ap.add_argument("--keep", type=str, default=None, help="write videos and configs here and keep them")
     ap.add_argument("--json", type=Path, default=None, help="write the full report (every car) here")

@@ -104,9 +104,10 @@ class PlateReader:
             roi: where to look (``find``) or the plates (``fixed``); ``None`` = the whole image.
             search: a grey plane of the same scene to localise on (the frame record's grey or
                 picamera2's lores plane; boxes still come back in ``image`` pixels).
-            drop_edge_cut: skip found plates touching the image border: a plate cut by the frame
-                edge reads as a plausible shorter plate ("5AN" for "RK115AN"); a live camera
-                waits for the frames where it is whole.
+            drop_edge_cut: skip found plates within one plate height of the image border: a plate
+                cut by the frame edge reads as a plausible shorter plate ("5AN" for "RK115AN"),
+                and the localiser's box ends at the last whole character, a little inside the
+                edge; a live camera waits for the frames where the plate is whole.
             retry_below: re-read crops less confident than this; ``None`` = the reader's
                 (still images), 0 = never (the live pipeline votes across frames instead).
 
@@ -125,10 +126,10 @@ class PlateReader:
             else:
                 cands = self.localizer.find(image, roi or Roi.full())
             if drop_edge_cut:
-                cands = [c for c in cands if c.box[0] > 1 and c.box[1] > 1
-                         and c.box[0] + c.box[2] < w - 1 and c.box[1] + c.box[3] < h - 1]
+                cands = [c for c in cands if not _near_edge(c.box, w, h)]
         reads = self.read_crops([c.crop for c in cands], retry_below, [c.box for c in cands])
-        return [PlateRead(c.box, r.reading, r.format_ok, r.region, c.score, c.crop) for c, r in zip(cands, reads)]
+        out = [PlateRead(c.box, r.reading, r.format_ok, r.region, c.score, c.crop) for c, r in zip(cands, reads)]
+        return drop_stacked(out) if where == "find" else out
 
     def read_crops(self, crops: Sequence[npt.NDArray], retry_below: float | None = None,
                    boxes: Sequence[Box] | None = None) -> list[PlateRead]:
@@ -147,6 +148,36 @@ class PlateReader:
             region = self.formats.region_of(r.text, box_aspect(box)) if fixed is not None else None
             out.append(PlateRead(box, r, fixed is not None, region, 1.0, crop))
         return out
+
+
+def _near_edge(box: Box, w: int, h: int) -> bool:
+    x, y, bw, bh = box
+    m = max(2, bh)  # a character is about as wide as half the plate's height: one height is 2
+    return x < m or y < 2 or x + bw > w - m or y + bh > h - 2
+
+
+def drop_stacked(reads: list[PlateRead]) -> list[PlateRead]:
+    """Drop text lines that sit just above or below a plate of taller characters: the city band
+    of an old Brazilian plate, a dealer's frame, a state name or slogan. A plate's own characters
+    are the tallest text on it, so a smaller line stacked on a plate that was read (fits a format)
+    is part of the plate's surroundings, never a second plate."""
+    plates = [p for p in reads if p.format_ok and p.text]
+    keep = []
+    for p in reads:
+        x, y, w, h = p.box
+        stacked = False
+        for q in plates:
+            if q is p:
+                continue
+            qx, qy, qw, qh = q.box
+            overlap = min(x + w, qx + qw) - max(x, qx)
+            if (h <= 0.8 * qh and overlap >= 0.5 * min(w, qw)
+                    and abs((y + h / 2) - (qy + qh / 2)) <= 2.5 * qh):
+                stacked = True
+                break
+        if not stacked:
+            keep.append(p)
+    return keep
 
 
 def box_aspect(box: Box | None) -> float | None:

@@ -58,3 +58,22 @@ def similarity(a: str, b: str) -> float:
     if not a and not b:
         return 1.0
     return 1.0 - edit_distance(a, b) / max(len(a), len(b))
+
+
+def part_distance(part: str, whole: str) -> int:
+    """Fewest edits that turn ``part`` into some stretch of ``whole`` (any start, any end): 0
+    when ``part`` is a piece of ``whole``. A plate half in view reads as such a piece."""
+    prev = [0] * (len(whole) + 1)  # a stretch may start anywhere in whole: free leading skip
+    for i, ca in enumerate(part, 1):
+        cur = [i]
+        for j, cb in enumerate(whole, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return min(prev)  # and end anywhere: free trailing skip
+
+
+def part_similarity(part: str, whole: str) -> float:
+    """1 - part_distance / len(part): 1 when ``part`` is a piece of ``whole``; 0 for an empty part."""
+    if not part:
+        return 0.0
+    return 1.0 - part_distance(part, whole) / len(part)

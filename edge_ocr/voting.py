@@ -1,13 +1,18 @@
 """Multi-frame voting: many noisy readings of one passing plate -> one event.
 
-Readings are grouped into tracks (one per plate in view) by box overlap and text similarity.
+Readings are grouped into tracks (one per plate in view) by text similarity, and by place (box
+overlap with where the track's motion puts it now) for misread frames and plate pieces seen
+shortly after the track's last reading; a plate that left is never joined by the next car's
+reading at the same spot.
 Each track fuses its readings per character position, weighted by the characters'
 confidences; readings of another length than the winning one are aligned to it by edit
 distance, so a dropped or doubled character still votes for the others. A track publishes once:
 as soon as ``min_votes`` readings agree with the fused text and the fused confidence reaches
 ``min_confidence``, or, failing that, when it ends (unseen for ``window_s``) if the fused
 confidence reaches ``min_confidence`` by then. A text just published is not published again
-until it has been out of sight for ``repeat_after_s``.
+until it has been out of sight for ``repeat_after_s``. A text that is a piece of a plate in view at
+the same time (half a plate entering the frame, or half of it found by the localiser) is never
+published on its own.
 
 The clock is passed in (``now``, seconds, e.g. ``Frame.ts``); nothing here sees images or MQTT.
 """
@@ -24,12 +29,16 @@ from edge_ocr.config import VotingConfig
 from edge_ocr.types import Box, Reading
 
 from .quad import iou
-from .textdist import align, edit_distance, similarity
+from .textdist import align, edit_distance, part_similarity, similarity
 
 log = logging.getLogger(__name__)
 
 
 _MAX_READINGS = 100  # per undecided track; beyond, the least confident reading is dropped
+# A reading joins a track by place alone (a misread frame, a piece of the plate) only this soon
+# after the track's last reading: later, the same spot holds the next car.
+_LINK_GAP_S = 0.8
+_PIECE_SIMILARITY = 0.8  # part_similarity at which a shorter text counts as a piece of a plate
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class Observation:
     reading: Reading
     box: Box | None = None
     payload: Any = field(default=None, repr=False, compare=False)
+    score: float = 1.0  # the localiser's plate score (1.0 for fixed boxes)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,27 @@ class _Track:
     decided_text: str = ""  # the text published or suppressed
     seen_after: int = 0  # readings after the decision (not fused)
     fused: tuple[str, tuple[float, ...]] = ("", ())
+    velocity: tuple[float, float] = (0.0, 0.0)  # of the box centre, px/s
+    score_sum: float = 0.0  # localiser scores of every reading, decided or not
+    scored: int = 0
+    moves: int = 0  # velocity measurements so far
+    beside: str = ""  # the plate this text was seen moving with (then it is not a plate)
+
+    @property
+    def score(self) -> float:
+        return self.score_sum / self.scored if self.scored else 0.0
+
+    @property
+    def text(self) -> str:
+        return self.decided_text or self.fused[0]
+
+    def predicted_box(self, now: float) -> Box | None:
+        """Where the plate should be now, moving as it did between its last two readings."""
+        if self.last_box is None:
+            return None
+        dt = now - self.last_seen
+        x, y, w, h = self.last_box
+        return (int(round(x + self.velocity[0] * dt)), int(round(y + self.velocity[1] * dt)), w, h)
 
 
 class Voter:
@@ -149,7 +180,7 @@ class Voter:
         pairs = []
         for oi, o in enumerate(obs):
             for ti, t in enumerate(self._tracks):
-                s = self._affinity(o, t)
+                s = self._affinity(o, t, now)
                 if s > 0:
                     pairs.append((s, oi, ti))
         pairs.sort(reverse=True)
@@ -166,6 +197,9 @@ class Voter:
                 t = _Track(first_seen=now, last_seen=now)
                 self._tracks.append(t)
                 self._add(t, o, now)
+        for t in self._tracks:
+            if t.last_seen == now and not t.beside and not (t.published or t.suppressed):
+                t.beside = self._plate_beside(t, now) or ""
         for t in self._tracks:
             r = self._maybe_publish(t, now, ended=False)
             if r is not None:
@@ -196,21 +230,41 @@ class Voter:
 
     # ------------------------------------------------------------------ internals
 
-    def _affinity(self, o: Observation, t: _Track) -> float:
+    def _affinity(self, o: Observation, t: _Track, now: float) -> float:
         """How well an observation fits a track; 0 = not at all."""
-        sim = similarity(o.reading.text, t.fused[0])
-        ov = iou(o.box, t.last_box) if o.box is not None and t.last_box is not None else 0.0
+        text, ref = o.reading.text, t.text
+        sim = similarity(text, ref)
+        gap = now - t.last_seen
+        ov = 0.0
+        pred = t.predicted_box(now)
+        if o.box is not None and pred is not None and t.last_box is not None and gap <= _LINK_GAP_S:
+            ov = max(iou(o.box, pred), iou(o.box, t.last_box))
         if sim >= self.match_similarity:
             return sim + ov
+        if gap > _LINK_GAP_S or o.box is None or pred is None:
+            return 0.0
+        # a piece of the same plate, where the plate is (its centre inside the plate's box)
+        if min(len(text), len(ref)) >= 2 and _centre_in(o.box, pred) and (
+                part_similarity(text, ref) >= _PIECE_SIMILARITY or part_similarity(ref, text) >= _PIECE_SIMILARITY):
+            return 0.5 + ov
         # a badly misread frame of the same plate: same place, some characters in common
         if ov >= self.match_iou and sim >= 0.3:
             return sim + ov
         return 0.0
 
     def _add(self, t: _Track, o: Observation, now: float) -> None:
-        t.last_seen = now
         if o.box is not None:
+            if t.last_box is not None and now > t.last_seen:
+                dt = now - t.last_seen
+                (x0, y0, w0, h0), (x1, y1, w1, h1) = t.last_box, o.box
+                v = ((x1 + w1 / 2 - x0 - w0 / 2) / dt, (y1 + h1 / 2 - y0 - h0 / 2) / dt)
+                # a piece's box is off-centre: weigh each later step by half, the motion stays smooth
+                t.velocity = v if not t.moves else ((t.velocity[0] + v[0]) / 2, (t.velocity[1] + v[1]) / 2)
+                t.moves += 1
             t.last_box = o.box
+        t.last_seen = now
+        t.score_sum += o.score
+        t.scored += 1
         if t.published or t.suppressed:
             # decided: the track now only keeps the plate from being published again, and a
             # car standing at a gate for minutes must not make every frame slower
@@ -270,6 +324,11 @@ class Voter:
             t.suppressed = True
             log.debug("suppressed repeat of %s (last seen %.1f s before)", text, t.first_seen - last)
             return None
+        whole = self._whole_plate_of(t, text) or t.beside
+        if whole:
+            t.suppressed = True
+            log.debug("suppressed %s: a piece of %s or text beside it, in view at the same time", text, whole)
+            return None
         t.published = True
         best = max(agreeing or t.observations, key=lambda o: o.reading.confidence)
         log.debug(
@@ -292,6 +351,55 @@ class Voter:
             best.payload,
             "ended" if ended else "votes",
         )
+
+
+    def _whole_plate_of(self, t: _Track, text: str) -> str | None:
+        """The longer plate, in view while ``t`` was, that ``text`` is a piece of (if any)."""
+        for o in self._tracks:
+            if o is t or o.last_seen < t.first_seen - _LINK_GAP_S or o.first_seen > t.last_seen + _LINK_GAP_S:
+                continue
+            other = o.text
+            if len(other) > len(text) and part_similarity(text, other) >= _PIECE_SIMILARITY:
+                return other
+        for other, seen in self._recent.items():
+            if t.first_seen - seen <= _LINK_GAP_S and len(other) > len(text) \
+                    and part_similarity(text, other) >= _PIECE_SIMILARITY:
+                return other
+        return None
+
+
+    def _plate_beside(self, t: _Track, now: float) -> str | None:
+        """A more plate-like track moving with ``t``, close to it: then ``t`` is other text on the
+        same vehicle (a sticker, a dealer's frame, a slogan, a van's lettering), not a second
+        plate. More plate-like: a clearly better localiser score (a plate's background ends in
+        edges all round, lettering's does not), or taller characters at a score as good."""
+        if t.last_box is None:
+            return None
+        h = t.last_box[3]
+        for o in self._tracks:
+            if o is t or o.last_box is None or o.last_seen < now - _LINK_GAP_S:
+                continue
+            if not (o.score >= t.score + 0.1 or (o.last_box[3] >= 1.25 * h and o.score >= t.score - 0.05)):
+                continue
+            there = o.predicted_box(now)
+            assert there is not None
+            dx = (t.last_box[0] + t.last_box[2] / 2) - (there[0] + there[2] / 2)
+            dy = (t.last_box[1] + t.last_box[3] / 2) - (there[1] + there[3] / 2)
+            if abs(dx) > 4.0 * there[2] or abs(dy) > 4.0 * there[3]:
+                continue  # farther than a vehicle's width from the plate
+            if t.moves and o.moves:
+                dvx, dvy = t.velocity[0] - o.velocity[0], t.velocity[1] - o.velocity[1]
+                speed = max(abs(o.velocity[0]), abs(o.velocity[1]))
+                if max(abs(dvx), abs(dvy)) > max(30.0, 0.35 * speed):
+                    continue  # not on the same vehicle
+            return o.text
+        return None
+
+
+def _centre_in(a: Box, b: Box) -> bool:
+    """Whether the centre of box ``a`` lies inside box ``b``."""
+    cx, cy = a[0] + a[2] / 2, a[1] + a[3] / 2
+    return b[0] <= cx <= b[0] + b[2] and b[1] <= cy <= b[1] + b[3]
 
 
 # ---------------------------------------------------------------------- fusion

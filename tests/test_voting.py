@@ -225,3 +225,48 @@ def test_a_car_standing_for_minutes_is_one_event_and_stays_cheap() -> None:
     results += voter.tick(1000.0)
     assert [r.text for r in results] == ["GATE123"]
     assert time.perf_counter() - t0 < 5.0
+
+
+def moving(x0: float, speed: float, t: float, y: int = 430, w: int = 100, h: int = 25) -> tuple[int, int, int, int]:
+    """The box of a plate moving across the frame at ``speed`` px/s, at time ``t``."""
+    return (int(x0 + speed * t), y, w, h)
+
+
+def test_the_next_car_where_the_last_one_left_is_its_own_event() -> None:
+    # the first car drives off to the right; 1.2 s later the next one pulls up slowly at the
+    # same spot (a similar plate: four of seven characters in common)
+    voter = Voter(window_s=3.0, min_votes=2)
+    script = [(0.1 * i, [Observation(reading("RK161AG"), moving(300, 600, 0.1 * i))]) for i in range(15)]
+    script += [(2.6 + 0.1 * i, [Observation(reading("RK185AP"), moving(1140, -50, 0.1 * i))]) for i in range(15)]
+    results = run(voter, script, 20.0)
+    assert [r.text for r in results] == ["RK161AG", "RK185AP"]
+
+
+def test_a_plate_half_in_view_is_not_an_event_of_its_own() -> None:
+    # the plate enters the frame: its right half is read first, then the whole plate
+    voter = Voter(min_votes=2)
+    script = [(0.1 * i, [Observation(reading("5472"), (0, 430, 50, 25))]) for i in range(1)]
+    script += [(0.1 + 0.1 * i, [Observation(reading("Y5472"), (10, 430, 60, 25))]) for i in range(1)]
+    script += [(0.2 + 0.1 * i, [Observation(reading("PJY5472"), moving(20, 500, 0.1 * i))]) for i in range(10)]
+    # and as it leaves, the localiser finds only its left half for a few frames, beside the whole
+    script += [(1.2 + 0.1 * i, [Observation(reading("PJY5472"), moving(620, 500, 0.1 * i)),
+                                Observation(reading("PJY5", 0.95), moving(620, 500, 0.1 * i, w=55))])
+               for i in range(4)]
+    results = run(voter, script, 20.0)
+    assert [r.text for r in results] == ["PJY5472"]
+
+
+def test_lettering_moving_with_a_plate_is_not_a_plate() -> None:
+    # a van: "CARPET" painted above the plate, as tall, moving with it, but its box has no
+    # plate edges around it (a lower localiser score); and a parked car's plate far away
+    voter = Voter(min_votes=2)
+    script = []
+    for i in range(15):
+        t = 0.1 * i
+        script.append((t, [
+            Observation(reading("CDK575"), moving(100, 740, t, y=210, h=55), score=1.0),
+            Observation(reading("CARPET0", 0.95), moving(-130, 740, t, y=115, w=215, h=58), score=0.72),
+            Observation(reading("XYZ9876"), (1100, 600, 100, 30), score=0.7),
+        ]))
+    results = run(voter, script, 20.0)
+    assert sorted(r.text for r in results) == ["CDK575", "XYZ9876"]
