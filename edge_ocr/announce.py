@@ -102,6 +102,13 @@ class Announcer:
         )
         return NewMessage(self.topics.discovery, to_json(payload), 1, True)
 
+    def cleared(self) -> list[NewMessage]:
+        """Retained messages to delete at connect: the last crop unless ``include_crop`` is
+        ``raw``, so that a plate image does not stay on the broker once crops are switched off."""
+        if self._include_crop == "raw":
+            return []
+        return [NewMessage(self.topics.last_crop, b"", 1, True)]
+
     def is_ha_birth(self, topic: str, payload: bytes) -> bool:
         """True for Home Assistant's ``online`` on its status topic (it has just (re)started)."""
         return self.discovery_enabled and topic == self.topics.ha_status and payload.strip().lower() == ONLINE.encode()

@@ -31,6 +31,7 @@ class Topics:
     plate: str
     crop: str
     last_plate: str  # retained copy of the newest plate event, for subscribers that arrive later
+    last_crop: str  # retained copy of the newest raw crop: Home Assistant's image entity after a restart
     status: str
     stats: str
     discovery: str
@@ -44,6 +45,7 @@ def make_topics(prefix: str, device_id: str, discovery_prefix: str = "homeassist
         plate=f"{base}/plate",
         crop=f"{base}/plate/crop",
         last_plate=f"{base}/last_plate",
+        last_crop=f"{base}/last_plate/crop",
         status=f"{base}/status",
         stats=f"{base}/stats",
         discovery=f"{discovery_prefix}/device/{device_id}/config",
@@ -248,7 +250,9 @@ def discovery_payload(
             "p": "image",
             "name": "Last plate crop",
             "unique_id": f"{uid}_crop",
-            "image_topic": topics.crop,
+            # The retained copy, as for the Last plate sensor: the live crop topic is not
+            # retained, so a restarted Home Assistant showed no image until the next car.
+            "image_topic": topics.last_crop,
             "content_type": "image/jpeg",
             **availability,
         }

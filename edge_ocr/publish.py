@@ -105,7 +105,8 @@ class MqttPublisher:
         self.topics = make_topics(mqtt.topic_prefix, device_id, mqtt.discovery.prefix)
         self._where = f"{mqtt.host}:{mqtt.port}"
         self._outbox = Outbox.from_config(outbox)
-        self._delivery = Delivery(self._outbox, self._send, retained_copies={self.topics.plate: self.topics.last_plate})
+        self._delivery = Delivery(self._outbox, self._send, retained_copies={
+            self.topics.plate: self.topics.last_plate, self.topics.crop: self.topics.last_crop})
         self._announcer = Announcer(
             self.topics,
             device_id,
@@ -245,7 +246,7 @@ class MqttPublisher:
     def stats(self) -> dict[str, int | bool]:
         """Counters since construction: published (handed to the broker), acked, queued
         (waiting for an ack, in memory or in the outbox), inflight, dropped, connected.
-        The retained last-plate copies are not counted."""
+        The retained last-plate and last-crop copies are not counted."""
         d = self._delivery
         return {
             "connected": self._connected.is_set(),
@@ -287,6 +288,8 @@ class MqttPublisher:
         discovery = self._announcer.discovery()
         if discovery is not None:
             self._publish(discovery)
+        for msg in self._announcer.cleared():
+            self._publish(msg)
         self._publish(self._announcer.online())
         self._connected.set()
         self._q.put(("connected", None))  # the worker sends stats, then the backlog

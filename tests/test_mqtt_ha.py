@@ -236,12 +236,37 @@ def test_first_stats_have_no_zero_latency(mosquitto, tmp_path: Path, ha, publish
 # ----------------------------------------------------------------------------- entities
 
 
+def test_ha_restart_finds_the_last_crop_and_crops_off_clears_it(mosquitto, tmp_path: Path, ha, publishers) -> None:
+    # Seen on Home Assistant 2025.4.4: the image entity read the live (not retained) crop topic
+    # and was "unknown" after an HA restart while the Last plate sensor showed the plate.
+    raw = publishers(mosquitto.port, tmp_path, include_crop="raw")
+    raw.publish_event(event(1, crop=b"\xff\xd8first\xff\xd9"))
+    raw.publish_event(event(2, crop=b"\xff\xd8second\xff\xd9"))
+    wait_until(lambda: raw.stats()["acked"] == 4 and raw.stats()["queued"] == 0, what="acks")
+
+    hass = ha(mosquitto)  # starts after the cars: only retained messages reach it
+    image = hass.set_up_entities()[f"{UID}_crop"]
+    wait_until(lambda: hass.on(image["image_topic"]), what="the retained crop")
+    assert hass.on(image["image_topic"]) == [(b"\xff\xd8second\xff\xd9", True)]
+    assert hass.on(TOPICS.crop) == []  # the live topic stays unretained, like the plate topic
+    assert raw.stats()["published"] == 4  # the copies are not counted
+    raw.stop(2)
+
+    # Crops switched off: the retained image is deleted, not left on the broker.
+    publishers(mosquitto.port, tmp_path, include_crop="off")
+    wait_until(lambda: hass.on(TOPICS.last_crop)[-1:] == [(b"", False)], what="the crop cleared")
+    late = ha(mosquitto)
+    late.subscribe(TOPICS.last_crop, TOPICS.status)  # one SUBSCRIBE: retained messages in this order
+    wait_until(lambda: late.on(TOPICS.status), what="retained status")
+    assert late.on(TOPICS.last_crop) == []
+
+
 def test_crop_raw_then_off_removes_the_image_entity(mosquitto, tmp_path: Path, ha, publishers) -> None:
     raw = publishers(mosquitto.port, tmp_path, include_crop="raw")
     raw.publish_event(event(1, crop=b"\xff\xd8jpeg\xff\xd9"))
     hass = ha(mosquitto)
     image = hass.set_up_entities()[f"{UID}_crop"]
-    assert image["p"] == "image" and image["image_topic"] == TOPICS.crop
+    assert image["p"] == "image" and image["image_topic"] == TOPICS.last_crop
     raw.stop(2)
 
     publishers(mosquitto.port, tmp_path, include_crop="off")

@@ -600,7 +600,7 @@ def test_discovery_off_and_raw_crop_image_entity(mosquitto: Broker, tmp_path: Pa
 
     cfg = discovery_payload(TOPICS, DEVICE, "1", include_crop="raw")
     image = cfg["cmps"][f"edge_ocr_{DEVICE}_crop"]
-    assert image["p"] == "image" and image["image_topic"] == TOPICS.crop and image["content_type"] == "image/jpeg"
+    assert image["p"] == "image" and image["image_topic"] == TOPICS.last_crop and image["content_type"] == "image/jpeg"
     assert discovery_payload(TOPICS, DEVICE, "1")["cmps"][f"edge_ocr_{DEVICE}_crop"] == {"p": "image"}
 
 
@@ -613,6 +613,7 @@ def test_topics_and_payload_helpers() -> None:
         "site/a/cam-2/stats",
     )
     assert (t.discovery, t.ha_status) == ("ha/device/cam-2/config", "ha/status")
+    assert (t.last_plate, t.last_crop) == ("site/a/cam-2/last_plate", "site/a/cam-2/last_plate/crop")
     p = event_payload(make_event(1, crop=b"jpg"), "cam-2", "raw", t.crop)
     assert p["crop_topic"] == t.crop and p["device"] == "cam-2"
     assert "crop_topic" not in event_payload(make_event(1), "cam-2", "raw", t.crop)  # no crop, no pointer
