@@ -245,8 +245,9 @@ class FormatRules:
         With ``us`` enabled, O becomes 0 first unless another region accepts the O as it is.
         A reading that already fits a strict format is returned as it is. Otherwise every strict
         format of its length is tried with look-alikes swapped where the character does not fit
-        but its look-alike does; if exactly one corrected reading results, it is returned,
-        else ``text`` unchanged. Generic formats (``A`` repeated) never correct: they allow
+        but its look-alike does; if exactly one corrected reading results, it is returned. Where
+        several do, those that only turn letters into digits (a 1 read as I) count, fewest swaps
+        first; if exactly one remains it is returned, else ``text`` unchanged. Generic formats (``A`` repeated) never correct: they allow
         every character everywhere.
         """
         if not self.enabled or not text:
@@ -256,6 +257,15 @@ class FormatRules:
         if any(f.matches(text) for f in strict):
             return text
         fixed = {r for f in strict if (r := f.fix(text)) is not None}
+        if len(fixed) > 1:
+            # several formats fit after swaps: a digit read as its look-alike letter (1 as I, 0
+            # as O) is the usual slip, so corrections that only turn letters into digits win,
+            # the fewest swaps first (an old Brazilian OUM731I is OUM7311, not 0UM7311)
+            to_digits = {r: sum(a != b for a, b in zip(r, text, strict=True)) for r in fixed
+                         if all(a == b or (b.isalpha() and a.isdigit()) for a, b in zip(r, text, strict=True))}
+            if to_digits:
+                fewest = min(to_digits.values())
+                fixed = {r for r, n in to_digits.items() if n == fewest}
         if len(fixed) == 1:
             (result,) = fixed
             log.debug("format fix %s -> %s", text, result)

@@ -165,18 +165,21 @@ def test_allowed_chars_per_position() -> None:
         (["br"], "8ZJ6S91", "8ZJ6S91"),  # BZJ6591 (old) or BZJ6S91 (Mercosul)? ambiguous: untouched
         (["br"], "AZJ6991", "AZJ6991"),  # fits already: untouched
         (["br"], "ABC1B23", "ABC1B23"),  # a valid Mercosul plate: the B stays
-        (["br"], "ABCI234", "ABCI234"),  # old (ABC1234) or Mercosul (ABC1Z34)? ambiguous: untouched
+        (["br"], "ABCI234", "ABC1234"),  # old ABC1234 (a 1 read as I) over Mercosul ABC1Z34 (also 2 as Z)
         (["br"], "AXJ69Q1", "AXJ69Q1"),  # Q has no look-alike: no format fits, untouched
         (["us"], "OAB1234", "0AB1234"),  # US writes O as 0
         (["us"], "CO0L", "C00L"),  # ... also on plates no strict rule covers
         (["us", "eu"], "CO0L5", "CO0L5"),  # an EU rule takes the O as it is
         (["us", "eu"], "CO0L", "C00L"),  # no EU plate has 4 characters
         (["eu"], "RKO99AN", "RK099AN"),  # LLDDDLL: digits in the middle
-        (["us", "br"], "ABC12S4", "ABC12S4"),  # ABC1254 (us/br old) vs ABC1Z54 (Mercosul): ambiguous
+        (["us", "br"], "ABC12S4", "ABC1254"),  # ABC1254 (us/br old: S for 5) over Mercosul ABC1Z54 (2 as Z)
+        (["us", "eu", "br", "cn"], "OUM731I", "OUM7311"),  # br/eu I for 1, over Californian 0UM7311 (also O as 0)
+        (["us", "eu", "br", "cn"], "9185914", "9185914"),  # only a letter for a digit would fit: untouched
+        (["us", "eu"], "8ZJ6S91", "8ZJ6S91"),  # BZJ6591 or 8ZJG591: both turn a digit into a letter
         (["us"], "ABC12S4", "ABC1254"),
         (["cn"], "皖AO1234", "皖A01234"),  # no O in a Chinese serial
         (["cn"], "皖0A1234", "皖OA1234"),  # the city letter is a letter
-        (["eu"], "RK1I5AN", "RK1I5AN"),  # RK115AN (FR/IT) or RK11SAN (UK-like)? ambiguous: untouched
+        (["eu"], "RK1I5AN", "RK115AN"),  # RK115AN (FR/IT: I for 1) over RK11SAN (UK-like: also 5 as S)
         (["eu"], "G6G6G", "G6G6G"),  # only a generic rule fits 5 characters: generic rules never fix
     ],
 )
