@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from edge_ocr.types import Frame
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf"  # fonts-dejavu-extra, in the README's apt line
 
 
 @functools.lru_cache(maxsize=32)

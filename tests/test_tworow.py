@@ -14,7 +14,7 @@ from .synth import synth_plates, synth_tworow
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "plate_crnn_int8.onnx"
 SPEC = PreprocessSpec()
-# the fonts every machine that ran the README's apt line has (fonts-dejavu-core, fonts-wqy-zenhei):
+# the fonts every machine that ran the README's apt line has (fonts-dejavu-core, -extra, fonts-wqy-zenhei):
 # with more fonts installed the renderers pick others, and the counts below would differ per machine
 CORE_FONTS = (["/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
                "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf"],
