@@ -462,6 +462,8 @@ def markdown_block(res: dict) -> str:
     run = res["run"]
     label = ("shipped `formats.regions` " + str(run["shipped_regions"]).replace("'", "")
              if run["regions"] == "shipped" else "`formats.regions` = each car's own region")
+    if run.get("offline"):
+        label += ", offline (every frame through the daemon's `Pipeline` in-process, none dropped)"
     drops = sum(d.get("dropped_frames", 0) for d in res["daemons"])
     frames = sum(d.get("frames", 0) for d in res["daemons"])
     other = sorted({t for c in res["cars"] for t in c["extra"] if not near(t, c["text"])})
@@ -476,7 +478,7 @@ def markdown_block(res: dict) -> str:
 
 def update_benchmarks(path: Path, res: dict) -> None:
     """Replace this mode's block in the "Real video" section (created if absent)."""
-    mode = res["run"]["regions"]
+    mode = ("offline-" if res["run"].get("offline") else "") + res["run"]["regions"]
     begin, end = f"<!-- video-eval:{mode} -->", f"<!-- /video-eval:{mode} -->"
     md = path.read_text() if path.exists() else "# Benchmarks\n"
     if SECTION not in md:
@@ -497,9 +499,11 @@ def update_benchmarks(path: Path, res: dict) -> None:
     block = f"{begin}\n{markdown_block(res)}{end}"
     if begin in md and end in md:
         md = md[: md.index(begin)] + block + md[md.index(end) + len(end):]
-    else:
-        md = md.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(md)
+    else:  # a new mode: at the end of the section
+        nxt = md.find("\n## ", md.index(SECTION) + len(SECTION))
+        nxt = len(md) if nxt < 0 else nxt + 1
+        md = md[:nxt].rstrip("\n") + "\n\n" + block + "\n\n" + md[nxt:]
+    path.write_text(md.rstrip("\n") + "\n")
 
 
 def keep_section(old_md: str, new_md: str, heading: str = SECTION) -> str:

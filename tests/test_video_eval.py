@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.video_eval import assign, near, score, shards
+from bench.video_eval import SECTION, assign, near, score, shards, update_benchmarks
 from bench.video_scene import Car, Pass, load_cars, make_demo_video, plate_crop, render
 
 from . import scenes
@@ -109,3 +109,22 @@ def test_a_plate_photographed_twice_passes_in_two_videos() -> None:
         assert regions == ["eu"]
         assert len({c.text for c in group}) == len(group)
     assert [c.text for c in plan[0][0]] == ["AA111AA", "BB222BB", "CC333CC"]  # the order kept
+
+
+def test_an_offline_run_gets_its_own_block_inside_the_section(tmp_path: Path) -> None:
+    passes = [_pass("RK115AN", 1.0, 4.0), _pass("BX450CD", 5.0, 8.0)]
+    res = score(passes, [["RK115AN"], ["BX45OCD", "EXIT"]])
+    res["daemons"] = [{"frames": 80}]
+    res["run"] = {"regions": "shipped", "offline": True, "shipped_regions": ["eu"], "command": "python -m bench.video_eval",
+                  "date": "2026-11-29", "wall_s": 1.0, "jobs": 1}
+    md = tmp_path / "B.md"
+    md.write_text(f"# Benchmarks\n\n{SECTION}\n\nintro\n\n<!-- video-eval:shipped -->\nold\n<!-- /video-eval:shipped -->\n\n"
+                  "## Daemon memory\n\nrss\n")
+    update_benchmarks(md, res)
+    text = md.read_text()
+    assert "<!-- video-eval:shipped -->\nold\n" in text  # the camera-pace block is left alone
+    block = text[text.index("<!-- video-eval:offline-shipped -->"):text.index("<!-- /video-eval:offline-shipped -->")]
+    assert text.index("<!-- /video-eval:offline-shipped -->") < text.index("## Daemon memory")
+    assert "| overall | 2 | 1 | 1 | 0 | 50.0 % |" in block and "`EXIT`" in block
+    update_benchmarks(md, res)  # again: replaced, not added
+    assert md.read_text().count("<!-- video-eval:offline-shipped -->") == 1
