@@ -57,7 +57,8 @@ _BASE_CLASSES: dict[str, frozenset[str]] = {
 
 _REGION_CLASSES: dict[str, dict[str, frozenset[str]]] = {
     # one glyph for O and 0, written 0: 0 may stand where a letter is, O never appears
-    "us": {"L": (LETTERS - {"O"}) | {"0"}, "A": (LETTERS - {"O"}) | DIGITS},
+    # V (only in ``needs``): a letter proper, not the 0 that US plates print for O
+    "us": {"L": (LETTERS - {"O"}) | {"0"}, "A": (LETTERS - {"O"}) | DIGITS, "V": LETTERS - {"O"}},
     "eu": {},
     "br": {},
     # serials skip I and O (too like 1 and 0); the city letter keeps the full alphabet
@@ -70,7 +71,9 @@ _REGION_CLASSES: dict[str, dict[str, frozenset[str]]] = {
 _REGION_PATTERNS: dict[str, list[tuple[str, bool, str]]] = {
     "us": [(p, True, "") for p in ("LLLDDDD", "DLLLDDD", "LLLDDD", "DDDLLL", "LLDDDDD", "DLLDDD", "LLDDDD",
                                     "LDDDDDD")]
-    + [("DDD", False, "")] + [("A" * n, False, "") for n in range(4, 10)],
+    # vanity plates run to 9 characters (BIGCHEESE), but no US plate is 8 or 9 digits: those are
+    # sticker serials and dates (20140512) read off the plate's corners
+    + [("DDD", False, "")] + [("A" * n, False, "V" if n >= 8 else "") for n in range(4, 10)],
     "eu": [(p, True, "") for p in ("LLDDDLL", "DDDDLLL", "LLDDDDD", "LLLDDDD", "LLDDLLL", "DLDDDDD")]
     + [("A" * n, False, "LD") for n in range(5, 9)] + [("L" * n, False, "") for n in (7, 8)],
     "br": [("LLLDDDD", True, ""), ("LLLDLDD", True, "")],  # old grey plates; Mercosul

@@ -23,7 +23,7 @@ REAL_LABELS = {
 }
 # text a camera sees next to plates: state names, slogans, frame words, signs, pieces of plates
 NOT_PLATES = ["TEXAS", "ONLY", "0NLY", "EXIT", "STATE", "1AT", "RK", "MRK", "T1", "FLORIDA", "PARKING",
-              "DEALER", "SUNSHINE", "AB", "X"]
+              "DEALER", "SUNSHINE", "AB", "X", "20140512", "201405120", "0000000000"]
 
 
 @pytest.mark.parametrize(
@@ -44,6 +44,10 @@ NOT_PLATES = ["TEXAS", "ONLY", "0NLY", "EXIT", "STATE", "1AT", "RK", "MRK", "T1"
         ("us", "1AT", False),
         ("us", "RK", False),
         ("us", "ABCDEFGHIJ", False),  # 10 characters
+        ("us", "BIGCHEESE", True),  # 9-character vanity plates exist
+        ("us", "1TARHEELS", True),
+        ("us", "20140512", False),  # 8 digits: a sticker's serial or date, not a plate
+        ("us", "0UTFR0NT", True),  # 8 with letters (O written 0) is a vanity plate
         ("eu", "RK115AN", True),
         ("eu", "M5XSX", True),
         ("eu", "AB1", False),
