@@ -51,6 +51,7 @@ from bench.peers import (
     threshold_curve,
 )
 from bench.plots import write_plots
+from bench.still_eval import SECTION as STILL_SECTION
 from bench.video_eval import keep_section
 from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
@@ -306,7 +307,8 @@ def main() -> None:
     # the "Real video" section comes from bench/video_eval.py and the daemon memory one from
     # bench/daemon_rss.py (minutes each, and the latter needs git): this run keeps both
     old = args.out.read_text() if args.out.exists() else ""
-    args.out.write_text(keep_section(old, keep_section(old, render(res)), DAEMON_SECTION))
+    args.out.write_text(keep_section(old, keep_section(old, keep_section(old, render(res)), DAEMON_SECTION),
+                                     STILL_SECTION))
     print(render(res))
 
 

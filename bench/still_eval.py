@@ -33,6 +33,7 @@ from edge_ocr.stages import load_recognizer
 from edge_ocr.still import StillReader
 
 ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Whole photos, as `POST /api/ocr` reads them"  # in BENCHMARKS.md, kept by `python -m bench`
 
 
 def evaluate(cars: list[Car], photos: Path, config: Path, mode: str) -> dict[str, Any]:
