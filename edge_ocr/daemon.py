@@ -29,7 +29,7 @@ from .frames import frame_record, usable_image
 from .motion import MotionGate
 from .mqtt_contract import event_payload, utc_iso
 from .overlay import annotate
-from .reading import box_aspect
+from .reading import box_aspect, view_sharpness
 from .roi import Roi
 from .sdnotify import Notifier
 from .stages import Stages, StartupError, check_startup, resolve_model
@@ -137,7 +137,8 @@ class Pipeline:
                 continue
             self.counters["readings"] += 1
             # the crop, never the frame: an undecided track keeps up to 100 of these
-            obs.append(Observation(p.reading, p.box, EventSource(p.crop, rec.wall, rec.size), p.score))
+            obs.append(Observation(p.reading, p.box, EventSource(p.crop, rec.wall, rec.size), p.score,
+                                   view_sharpness(p.crop)))
         self.last_view = (rec, [(p.box, p.reading) for p in reads])
         results = voter.update(rec.ts, obs) if obs else voter.tick(rec.ts)
         self.latencies.append((time.perf_counter() - t0) * 1000)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -148,6 +149,18 @@ class PlateReader:
             region = self.formats.region_of(r.text, box_aspect(box)) if fixed is not None else None
             out.append(PlateRead(box, r, fixed is not None, region, 1.0, crop))
         return out
+
+
+def view_sharpness(crop: npt.NDArray[np.uint8] | None, height: int = 32) -> float | None:
+    """How sharp a plate crop is at the recogniser's input height: the variance of its
+    Laplacian there (motion blur and defocus lower it; a plate seen large is shrunk, so its
+    detail counts, not its size). ``None`` for no crop."""
+    if crop is None or crop.size == 0 or crop.shape[0] < 2 or crop.shape[1] < 2:
+        return None
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    w = max(2, round(grey.shape[1] * height / grey.shape[0]))
+    small = cv2.resize(grey, (w, height), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(small, cv2.CV_32F).var())
 
 
 def _near_edge(box: Box, w: int, h: int) -> bool:

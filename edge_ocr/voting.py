@@ -53,6 +53,7 @@ class Observation:
     box: Box | None = None
     payload: Any = field(default=None, repr=False, compare=False)
     score: float = 1.0  # the localiser's plate score (1.0 for fixed boxes)
+    sharpness: float | None = None  # of the crop at the model's height (``view_sharpness``); None = unknown
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,7 @@ class Voter:
         t.observations.append(o)
         if len(t.observations) > _MAX_READINGS:
             t.observations.remove(min(t.observations, key=lambda ob: ob.reading.confidence))
-        t.fused = fuse([ob.reading for ob in t.observations])
+        t.fused = fuse([ob.reading for ob in t.observations], view_weights(t.observations))
 
     def _expire(self, now: float) -> list[VoteResult]:
         out = []
@@ -420,39 +421,58 @@ def _centre_in(a: Box, b: Box) -> bool:
 # ---------------------------------------------------------------------- fusion
 
 
-def fuse(readings: Sequence[Reading]) -> tuple[str, tuple[float, ...]]:
+def view_weights(observations: Sequence[Observation]) -> list[float]:
+    """How much each reading of a track counts: its view's size and sharpness against the
+    track's best view (a plate close to the camera and still reads better than the same plate
+    far away or smeared by motion), each factor at least 0.25 so no reading is ignored."""
+    hs = [o.box[3] if o.box is not None else 0 for o in observations]
+    ss = [o.sharpness or 0.0 for o in observations]
+    top_h, top_s = max(hs, default=0), max(ss, default=0.0)
+    out = []
+    for h, sh in zip(hs, ss, strict=True):
+        wh = max(0.25, h / top_h) if top_h > 0 and h > 0 else 1.0
+        ws = max(0.25, sh / top_s) if top_s > 0 and sh > 0 else 1.0
+        out.append(wh * ws)
+    return out
+
+
+def fuse(readings: Sequence[Reading], weights: Sequence[float] | None = None) -> tuple[str, tuple[float, ...]]:
     """Fuse readings of one plate into one text with a confidence per character.
 
     The length is chosen by confidence-weighted vote. The most confident reading of that length
     is the reference; every reading is aligned to it by edit distance and each aligned character
     votes for its position with its confidence. A position's fused confidence is the winner's
-    share of the votes there times the mean confidence of the winner's votes.
+    share of the votes there times the mean confidence of the winner's votes. ``weights``
+    (e.g. ``view_weights``) scale each reading's votes; they do not change the confidences.
 
     Args:
         readings: readings of one plate; ``char_confidences`` may be empty (then the reading's
             ``confidence`` is used for every character).
+        weights: one per reading, > 0; ``None`` = all 1.
 
     Returns:
         (text, per-character confidences); ("", ()) for no readings.
     """
-    readings = [r for r in readings if r.text]
-    if not readings:
+    if weights is None:
+        weights = [1.0] * len(readings)
+    pairs_rw = [(r, w) for r, w in zip(readings, weights, strict=True) if r.text]
+    if not pairs_rw:
         return "", ()
     by_len: dict[int, float] = defaultdict(float)
-    for r in readings:
-        by_len[len(r.text)] += r.confidence
+    for r, w in pairs_rw:
+        by_len[len(r.text)] += r.confidence * w
     length = max(by_len, key=lambda n: (round(by_len[n], 9), n))  # rounded: summation order must not decide
     # ties are broken by the text itself, never by arrival order: the same readings fuse the same
-    ref = max((r for r in readings if len(r.text) == length), key=lambda r: (r.confidence, r.text))
-    votes: list[dict[str, list[float]]] = [defaultdict(list) for _ in range(length)]
-    for r in readings:
+    ref = max((r for r, w in pairs_rw if len(r.text) == length), key=lambda r: (r.confidence, r.text))
+    votes: list[dict[str, list[tuple[float, float]]]] = [defaultdict(list) for _ in range(length)]
+    for r, w in pairs_rw:
         confs = _char_confs(r)
         if len(r.text) == length:
             pairs = list(enumerate(range(length)))
         else:
             pairs = align(r.text, ref.text)
         for i, j in pairs:
-            votes[j][r.text[i]].append(confs[i])
+            votes[j][r.text[i]].append((confs[i], w))
     chars = []
     out_confs = []
     for pos in votes:
@@ -460,11 +480,11 @@ def fuse(readings: Sequence[Reading]) -> tuple[str, tuple[float, ...]]:
             chars.append("?")
             out_confs.append(0.0)
             continue
-        total = sum(sum(v) for v in pos.values())
-        ch, cv = max(pos.items(), key=lambda kv: (round(sum(kv[1]), 9), len(kv[1]), kv[0]))
+        total = sum(c * w for v in pos.values() for c, w in v)
+        ch, cv = max(pos.items(), key=lambda kv: (round(sum(c * w for c, w in kv[1]), 9), len(kv[1]), kv[0]))
         chars.append(ch)
-        share = sum(cv) / total if total > 0 else 0.0
-        out_confs.append(share * (sum(cv) / len(cv)))
+        share = sum(c * w for c, w in cv) / total if total > 0 else 0.0
+        out_confs.append(share * (sum(c for c, _ in cv) / len(cv)))
     return "".join(chars), tuple(out_confs)
 
 

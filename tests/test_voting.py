@@ -8,7 +8,7 @@ import pytest
 
 from edge_ocr.config import VotingConfig
 from edge_ocr.types import Reading
-from edge_ocr.voting import Observation, Voter, VoteResult, edit_distance, fuse, similarity
+from edge_ocr.voting import Observation, Voter, VoteResult, edit_distance, fuse, similarity, view_weights
 
 ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 
@@ -270,3 +270,25 @@ def test_lettering_moving_with_a_plate_is_not_a_plate() -> None:
         ]))
     results = run(voter, script, 20.0)
     assert sorted(r.text for r in results) == ["CDK575", "XYZ9876"]
+
+
+def test_the_sharpest_largest_views_outvote_more_numerous_poor_ones() -> None:
+    # a car far away and smeared: three confident misreads (B for 8); then two close, sharp views
+    def box(i: int) -> tuple[int, int, int, int]:  # coming closer: growing, drifting left and down
+        return (300 - 15 * i, 300 + 5 * i, 60 + 22 * i, 14 + 6 * i)
+
+    far = [Observation(reading("AB12C3B", 0.9), box(i), sharpness=40.0) for i in range(3)]
+    near = [Observation(reading("AB12C38", 0.95), box(3 + i), sharpness=400.0) for i in range(2)]
+    voter = Voter(min_votes=10)  # no early publishing: the track decides when it ends
+    results = run(voter, [(0.1 * i, [o]) for i, o in enumerate(far + near)], 10.0)
+    assert [r.text for r in results] == ["AB12C38"]
+    # counted equally, the three poor views would have won
+    assert fuse([o.reading for o in far + near])[0] == "AB12C3B"
+
+
+def test_view_weights_are_relative_to_the_tracks_best_view() -> None:
+    obs = [Observation(reading("AB1"), (0, 0, 100, 40), sharpness=200.0),
+           Observation(reading("AB1"), (0, 0, 50, 20), sharpness=100.0),
+           Observation(reading("AB1"), (0, 0, 10, 4), sharpness=1.0),
+           Observation(reading("AB1"), None, sharpness=None)]
+    assert view_weights(obs) == [1.0, 0.25, 0.25 * 0.25, 1.0]
