@@ -250,8 +250,8 @@ class FormatRules:
         format of its length is tried with look-alikes swapped where the character does not fit
         but its look-alike does; if exactly one corrected reading results, it is returned. Where
         several do, those that only turn letters into digits (a 1 read as I) count, fewest swaps
-        first; if exactly one remains it is returned, else ``text`` unchanged. Generic formats (``A`` repeated) never correct: they allow
-        every character everywhere.
+        first; if exactly one remains it is returned, else ``text`` unchanged. Generic formats
+        (``A`` repeated) never correct: they allow every character everywhere.
         """
         if not self.enabled or not text:
             return text

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from .config import Config
 from .formats import FormatRules
 from .localize import Candidate, Localizer, fixed_candidates
+from .preprocess import to_grey
 from .recognizer import Recognizer
 from .roi import Roi
 from .types import Box, Reading
@@ -157,7 +158,7 @@ def view_sharpness(crop: npt.NDArray[np.uint8] | None, height: int = 32) -> floa
     detail counts, not its size). ``None`` for no crop."""
     if crop is None or crop.size == 0 or crop.shape[0] < 2 or crop.shape[1] < 2:
         return None
-    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    grey = to_grey(crop)
     w = max(2, round(grey.shape[1] * height / grey.shape[0]))
     small = cv2.resize(grey, (w, height), interpolation=cv2.INTER_AREA)
     return float(cv2.Laplacian(small, cv2.CV_32F).var())
@@ -175,22 +176,15 @@ def drop_stacked(reads: list[PlateRead]) -> list[PlateRead]:
     are the tallest text on it, so a smaller line stacked on a plate that was read (fits a format)
     is part of the plate's surroundings, never a second plate."""
     plates = [p for p in reads if p.format_ok and p.text]
-    keep = []
-    for p in reads:
-        x, y, w, h = p.box
-        stacked = False
-        for q in plates:
-            if q is p:
-                continue
-            qx, qy, qw, qh = q.box
-            overlap = min(x + w, qx + qw) - max(x, qx)
-            if (h <= 0.8 * qh and overlap >= 0.5 * min(w, qw)
-                    and abs((y + h / 2) - (qy + qh / 2)) <= 2.5 * qh):
-                stacked = True
-                break
-        if not stacked:
-            keep.append(p)
-    return keep
+    return [p for p in reads if not any(q is not p and _stacked_on(p.box, q.box) for q in plates)]
+
+
+def _stacked_on(a: Box, plate: Box) -> bool:
+    """Box ``a`` holds smaller characters than ``plate`` and sits just above or below it."""
+    x, y, w, h = a
+    px, py, pw, ph = plate
+    overlap = min(x + w, px + pw) - max(x, px)
+    return h <= 0.8 * ph and overlap >= 0.5 * min(w, pw) and abs((y + h / 2) - (py + ph / 2)) <= 2.5 * ph
 
 
 def box_aspect(box: Box | None) -> float | None:

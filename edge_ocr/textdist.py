@@ -7,9 +7,10 @@ from __future__ import annotations
 Step = tuple[int | None, int | None]
 
 
-def _table(a: str, b: str) -> list[list[int]]:
-    """d[i][j]: the distance from a[:i] to b[:j]."""
-    d = [list(range(len(b) + 1))]
+def _table(a: str, b: str, free_start: bool = False) -> list[list[int]]:
+    """d[i][j]: the distance from a[:i] to b[:j], or with ``free_start`` to any stretch of b
+    ending at j (skipping b's start costs nothing)."""
+    d = [[0] * (len(b) + 1) if free_start else list(range(len(b) + 1))]
     for i, ca in enumerate(a, 1):
         prev, cur = d[-1], [i]
         for j, cb in enumerate(b, 1):
@@ -63,13 +64,7 @@ def similarity(a: str, b: str) -> float:
 def part_distance(part: str, whole: str) -> int:
     """Fewest edits that turn ``part`` into some stretch of ``whole`` (any start, any end): 0
     when ``part`` is a piece of ``whole``. A plate half in view reads as such a piece."""
-    prev = [0] * (len(whole) + 1)  # a stretch may start anywhere in whole: free leading skip
-    for i, ca in enumerate(part, 1):
-        cur = [i]
-        for j, cb in enumerate(whole, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return min(prev)  # and end anywhere: free trailing skip
+    return min(_table(part, whole, free_start=True)[-1])  # and end anywhere: free trailing skip
 
 
 def part_similarity(part: str, whole: str) -> float:

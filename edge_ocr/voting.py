@@ -262,9 +262,8 @@ class Voter:
     def _add(self, t: _Track, o: Observation, now: float) -> None:
         if o.box is not None:
             if t.last_box is not None and now > t.last_seen:
-                dt = now - t.last_seen
-                (x0, y0, w0, h0), (x1, y1, w1, h1) = t.last_box, o.box
-                v = ((x1 + w1 / 2 - x0 - w0 / 2) / dt, (y1 + h1 / 2 - y0 - h0 / 2) / dt)
+                dx, dy = _offset(o.box, t.last_box)
+                v = (dx / (now - t.last_seen), dy / (now - t.last_seen))
                 # a piece's box is off-centre: weigh each later step by half, the motion stays smooth
                 t.velocity = v if not t.moves else ((t.velocity[0] + v[0]) / 2, (t.velocity[1] + v[1]) / 2)
                 t.moves += 1
@@ -359,7 +358,6 @@ class Voter:
             "ended" if ended else "votes",
         )
 
-
     def _whole_plate_of(self, t: _Track, text: str) -> str | None:
         """The longer plate, in view while ``t`` was, that ``text`` is a piece of (if any)."""
         for o in self._tracks:
@@ -373,7 +371,6 @@ class Voter:
                     and part_similarity(text, other) >= _PIECE_SIMILARITY:
                 return other
         return None
-
 
     def _plate_beside(self, t: _Track, now: float) -> str | None:
         """A more plate-like track moving with ``t``, close to it: then ``t`` is other text on the
@@ -390,8 +387,7 @@ class Voter:
                 continue
             there = o.predicted_box(now)
             assert there is not None
-            dx = (t.last_box[0] + t.last_box[2] / 2) - (there[0] + there[2] / 2)
-            dy = (t.last_box[1] + t.last_box[3] / 2) - (there[1] + there[3] / 2)
+            dx, dy = _offset(t.last_box, there)
             if abs(dx) > 4.0 * there[2] or abs(dy) > 4.0 * there[3]:
                 continue  # farther than a vehicle's width from the plate
             if t.moves and o.moves:
@@ -408,8 +404,13 @@ def _near(a: Box, pred: Box, moves: int) -> bool:
     plate widths of the prediction once the track's motion is known, three before (a car moves
     up to a plate width or two between frames)."""
     reach = (1.5 if moves else 3.0) * max(pred[2], a[2])
-    return (abs((a[0] + a[2] / 2) - (pred[0] + pred[2] / 2)) <= reach
-            and abs((a[1] + a[3] / 2) - (pred[1] + pred[3] / 2)) <= reach)
+    dx, dy = _offset(a, pred)
+    return abs(dx) <= reach and abs(dy) <= reach
+
+
+def _offset(a: Box, b: Box) -> tuple[float, float]:
+    """Centre of box ``a`` minus centre of box ``b``."""
+    return a[0] + a[2] / 2 - b[0] - b[2] / 2, a[1] + a[3] / 2 - b[1] - b[3] / 2
 
 
 def _centre_in(a: Box, b: Box) -> bool:
