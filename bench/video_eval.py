@@ -255,9 +255,7 @@ def run_daemon(config: Path, timeout: float) -> dict[str, Any]:
 
 def run_shard(k: int, cars: list[Car], first: int, regions: list[str], args, base: dict, port: int, workdir: Path,
               sub: Subscriber) -> tuple[list[Pass], list[tuple[float, str]], dict]:
-    video = workdir / f"shard{k}.{'mp4' if args.codec == 'mp4v' else 'avi'}"
-    passes = render(video, cars, args.frames.parent, args.fps, args.pass_s, args.gap_s, args.scales, args.blurs,
-                    seed=k, fourcc=args.codec, first=first)
+    video, passes = render_shard(workdir, k, cars, first, args)
     duration = len(cars) * (args.pass_s + args.gap_s) + args.gap_s
     device = f"video-eval-{k}"
     info = run_daemon(daemon_config(base, video, device, port, workdir, regions, args.fps), duration * 3 + 120)
@@ -278,6 +276,14 @@ def run_shard(k: int, cars: list[Car], first: int, regions: list[str], args, bas
     return passes, events, stats
 
 
+def render_shard(workdir: Path, k: int, cars: list[Car], first: int, args) -> tuple[Path, list[Pass]]:
+    """Video ``k`` of a run (cars ``first``... of the whole list) in ``workdir``, and its passes."""
+    video = workdir / f"shard{k}.{'mp4' if args.codec == 'mp4v' else 'avi'}"
+    passes = render(video, cars, args.frames.parent, args.fps, args.pass_s, args.gap_s, args.scales, args.blurs,
+                    seed=k, fourcc=args.codec, first=first)
+    return video, passes
+
+
 def run_shard_offline(k: int, cars: list[Car], first: int, regions: list[str], args, base: dict
                       ) -> tuple[list[Pass], list[tuple[float, str]], dict]:
     """One video through the daemon's ``Pipeline`` in this process, every frame on the video's own
@@ -289,9 +295,7 @@ def run_shard_offline(k: int, cars: list[Car], first: int, regions: list[str], a
     from edge_ocr.types import Frame
 
     with tempfile.TemporaryDirectory(prefix="edge-ocr-video-") as tmp:
-        video = Path(tmp) / f"shard{k}.mp4"
-        passes = render(video, cars, args.frames.parent, args.fps, args.pass_s, args.gap_s, args.scales, args.blurs,
-                        seed=k, fourcc="mp4v", first=first)
+        video, passes = render_shard(Path(tmp), k, cars, first, args)
         cfg = json.loads(json.dumps(base))
         cfg["mqtt"] = {"enabled": False}
         cfg["http"] = {"enabled": False}
@@ -374,18 +378,18 @@ def evaluate(args) -> dict[str, Any]:
     t0 = time.monotonic()
     crops = crop_readings(cars, args.frames.parent, cfg, regions_of)
     plan = shards(cars, args.regions, shipped, args.shard_cars)
+    firsts = [int(f) for f in np.cumsum([0] + [len(c) for c, _ in plan])]  # each video's first car in the run
     if args.offline:
-        firsts = np.cumsum([0] + [len(c) for c, _ in plan])
         with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
-            futs = [pool.submit(run_shard_offline, k, group, int(firsts[k]), regions, args, base)
+            futs = [pool.submit(run_shard_offline, k, group, firsts[k], regions, args, base)
                     for k, (group, regions) in enumerate(plan)]
             results = [f.result() for f in futs]
     else:
-        results = run_daemons(args, plan, base)
+        results = run_daemons(args, plan, firsts, base)
     return finish(args, cars, crops, shipped, results, t0)
 
 
-def run_daemons(args, plan: list[tuple[list[Car], list[str]]], base: dict) -> list:
+def run_daemons(args, plan: list[tuple[list[Car], list[str]]], firsts: list[int], base: dict) -> list:
     with tempfile.TemporaryDirectory(prefix="edge-ocr-video-") as tmp:
         workdir = Path(args.keep) if args.keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -394,10 +398,9 @@ def run_daemons(args, plan: list[tuple[list[Car], list[str]]], base: dict) -> li
         broker.start()
         sub = Subscriber(port)
         try:
-            firsts = np.cumsum([0] + [len(c) for c, _ in plan])
             pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
             try:
-                futs = [pool.submit(run_shard, k, group, int(firsts[k]), regions, args, base, port, workdir, sub)
+                futs = [pool.submit(run_shard, k, group, firsts[k], regions, args, base, port, workdir, sub)
                         for k, (group, regions) in enumerate(plan)]
                 results = [f.result() for f in futs]
             except BaseException:

@@ -1,9 +1,11 @@
 """Test pictures: clean plates, a street scene, a car carrying a plate, and videos of cars passing.
 
-The tests' own drawing (Pillow and the DejaVu fonts the test command installs), so no test
-imports from tools/: tools/make_demo_video.py draws the demo video with the training generator's
-glyph code instead. The plates are drawn plainly (no camera effects): the point is a plate every
-model version reads, in a scene the localiser has to search.
+The plates are the tests' own drawing (Pillow and the DejaVu fonts the test command installs):
+tools/make_demo_video.py draws the demo video's plates with the training generator's glyph code
+instead. The road behind them is the demo video's own (``make_demo_video.scene``, reached
+through bench/video_scene.py as the real-video evaluation reaches it). The plates are drawn
+plainly (no camera effects): the point is a plate every model version reads, in a scene the
+localiser has to search.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from bench.video_scene import make_demo_video
 from edge_ocr.types import Frame
+
+scene = make_demo_video.scene  # a static road: sky, buildings, asphalt, lane marks, sensor noise
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf"  # fonts-dejavu-extra, in the README's apt line
 
@@ -80,19 +85,6 @@ def clean_plate(text: str, region: str, height: int, seed: int = 0) -> np.ndarra
     _draw_line(d, x0, h * 0.52, groups, h * (0.45 if region == "us" else 0.7), sep, mw)
     plate = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
     return cv2.resize(plate, (int(w * height / h), height), interpolation=cv2.INTER_AREA)
-
-
-def scene(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """A static road: sky, buildings, asphalt, lane marks, a little sensor noise."""
-    bg = np.zeros((height, width, 3), np.uint8)
-    bg[: height // 3] = (200, 170, 140)
-    for x in range(0, width, width // 8):
-        h = int(rng.integers(height // 6, height // 3))
-        bg[height // 3 - h: height // 3, x: x + width // 10] = tuple(int(c) for c in rng.integers(60, 160, 3))
-    bg[height // 3:] = (70, 70, 70)
-    for x in range(0, width, width // 6):
-        cv2.rectangle(bg, (x, int(height * 0.9)), (x + width // 12, int(height * 0.92)), (220, 220, 220), -1)
-    return np.clip(bg + rng.normal(0, 4, bg.shape), 0, 255).astype(np.uint8)
 
 
 def plate_height(region: str, frame_height: int) -> int:
