@@ -2,7 +2,7 @@
 
 The plates are the tests' own drawing (Pillow and the DejaVu fonts the test command installs):
 tools/make_demo_video.py draws the demo video's plates with the training generator's glyph code
-instead. The road behind them is the demo video's own (``make_demo_video.scene``, reached
+instead. The road and the car are the demo video's own (``make_demo_video``, reached
 through bench/video_scene.py as the real-video evaluation reaches it). The plates are drawn
 plainly (no camera effects): the point is a plate every model version reads, in a scene the
 localiser has to search.
@@ -22,6 +22,7 @@ from bench.video_scene import make_demo_video
 from edge_ocr.types import Frame
 
 scene = make_demo_video.scene  # a static road: sky, buildings, asphalt, lane marks, sensor noise
+draw_car = make_demo_video.draw_car  # a box-shaped car carrying a plate, and the plate's box
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf"  # fonts-dejavu-extra, in the README's apt line
 
@@ -90,24 +91,6 @@ def clean_plate(text: str, region: str, height: int, seed: int = 0) -> np.ndarra
 def plate_height(region: str, frame_height: int) -> int:
     car_h = int(frame_height * 0.38)
     return max(24, int(car_h * (0.22 if region == "us" else 0.15)))
-
-
-def draw_car(bg: np.ndarray, plate: np.ndarray, color: tuple[int, ...], x: int) -> tuple[np.ndarray, tuple[int, ...]]:
-    """``bg`` with a box-shaped car whose left edge is at ``x`` and ``plate`` on its bumper, and
-    the plate's box (x, y, w, h) in the frame."""
-    height, width = bg.shape[:2]
-    car_w, car_h = int(width * 0.42), int(height * 0.38)
-    y = int(height * 0.45)
-    f = bg.copy()
-    cv2.rectangle(f, (x, y), (x + car_w, y + car_h), color, -1)
-    cv2.rectangle(f, (x + car_w // 8, y - car_h // 3), (x + car_w * 7 // 8, y), color, -1)
-    cv2.rectangle(f, (x + car_w // 5, y - car_h // 4), (x + car_w * 4 // 5, y - 4), (90, 60, 40), -1)
-    ph, pw = plate.shape[:2]
-    px, py = x + (car_w - pw) // 2, y + car_h - ph - car_h // 8
-    x0, x1 = max(px, 0), min(px + pw, width)
-    if x1 > x0:
-        f[py: py + ph, x0:x1] = plate[:, x0 - px: x1 - px]
-    return f, (px, py, pw, ph)
 
 
 def still_with_box(text: str, region: str, width: int = 960, height: int = 540,

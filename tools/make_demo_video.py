@@ -70,8 +70,9 @@ def scene(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(bg + noise, 0, 255).astype(np.uint8)
 
 
-def draw_car(bg: np.ndarray, plate: np.ndarray, color: tuple[int, ...], x: int) -> np.ndarray:
-    """``bg`` with a box-shaped car whose left edge is at ``x`` and ``plate`` on its bumper."""
+def draw_car(bg: np.ndarray, plate: np.ndarray, color: tuple[int, ...], x: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``bg`` with a box-shaped car whose left edge is at ``x`` and ``plate`` on its bumper, and
+    the plate's box (x, y, w, h) in the frame."""
     height, width = bg.shape[:2]
     car_w, car_h = int(width * 0.42), int(height * 0.38)
     y = int(height * 0.45)
@@ -84,7 +85,7 @@ def draw_car(bg: np.ndarray, plate: np.ndarray, color: tuple[int, ...], x: int) 
     x0, x1 = max(px, 0), min(px + pw, width)
     if x1 > x0:
         f[py: py + ph, x0:x1] = plate[:, x0 - px: x1 - px]
-    return f
+    return f, (px, py, pw, ph)
 
 
 def still(text: str, region: str, width: int = 960, height: int = 540, seed: int = 0) -> np.ndarray:
@@ -93,7 +94,7 @@ def still(text: str, region: str, width: int = 960, height: int = 540, seed: int
     bg = scene(width, height, rng)
     car_h = int(height * 0.38)
     plate = clean_plate(text, region, max(24, int(car_h * (0.22 if region == "us" else 0.15))), seed)
-    return draw_car(bg, plate, (40, 60, 170), (width - int(width * 0.42)) // 2)
+    return draw_car(bg, plate, (40, 60, 170), (width - int(width * 0.42)) // 2)[0]
 
 
 def render(out: Path, plates: list[tuple[str, str]], width: int = 960, height: int = 540, fps: int = 10,
@@ -116,7 +117,7 @@ def render(out: Path, plates: list[tuple[str, str]], width: int = 960, height: i
             u = i / max(frames - 1, 1)
             # ease in/out so the car lingers in the middle, like one stopping at a gate
             pos = 0.5 - 0.5 * np.cos(np.pi * u)
-            f = draw_car(bg, plate, color, int(-car_w + pos * (width + car_w)))
+            f = draw_car(bg, plate, color, int(-car_w + pos * (width + car_w)))[0]
             vw.write(f)
             n += 1
         for _ in range(int(gap_s * fps)):
