@@ -15,7 +15,7 @@ _THRESH_BLOCK = 13  # px, local threshold window: a few stroke widths of a 7-40 
 _THRESH_C = 8  # grey levels a pixel must differ from its neighbourhood to count as ink
 
 
-def ink_map(grey: npt.NDArray[np.uint8], inverted: bool, max_h: float) -> npt.NDArray[np.uint8]:
+def ink_map(grey: npt.NDArray[np.uint8], inverted: bool, max_h: float, block: int = _THRESH_BLOCK) -> npt.NDArray[np.uint8]:
     """Binary "ink" map: pixels darker (``inverted``) or lighter than their neighbourhood, with
     long horizontal lines (plate borders, bumper edges) removed so characters touching them
     come apart."""
@@ -24,7 +24,7 @@ def ink_map(grey: npt.NDArray[np.uint8], inverted: bool, max_h: float) -> npt.ND
         255,
         cv2.ADAPTIVE_THRESH_MEAN_C,
         cv2.THRESH_BINARY_INV if inverted else cv2.THRESH_BINARY,
-        _THRESH_BLOCK,
+        block,
         _THRESH_C if inverted else -_THRESH_C,
     )
     # no stroke of a character is much wider than the tallest character is tall

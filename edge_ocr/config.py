@@ -137,6 +137,7 @@ class VotingConfig(_Section):
     min_votes: int = Field(2, ge=1, le=100, description="Frames that must agree before publishing.")
     min_confidence: float = Field(0.7, ge=0, le=1, description="Fused confidence needed to publish.")
     repeat_after_s: float = Field(30.0, ge=0, le=86400, description="Same plate again only after this, s.")
+    min_seen: int = Field(2, ge=1, le=100, description="A plate read in fewer frames is never published.")
 
 
 class TlsConfig(_Section):

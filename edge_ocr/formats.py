@@ -21,7 +21,8 @@ their own region's rules:
 
 - ``us``: 4-9 letters and digits, or 3 digits (the shortest US labels: 548, 248). All-letter
   vanity plates exist (GUTSY, NFFE, DRIFTER), so no rule of shape tells TEXAS from a plate: the
-  generic formats of every region refuse the words in ``SIGN_WORDS`` instead.
+  generic formats of every region refuse the words in ``SIGN_WORDS`` instead, and
+  sticker years (four digits starting 19 or 20).
 - ``eu``: 5-8 characters with at least one letter and one digit, or 7-8 letters (personalised
   plates such as KMBORAK).
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -103,6 +105,10 @@ SIGN_WORDS = frozenset(_SIGN_TEXT.split())
 that no generic format accepts: a vanity plate reading TEXAS is refused too, which is rarer than
 the word on a plate. None of them is a label of the real dev data."""
 
+# a registration sticker's year (2014) read off a plate's corner: no US dev label of four digits
+# starts with 19 or 20, while stickers are on most US plates
+_STICKER_YEAR = re.compile(r"(19|20)[0-9]{2}")
+
 _PAIRS = (("O", "0"), ("I", "1"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6"))
 CONFUSIONS: dict[str, str] = {**dict(_PAIRS), **{b: a for a, b in _PAIRS}}
 """Look-alike letter/digit pairs, both ways: ``CONFUSIONS["O"] == "0"``."""
@@ -130,7 +136,7 @@ class PlateFormat:
             return False
         if not all(any(c in need for c in text) for need in self.needs):
             return False
-        return self.strict or text.replace("0", "O") not in SIGN_WORDS
+        return self.strict or (text.replace("0", "O") not in SIGN_WORDS and not _STICKER_YEAR.fullmatch(text))
 
     def fix(self, text: str) -> str | None:
         """``text`` with look-alikes swapped where a character does not fit its position but its

@@ -9,7 +9,7 @@ confidences; readings of another length than the winning one are aligned to it b
 distance, so a dropped or doubled character still votes for the others. A track publishes once:
 as soon as ``min_votes`` readings agree with the fused text and the fused confidence reaches
 ``min_confidence``, or, failing that, when it ends (unseen for ``window_s``) if the fused
-confidence reaches ``min_confidence`` by then. A text just published is not published again
+confidence reaches ``min_confidence`` by then and it was read in ``min_seen`` frames or more. A text just published is not published again
 until it has been out of sight for ``repeat_after_s``. A text that is a piece of a plate in view at
 the same time (half a plate entering the frame, or half of it found by the localiser) is never
 published on its own.
@@ -39,6 +39,8 @@ _MAX_READINGS = 100  # per undecided track; beyond, the least confident reading 
 # after the track's last reading: later, the same spot holds the next car.
 _LINK_GAP_S = 0.8
 _PIECE_SIMILARITY = 0.8  # part_similarity at which a shorter text counts as a piece of a plate
+# share of the fused length's votes a longer reading holding the fused text whole needs to win
+_WHOLE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class Voter:
             reading to a track wherever its box is.
         repeat_max_distance: a text within this edit distance of a recently published one
             counts as the same plate for ``repeat_after_s`` (0: only the identical text).
+        min_seen: a track read in fewer frames is never published, not even when it ends: a
+            one-frame glimpse is mostly a sign, a sticker or a misread (1: publish it).
 
     Raises:
         ValueError: a parameter out of range.
@@ -139,9 +143,12 @@ class Voter:
         match_iou: float = 0.3,
         match_similarity: float = 0.6,
         repeat_max_distance: int = 0,
+        min_seen: int = 2,
     ) -> None:
-        if window_s <= 0 or min_votes < 1 or not 0 <= min_confidence <= 1 or repeat_after_s < 0:
-            raise ValueError("voting: window_s > 0, min_votes >= 1, 0 <= min_confidence <= 1, repeat_after_s >= 0")
+        if window_s <= 0 or min_votes < 1 or not 0 <= min_confidence <= 1 or repeat_after_s < 0 or min_seen < 1:
+            raise ValueError("voting: window_s > 0, min_votes >= 1, 0 <= min_confidence <= 1, repeat_after_s >= 0, "
+                             "min_seen >= 1")
+        self.min_seen = min_seen
         self.window_s = window_s
         self.min_votes = min_votes
         self.min_confidence = min_confidence
@@ -155,7 +162,7 @@ class Voter:
     @classmethod
     def from_config(cls, cfg: VotingConfig) -> Voter:
         """Build from the ``voting`` config section."""
-        return cls(cfg.window_s, cfg.min_votes, cfg.min_confidence, cfg.repeat_after_s)
+        return cls(cfg.window_s, cfg.min_votes, cfg.min_confidence, cfg.repeat_after_s, min_seen=cfg.min_seen)
 
     @property
     def active_tracks(self) -> int:
@@ -311,8 +318,8 @@ class Voter:
             return None
         conf = min(confs) if confs else 0.0
         agreeing = [o for o in t.observations if o.reading.text == text]
-        ready = len(agreeing) >= self.min_votes and conf >= self.min_confidence
-        if not ready and not (ended and conf >= self.min_confidence):
+        ready = len(agreeing) >= self.min_votes and conf >= self.min_confidence and not _has_whole(t, text)
+        if not ready and not (ended and conf >= self.min_confidence and len(t.observations) >= self.min_seen):
             return None
         t.decided_text = text
         # earlier tracks of this text: ended ones remembered, and live ones (the same plate
@@ -399,6 +406,14 @@ class Voter:
         return None
 
 
+def _has_whole(t: _Track, text: str) -> bool:
+    """Whether a reading of ``t`` is a longer plate that ``text`` is a piece of: then the box
+    that gave ``text`` missed a character or two in some frames, and the track waits (until it
+    ends) for the frames to settle which it is."""
+    return any(len(o.reading.text) > len(text) and part_similarity(text, o.reading.text) >= _PIECE_SIMILARITY
+               for o in t.observations)
+
+
 def _near(a: Box, pred: Box, moves: int) -> bool:
     """Whether box ``a`` is where a plate predicted at ``pred`` can be: within one and a half
     plate widths of the prediction once the track's motion is known, three before (a car moves
@@ -465,6 +480,14 @@ def fuse(readings: Sequence[Reading], weights: Sequence[float] | None = None) ->
     length = max(by_len, key=lambda n: (round(by_len[n], 9), n))  # rounded: summation order must not decide
     # ties are broken by the text itself, never by arrival order: the same readings fuse the same
     ref = max((r for r, w in pairs_rw if len(r.text) == length), key=lambda r: (r.confidence, r.text))
+    # a box that cut off an end character gives a piece of the plate, often read confidently;
+    # a longer reading that holds it whole, with a fair share of the votes, is the plate
+    for n in sorted((n for n in by_len if n > length), reverse=True):
+        if by_len[n] >= _WHOLE_SHARE * by_len[length]:
+            longer = max((r for r, w in pairs_rw if len(r.text) == n), key=lambda r: (r.confidence, r.text))
+            if part_similarity(ref.text, longer.text) >= 1.0:
+                length, ref = n, longer
+                break
     votes: list[dict[str, list[tuple[float, float]]]] = [defaultdict(list) for _ in range(length)]
     for r, w in pairs_rw:
         confs = _char_confs(r)

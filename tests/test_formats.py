@@ -23,7 +23,7 @@ REAL_LABELS = {
 }
 # text a camera sees next to plates: state names, slogans, frame words, signs, pieces of plates
 NOT_PLATES = ["TEXAS", "ONLY", "0NLY", "EXIT", "STATE", "1AT", "RK", "MRK", "T1", "FLORIDA", "PARKING",
-              "DEALER", "SUNSHINE", "AB", "X", "20140512", "201405120", "0000000000"]
+              "DEALER", "SUNSHINE", "AB", "X", "20140512", "201405120", "0000000000", "2014", "1998"]
 
 
 @pytest.mark.parametrize(
@@ -83,6 +83,12 @@ def test_every_real_label_passes_with_all_regions() -> None:
 def test_sign_words_and_plate_pieces_are_rejected_with_all_regions(text: str) -> None:
     rules = FormatRules()
     assert not rules.matches(text) and rules.normalize(text) is None
+
+
+def test_four_digit_plates_that_are_not_sticker_years_pass() -> None:
+    rules = FormatRules(["us"])
+    assert rules.matches("2368") and rules.matches("8862") and rules.matches("2250")
+    assert not rules.matches("2019") and not rules.matches("1987")
 
 
 def test_all_regions_accept_any_of_them_and_name_the_region() -> None:
