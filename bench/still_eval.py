@@ -24,7 +24,7 @@ from typing import Any
 
 import cv2
 
-from bench.video_eval import same_plate
+from bench.video_eval import add_photo_args, same_plate
 from bench.video_scene import Car, load_cars, plate_crop
 from edge_ocr.config import load_config
 from edge_ocr.quad import iou
@@ -32,7 +32,6 @@ from edge_ocr.reading import PlateReader
 from edge_ocr.stages import load_recognizer
 from edge_ocr.still import StillReader
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Whole photos, as `POST /api/ocr` reads them"  # in BENCHMARKS.md, kept by `python -m bench`
 
 
@@ -93,11 +92,7 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=Path, default=ROOT.parent / "shared/data/plates-real-dev/frames/frames.csv",
-                    help="frames.csv: file,x,y,w,h,text,region (photos beside it)")
-    ap.add_argument("--config", type=Path, default=ROOT / "config.yaml", help="base config (default: the shipped one)")
-    ap.add_argument("--regions", choices=["shipped", "own"], default="shipped",
-                    help="formats.regions: the config's, or each photo's own region")
+    add_photo_args(ap, "each photo's own region")
     ap.add_argument("--json", type=Path, default=None, help="write every photo's result here")
     args = ap.parse_args(argv)
     if not args.frames.exists():

@@ -535,13 +535,19 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_photo_args(ap: argparse.ArgumentParser, own_regions: str) -> None:
+    """--frames, --config and --regions, shared by the evaluations on the dev photos;
+    ``own_regions`` says what ``--regions own`` means to the tool."""
     ap.add_argument("--frames", type=Path, default=ROOT.parent / "shared/data/plates-real-dev/frames/frames.csv",
                     help="frames.csv (file,x,y,w,h,text,region), photos relative to it")
     ap.add_argument("--config", type=Path, default=ROOT / "config.yaml", help="base config (default: the shipped one)")
     ap.add_argument("--regions", choices=["shipped", "own"], default="shipped",
-                    help="formats.regions: the config's, or each car's own region (one daemon per region)")
+                    help=f"formats.regions: the config's, or {own_regions}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_photo_args(ap, "each car's own region (one daemon per region)")
     ap.add_argument("--cars", type=int, default=None, help="only this many cars, spread over the list")
     ap.add_argument("--only", type=lambda s: s.split(","), default=None, help="only these regions, e.g. us,eu")
     ap.add_argument("--fps", type=float, default=10.0, help="video and camera frame rate")

@@ -46,12 +46,12 @@ log = logging.getLogger(__name__)
 _MIN_CHAR_H = 7.0  # px at a pyramid level; smaller characters are not legible anyway
 _MAX_CHAR_H = 40.0
 _MAX_TILT_DEG = 25.0
-_NMS_IOU = 0.3
+_NMS_IOU = 0.3  # candidates overlapping a better one more than this are the same plate
 # Characters up to this tall (px, at the first level) are searched a second time with a smaller
 # threshold window: blurred 8-12 px characters vanish into the 13 px window's mean (dev frames:
 # recall@5 96.2 -> 97.6 %; real-video cars missed 10 -> 4 of 60)
 _SMALL_CHAR_H = 16.0
-_SMALL_BLOCK = 9  # candidates overlapping a better one more than this are the same plate
+_SMALL_BLOCK = 9
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ confidences; readings of another length than the winning one are aligned to it b
 distance, so a dropped or doubled character still votes for the others. A track publishes once:
 as soon as ``min_votes`` readings agree with the fused text and the fused confidence reaches
 ``min_confidence``, or, failing that, when it ends (unseen for ``window_s``) if the fused
-confidence reaches ``min_confidence`` by then and it was read in ``min_seen`` frames or more. A text just published is not published again
-until it has been out of sight for ``repeat_after_s``. A text that is a piece of a plate in view at
+confidence reaches ``min_confidence`` by then and it was read in ``min_seen`` frames or more. A
+text just published is not published again until it has been out of sight for ``repeat_after_s``. A text that is a piece of a plate in view at
 the same time (half a plate entering the frame, or half of it found by the localiser) is never
 published on its own.
 
@@ -148,7 +148,6 @@ class Voter:
         if window_s <= 0 or min_votes < 1 or not 0 <= min_confidence <= 1 or repeat_after_s < 0 or min_seen < 1:
             raise ValueError("voting: window_s > 0, min_votes >= 1, 0 <= min_confidence <= 1, repeat_after_s >= 0, "
                              "min_seen >= 1")
-        self.min_seen = min_seen
         self.window_s = window_s
         self.min_votes = min_votes
         self.min_confidence = min_confidence
@@ -156,6 +155,7 @@ class Voter:
         self.match_iou = match_iou
         self.match_similarity = match_similarity
         self.repeat_max_distance = repeat_max_distance
+        self.min_seen = min_seen
         self._tracks: list[_Track] = []
         self._recent: dict[str, float] = {}  # published text -> last time it was seen
 
@@ -370,12 +370,10 @@ class Voter:
         for o in self._tracks:
             if o is t or o.last_seen < t.first_seen - _LINK_GAP_S or o.first_seen > t.last_seen + _LINK_GAP_S:
                 continue
-            other = o.text
-            if len(other) > len(text) and part_similarity(text, other) >= _PIECE_SIMILARITY:
-                return other
+            if _is_piece(text, o.text):
+                return o.text
         for other, seen in self._recent.items():
-            if t.first_seen - seen <= _LINK_GAP_S and len(other) > len(text) \
-                    and part_similarity(text, other) >= _PIECE_SIMILARITY:
+            if t.first_seen - seen <= _LINK_GAP_S and _is_piece(text, other):
                 return other
         return None
 
@@ -410,8 +408,12 @@ def _has_whole(t: _Track, text: str) -> bool:
     """Whether a reading of ``t`` is a longer plate that ``text`` is a piece of: then the box
     that gave ``text`` missed a character or two in some frames, and the track waits (until it
     ends) for the frames to settle which it is."""
-    return any(len(o.reading.text) > len(text) and part_similarity(text, o.reading.text) >= _PIECE_SIMILARITY
-               for o in t.observations)
+    return any(_is_piece(text, o.reading.text) for o in t.observations)
+
+
+def _is_piece(text: str, other: str) -> bool:
+    """Whether ``text`` is a piece of the longer ``other`` (a plate half in view or half boxed)."""
+    return len(other) > len(text) and part_similarity(text, other) >= _PIECE_SIMILARITY
 
 
 def _near(a: Box, pred: Box, moves: int) -> bool:
@@ -478,13 +480,17 @@ def fuse(readings: Sequence[Reading], weights: Sequence[float] | None = None) ->
     for r, w in pairs_rw:
         by_len[len(r.text)] += r.confidence * w
     length = max(by_len, key=lambda n: (round(by_len[n], 9), n))  # rounded: summation order must not decide
-    # ties are broken by the text itself, never by arrival order: the same readings fuse the same
-    ref = max((r for r, w in pairs_rw if len(r.text) == length), key=lambda r: (r.confidence, r.text))
+
+    def best_of(n: int) -> Reading:
+        # ties are broken by the text itself, never by arrival order: the same readings fuse the same
+        return max((r for r, _ in pairs_rw if len(r.text) == n), key=lambda r: (r.confidence, r.text))
+
+    ref = best_of(length)
     # a box that cut off an end character gives a piece of the plate, often read confidently;
     # a longer reading that holds it whole, with a fair share of the votes, is the plate
     for n in sorted((n for n in by_len if n > length), reverse=True):
         if by_len[n] >= _WHOLE_SHARE * by_len[length]:
-            longer = max((r for r, w in pairs_rw if len(r.text) == n), key=lambda r: (r.confidence, r.text))
+            longer = best_of(n)
             if part_similarity(ref.text, longer.text) >= 1.0:
                 length, ref = n, longer
                 break
