@@ -54,7 +54,7 @@ def _read_image(path: str):
 def _recognize_settings(args: argparse.Namespace):
     """(model path, decoder, retry_below, FormatRules) from the flags, then ``--config``, then the
     defaults. Raises ConfigError (a bad ``--config``) or ValueError (an unknown region)."""
-    from .formats import REGIONS, FormatRules
+    from .formats import KNOWN_REGIONS, REGIONS, FormatRules
     from .recognizer import DEFAULT_MODEL
     from .stages import resolve_model
 
@@ -65,9 +65,9 @@ def _recognize_settings(args: argparse.Namespace):
     retry_below = rc.retry_below if args.retry_below is None else args.retry_below
     if args.regions:
         regions = [r.strip() for r in args.regions.split(",") if r.strip()]
-        unknown = [r for r in regions if r not in REGIONS]
+        unknown = [r for r in regions if r not in KNOWN_REGIONS]
         if unknown:
-            raise ValueError(f"--regions: unknown {', '.join(unknown)}; known: {', '.join(REGIONS)}")
+            raise ValueError(f"--regions: unknown {', '.join(unknown)}; known: {', '.join(KNOWN_REGIONS)}")
     else:
         regions = list(cfg.formats.regions) if cfg else list(REGIONS)
     formats = FormatRules(regions, cfg.formats.extra if cfg else (), cfg.formats.enabled if cfg else True)
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-read crops less confident than this from 5 re-cut copies (0 = off; default "
                         f"recognizer.retry_below, {RecognizerConfig().retry_below})")
     p.add_argument("--regions", default=None,
-                   help="comma-separated plate regions whose characters and formats apply (us,eu,br,cn; "
+                   help="comma-separated plate regions whose characters and formats apply (us,eu,br,cn,generic; "
                         "default: formats.regions of --config, else all)")
     p.set_defaults(func=cmd_recognize)
 
