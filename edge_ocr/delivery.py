@@ -253,7 +253,8 @@ class Delivery:
             if not taken:
                 break
         for topic, (payload, qos) in newest.items():
-            self._send(self._copies[topic], payload, qos, True)
+            if self.max_packet is None or packet_size(self._copies[topic], payload, qos) <= self.max_packet:
+                self._send(self._copies[topic], payload, qos, True)
 
     # ------------------------------------------------------------------ internals
 

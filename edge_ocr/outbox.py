@@ -505,7 +505,7 @@ def _salvage_rows(aside: Path, span: int) -> tuple[list[tuple[object, ...]], int
                     unreadable += 1
             return list(rows.values()), unreadable, max([top, *rows])
         except sqlite3.DatabaseError:
-            pass  # rows read so far stay; the rest one by one
+            unreadable = 0  # rows read so far stay; the rest (partial rows too) one by one
         low = _first_int(src, ["SELECT min(seq) FROM outbox"]) or (min(rows) if rows else max(top - span, 1))
         top = max([top, *rows])
         for seq in range(max(low, top - span), top + 1):

@@ -48,7 +48,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from .announce import Announcer, StatsFn, to_json
 from .config import Config, HttpConfig, MqttConfig, OutboxConfig
-from .delivery import Delivery
+from .delivery import Delivery, packet_size
 from .mqtt_client import connect_problem, fall_back_to_311, make_client, refresh_credentials
 from .mqtt_contract import event_payload, make_topics
 from .outbox import NewMessage, Outbox
@@ -139,6 +139,7 @@ class MqttPublisher:
         self._problem_logged = float("-inf")
         self._problem_count = 0
         self._worker_error: str | None = None
+        self._too_large: set[str] = set()  # announcement topics already reported as too large
         self._refused: list[tuple[int, str]] = []  # worker only: (message id, reason) to settle
         self._stop_requested = False
 
@@ -238,7 +239,8 @@ class MqttPublisher:
             try:
                 self._publish(self._announcer.stats())
                 info = self._publish(self._announcer.offline())
-                info.wait_for_publish(max(0.2, deadline - time.monotonic()))
+                if info is not None:
+                    info.wait_for_publish(max(0.2, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as exc:
                 log.debug("mqtt: could not publish the last stats and offline status: %s", exc)
         if started:
@@ -294,7 +296,16 @@ class MqttPublisher:
 
     # ------------------------------------------------------------------ client adapter
 
-    def _publish(self, msg: NewMessage) -> paho.MQTTMessageInfo:
+    def _publish(self, msg: NewMessage) -> paho.MQTTMessageInfo | None:
+        # Announcements are not stored, so a broker's size limit cannot dead-letter them: skipped
+        # (sending one would make the broker drop the connection at every connect).
+        size, limit = packet_size(msg.topic, msg.payload, msg.qos), self._delivery.max_packet
+        if limit is not None and size > limit:
+            if msg.topic not in self._too_large:
+                log.error("mqtt: %s not sent: %d bytes, larger than the broker's maximum packet size (%d bytes)",
+                          msg.topic, size, limit)
+                self._too_large.add(msg.topic)
+            return None
         return self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
 
     def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> int | None:

@@ -136,7 +136,7 @@ def test_corrupt_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFi
         assert box.depth == 1
     aside = list(tmp_path.glob("o.sqlite.damaged-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
-    lines = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
     assert len(lines) == 1 and str(aside[0]) in lines[0] and "salvaged 0 queued message(s)" in lines[0]
 
 
@@ -180,7 +180,7 @@ def test_damaged_page_found_on_open_and_every_readable_row_salvaged(tmp_path: Pa
         assert box.depth == len(got) and box.salvaged == len(got)
         assert box.unreadable == len(sent) - len(got)
         assert box.add("t", b"new") > max(m.seq for m in kept)
-    line = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    line = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
     assert len(line) == 1 and f"salvaged {len(got)} queued message(s), {len(sent) - len(got)} unreadable" in line[0]
     assert len(list(tmp_path.glob("o.sqlite.damaged-*"))) == 1
 
