@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from edge_ocr.config import Config, MqttConfig
+from edge_ocr.config import Config, MqttConfig, VotingConfig
 from edge_ocr.daemon import EX_CONFIG, EX_TEMPFAIL, _changed_keys, run_daemon
 from edge_ocr.outbox import Outbox
 from edge_ocr.publish import MqttPublisher
@@ -203,6 +204,52 @@ def test_disk_refusing_writes_holds_new_events_and_keeps_delivering(
     report(f"{fault} disk while running", len(produced), len(got))
 
 
+def test_pipeline_does_not_count_or_log_an_event_the_disk_refused(tmpfs, caplog) -> None:
+    from edge_ocr.config import OutboxConfig
+    from edge_ocr.daemon import Pipeline
+    from edge_ocr.stages import Stages
+    from edge_ocr.types import Reading
+    from edge_ocr.voting import Observation
+
+    from .test_publish import free_port
+
+    caplog.set_level(logging.INFO)
+    fs = tmpfs(256 * 1024)
+    cfg = Config(mqtt=MqttConfig(host="127.0.0.1", port=free_port()), voting=VotingConfig(min_votes=10),
+                 outbox=OutboxConfig(path=str(fs.path / "outbox.sqlite")))  # published when the track ends
+    pub = MqttPublisher.from_config(cfg, "t")
+    pipeline = Pipeline(Stages.from_config(cfg), pub)
+    filler = fs.fill()
+    for i in range(3):
+        pipeline.stages.voter.update(i * 0.1, [Observation(Reading("AB123CD", 0.99, (0.99,) * 7), (10, 10, 90, 20))])
+    assert pipeline.flush(1.0) == [] and pipeline.counters["events"] == 0  # not produced
+    assert not [m for m in logged(caplog, "event ", logging.INFO) if m.startswith("event ")]
+    held, = logged(caplog, "not stored yet")
+    event_id = held.split("event_id ")[1].split(")")[0]
+    filler.unlink()
+    pub.stop(0.1)  # never started: one more try to store, then closed
+    late = logged(caplog, "stored late", logging.INFO)
+    assert len(late) == 1 and event_id in late[0]  # produced now, and on disk
+    with Outbox(cfg.outbox.path, 100, 1) as box:
+        assert [json.loads(m.payload)["event_id"] for m in box.peek()] == [event_id]
+    report("full disk under the pipeline", 1, 0)
+
+
+def test_stop_with_a_full_disk_never_calls_memory_kept(tmpfs, publishers, caplog) -> None:
+    from .test_publish import free_port
+
+    fs = tmpfs(256 * 1024)
+    pub = publishers(mqtt_cfg(free_port()), outbox_cfg(fs.path), DEVICE, "t")
+    assert pub.publish_event(make_event(0))
+    fs.fill()
+    assert not pub.publish_event(make_event(1))
+    assert pub.stop(0.5) is False
+    lost, = logged(caplog, "never took", logging.ERROR)
+    assert "stopped with 1 message(s) the outbox never took (full): lost" in lost
+    kept, = logged(caplog, "for the next start")
+    assert "stopped with 1 message(s) undelivered" in kept  # the one on disk, and only that one
+
+
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_disk_refusing_at_start_exits_75_naming_it(fault: str, tmpfs, tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
@@ -217,7 +264,8 @@ def test_disk_refusing_at_start_exits_75_naming_it(fault: str, tmpfs, tmp_path: 
     assert run_daemon(str(cfg)) == EX_TEMPFAIL
     line = logged(caplog, "outbox.path", logging.ERROR)
     assert line and ("disk full" if fault == "full" else "read-only") in line[0]
-    assert "disk I/O error" not in line[0].split(":")[2]  # the cause comes first, SQLite's words after
+    # the cause first, SQLite's words ("disk I/O error", "unable to open database file") after it
+    assert re.search(r"cannot open \S+: (disk full|read-only) \(", line[0]), line[0]
 
 
 def test_unit_restarts_tempfail_but_not_a_broken_config() -> None:
@@ -301,6 +349,19 @@ def test_password_changed_on_disk_is_used_at_the_next_reconnect(make_broker, tmp
     wait_until(lambda: len(arrived(sub)) >= 6, timeout=10, what="events after the password file changed")
     assert arrived(sub) == book.produced() == book.made
     report("password changed", len(book.produced()), len(arrived(sub)))
+
+
+def test_ca_file_renewed_on_disk_is_used_at_the_next_reconnect(make_broker, tls_files, tmp_path: Path,
+                                                               publishers, caplog) -> None:
+    broker = make_broker(tls=tls_files)
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(tls_files.cert.read_bytes())  # not the CA that signed the broker: refused
+    pub = publishers(mqtt_cfg(broker.port, tls={"enabled": True, "ca_file": str(ca)}), outbox_cfg(tmp_path),
+                     DEVICE, "t")
+    wait_until(lambda: logged(caplog, "certificate verify failed"), what="the TLS failure, at warning level")
+    assert not pub.connected
+    ca.write_bytes(tls_files.ca.read_bytes())  # the right CA, no restart
+    wait_until(lambda: pub.connected, what="a TLS connect with the renewed CA file")
 
 
 def test_reload_names_every_key_that_waits_for_a_restart() -> None:
