@@ -22,7 +22,7 @@ refused is handed over again, see ``delivery``).
 
 While the disk refuses writes, :meth:`MqttPublisher.publish_event` returns False and the event
 waits in memory; the worker keeps delivering what is already on disk and commits the waiting
-events as soon as it can, logging each then (``event ... stored after ...``).
+events as soon as it can, logging each then (``event ... stored late``).
 
 Knows nothing of OCR beyond the :class:`PlateEvent` record.
 """

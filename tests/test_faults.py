@@ -364,6 +364,25 @@ def test_ca_file_renewed_on_disk_is_used_at_the_next_reconnect(make_broker, tls_
     wait_until(lambda: pub.connected, what="a TLS connect with the renewed CA file")
 
 
+def test_a_broker_refusing_mqtt5_gets_311_on_the_next_attempt() -> None:
+    """No Mosquitto refuses MQTT 5, so the switch is checked on paho's own client and the reason
+    code paho makes of a 3.1.1 broker's "unacceptable protocol version" CONNACK."""
+    from paho.mqtt import client as paho
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from edge_ocr.mqtt_client import fall_back_to_311, make_client
+    from edge_ocr.outbox import NewMessage
+
+    client = make_client(mqtt_cfg(1883), "c", NewMessage("t/status", b"offline"), 0.5, 10)
+    assert client.protocol == paho.MQTTv5
+    assert not fall_back_to_311(client, ReasonCode(PacketTypes.CONNACK, aName="Not authorized"))
+    assert client.protocol == paho.MQTTv5
+    assert fall_back_to_311(client, ReasonCode(PacketTypes.CONNACK, aName="Unsupported protocol version"))
+    assert client.protocol == paho.MQTTv311
+    assert not fall_back_to_311(client, ReasonCode(PacketTypes.CONNACK, aName="Unsupported protocol version"))
+
+
 def test_reload_names_every_key_that_waits_for_a_restart() -> None:
     old = Config()
     new = Config(mqtt=MqttConfig(port=1884, username="u", password_file="/p"), device_id="gate2")
