@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from edge_ocr.config import Config, MqttConfig, VotingConfig
+from edge_ocr.config import Config, LocalizerConfig, MqttConfig, VotingConfig
 from edge_ocr.daemon import EX_CONFIG, EX_TEMPFAIL, _changed_keys, run_daemon
 from edge_ocr.outbox import Outbox
 from edge_ocr.publish import MqttPublisher
@@ -216,6 +216,7 @@ def test_pipeline_does_not_count_or_log_an_event_the_disk_refused(tmpfs, caplog)
     caplog.set_level(logging.INFO)
     fs = tmpfs(256 * 1024)
     cfg = Config(mqtt=MqttConfig(host="127.0.0.1", port=free_port()), voting=VotingConfig(min_votes=10),
+                 localizer=LocalizerConfig(type="classic"),  # the reading stages do not matter here
                  outbox=OutboxConfig(path=str(fs.path / "outbox.sqlite")))  # published when the track ends
     pub = MqttPublisher.from_config(cfg, "t")
     pipeline = Pipeline(Stages.from_config(cfg), pub)
@@ -259,7 +260,7 @@ def test_disk_refusing_at_start_exits_75_naming_it(fault: str, tmpfs, tmp_path: 
     else:
         fs.read_only(True)
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(f"camera: {{type: file, uri: '{ROOT / 'samples' / 'demo.mp4'}'}}\n"
+    cfg.write_text(f"camera: {{type: file, uri: '{ROOT / 'samples' / 'demo.mp4'}'}}\nlocalizer: {{type: classic}}\n"
                    f"mqtt: {{host: 127.0.0.1, port: 1}}\noutbox: {{path: '{fs.path / 'outbox.sqlite'}'}}\n")
     assert run_daemon(str(cfg)) == EX_TEMPFAIL
     line = logged(caplog, "outbox.path", logging.ERROR)
