@@ -346,9 +346,12 @@ def test_password_changed_on_disk_is_used_at_the_next_reconnect(make_broker, tmp
     sub.client.reconnect()
     book.publish(3, 3)
     wait_until(lambda: logged(caplog, "Not authorized"), what="a refusal logged at warning level")
+    wait_until(lambda: broker.log_text().count("not authorised") >= 3, what="three refused attempts")
     secret.write_text("new-pw\n", encoding="utf-8")  # no SIGHUP, no restart
     wait_until(lambda: len(arrived(sub)) >= 6, timeout=10, what="events after the password file changed")
     assert arrived(sub) == book.produced() == book.made
+    # three or more refused attempts, one warning (the next one would come a minute later)
+    assert len(logged(caplog, "Not authorized")) == 1
     report("password changed", len(book.produced()), len(arrived(sub)))
 
 
