@@ -307,6 +307,8 @@ class Daemon:
 
     def stats(self) -> dict[str, Any]:
         s = self.pipeline.stats() if self.pipeline is not None else {}
+        if self.publisher is not None and "events" in s:  # events the disk took late are produced too
+            s["events"] += self.publisher.stats()["stored_late"]
         src = self.source.stats() if self.source is not None else None
         return {**s, "dropped_frames": src.dropped if src else 0, "skipped_frames": src.skipped if src else 0,
                 "uptime_s": round(time.monotonic() - self.started, 1), "cpu_temp_c": _cpu_temp()}

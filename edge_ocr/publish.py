@@ -139,6 +139,7 @@ class MqttPublisher:
         self._problem_logged = float("-inf")
         self._problem_count = 0
         self._worker_error: str | None = None
+        self._stored_late_events = 0
         self._too_large: set[str] = set()  # announcement topics already reported as too large
         self._refused: list[tuple[int, str]] = []  # worker only: (message id, reason) to settle
         self._stop_requested = False
@@ -270,7 +271,8 @@ class MqttPublisher:
         """Counters since construction: published (handed to the broker), acked, queued
         (waiting for an ack, in memory or in the outbox), inflight, dropped, connected; held (in
         memory now, the disk refusing them), store_failures (commits the disk refused), refused
-        (publishes the broker refused), dead_lettered. The retained last-plate and last-crop
+        (publishes the broker refused), dead_lettered, stored_late (plate events the disk took
+        only after refusing them: produced then, not counted by the pipeline). The retained last-plate and last-crop
         copies are not counted."""
         d = self._delivery
         return {
@@ -284,12 +286,14 @@ class MqttPublisher:
             "store_failures": d.store_failures,
             "refused": d.refusals,
             "dead_lettered": d.dead_lettered,
+            "stored_late": self._stored_late_events,
         }
 
     def _stored_late(self, messages: list[NewMessage]) -> None:
         # Events that waited in memory are produced now: the one line per event that says so.
         for msg in messages:
             if msg.topic == self.topics.plate:
+                self._stored_late_events += 1
                 ev = json.loads(msg.payload)
                 log.info("event %s stored late (event_id %s): the outbox refused it at first",
                          ev.get("text"), ev.get("event_id"))

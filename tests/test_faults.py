@@ -231,6 +231,7 @@ def test_pipeline_does_not_count_or_log_an_event_the_disk_refused(tmpfs, caplog)
     pub.stop(0.1)  # never started: one more try to store, then closed
     late = logged(caplog, "stored late", logging.INFO)
     assert len(late) == 1 and event_id in late[0]  # produced now, and on disk
+    assert pub.stats()["stored_late"] == 1  # the daemon adds these to the pipeline's "events"
     with Outbox(cfg.outbox.path, 100, 1) as box:
         assert [json.loads(m.payload)["event_id"] for m in box.peek()] == [event_id]
     report("full disk under the pipeline", 1, 0)
