@@ -93,7 +93,7 @@ LOCALIZER_DEFAULTS = {"learnt": {"min_score": 0.5, "work_width": 640}, "classic"
 
 class LocalizerConfig(_Section):
     type: Literal["learnt", "classic"] = Field(
-        "learnt", description="learnt: the plate detector network; classic: the OpenCV character-chain search.")
+        "classic", description="learnt: the plate detector network; classic: the OpenCV character-chain search.")
     model: str = Field("models/plate_det_int8.onnx", description="Learnt: the detector's ONNX file.")
     work_width: int | None = Field(
         None, ge=64, le=4096, description="The frame is searched at most this wide, px (learnt 640, classic 960).")

@@ -67,7 +67,7 @@ def load_localizer(cfg: LocalizerConfig) -> Localizer | LearntLocalizer:
         raise StartupError(f"localizer.model: {path}: no such file")
     try:
         det = PlateDetector(path, cfg.setting("work_width"), cfg.setting("min_score"), cfg.max_candidates)
-    except Exception as exc:  # onnxruntime raises its own exception types for a file it cannot use
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private exception types
         raise StartupError(f"localizer.model: {path}: cannot load ({type(exc).__name__}: {exc})") from None
     return LearntLocalizer(det)
 
