@@ -168,9 +168,10 @@ class Outbox:
         self.salvaged = 0  # rows copied out of damaged files since this object was created
         self.unreadable = 0  # rows of damaged files that could not be read back (lost)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._aside: Path | None = None  # a damaged file moved aside and not yet salvaged
         self._db = self._open()
-        self._depth = 0
-        self._depth = self._count()
+        self._depth = 0  # _guarded may set it while counting
+        self._depth = self._guarded(self._count_now)
         if self._depth:
             log.info("outbox %s holds %d message(s) from before", self.path, self._depth)
         self.prune()
@@ -216,26 +217,45 @@ class Outbox:
     def _replace_damaged(self, problem: str) -> sqlite3.Connection:
         """Move the damaged file aside, copy what it still holds into a fresh one, return that."""
         aside = self.path.with_name(f"{self.path.name}.damaged-{int(self._clock())}")
+        n = 1
+        while aside.exists():  # a second damage within the second must not overwrite the first
+            aside, n = aside.with_name(f"{self.path.name}.damaged-{int(self._clock())}-{n}"), n + 1
         for suffix in ("", "-wal", "-shm"):  # the WAL holds committed rows too: it goes along
             side = self.path.with_name(self.path.name + suffix)
             if side.exists():
                 side.rename(aside.with_name(aside.name + suffix))
-        rows, unreadable, top = _salvage(aside, self.max_events * _SALVAGE_SPAN)
+        self._aside = aside
+        log.error("outbox %s is damaged (%s); moved aside to %s", self.path, problem, aside)
+        return self._restore()
+
+    def _restore(self) -> sqlite3.Connection:
+        """A fresh outbox holding every row still readable in the file moved aside. If this fails
+        (the disk is full now), the next operation tries again: the rows wait in the aside file."""
+        assert self._aside is not None
+        rows, unreadable, top = _salvage(self._aside, self.max_events * _SALVAGE_SPAN)
         db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany(f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
-        # New sequence numbers continue above the old ones: the publisher's cursor stays valid.
-        db.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
-        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (top,))
-        db.execute("COMMIT")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            # New sequence numbers continue above the old ones: the publisher's cursor stays valid.
+            db.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (top,))
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            db.close()
+            raise
         self.salvaged += len(rows)
         self.unreadable += unreadable
-        log.error("outbox %s is damaged (%s); moved aside to %s; salvaged %d queued message(s), %d unreadable",
-                  self.path, problem, aside, len(rows), unreadable)
+        log.error("outbox %s: salvaged %d queued message(s) from %s, %d unreadable (lost)",
+                  self.path, len(rows), self._aside, unreadable)
+        self._aside = None
         return db
 
     def _guarded(self, op: Callable[[], _T]) -> _T:
         """Run ``op`` (lock held); if it finds the file damaged, replace the file and run it again."""
+        if self._aside is not None:  # an earlier replacement could not finish
+            self._db = self._restore()
+            self._depth = self._count_now()
         try:
             return op()
         except sqlite3.DatabaseError as exc:
@@ -244,11 +264,11 @@ class Outbox:
                 raise
             self._db.close()
             self._db = self._replace_damaged(str(exc))
-            self._depth = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            self._depth = self._count_now()
             return op()
 
-    def _count(self) -> int:
-        return int(self._guarded(lambda: self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]))
+    def _count_now(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def _rollback(self) -> None:
         # SQLite has already rolled back after some errors (a full disk): a second ROLLBACK would

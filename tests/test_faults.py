@@ -162,8 +162,38 @@ def test_damaged_outbox_salvages_every_readable_event(damage: str, mosquitto, tm
     assert got[:salvaged] == [e for e in stored if e in set(got)]  # in order, the survivors
     assert salvaged + lost >= len(stored) and 0 < salvaged < len(stored)
     line = logged(caplog, "is damaged", logging.ERROR)
-    assert len(line) == 1 and ".damaged-" in line[0] and f"salvaged {salvaged} queued message(s)" in line[0]
+    assert len(line) == 1 and ".damaged-" in line[0]
+    saved, = logged(caplog, "queued message(s) from", logging.ERROR)
+    assert f"salvaged {salvaged} queued message(s)" in saved and f"{lost} unreadable (lost)" in saved
     report(f"damaged outbox ({damage})", len(stored) + 5, len(got), lost=lost)
+
+
+def test_damage_found_while_the_disk_is_full_is_salvaged_once_there_is_room(tmpfs, caplog) -> None:
+    import sqlite3
+
+    from edge_ocr.outbox import NewMessage
+
+    fs = tmpfs(512 * 1024)
+    path = fs.path / "o.sqlite"
+    sent = [f"event-{i:03d}-".encode() + b"x" * 900 for i in range(40)]
+    with Outbox(path, 1000, 24) as box:
+        box.add_many([NewMessage("t", p) for p in sent])
+    box = Outbox(path, 1000, 24)
+    with path.open("r+b") as f:
+        f.seek(3 * PAGE)
+        f.write(b"\xa5" * PAGE)
+    with sqlite3.connect(path) as other:  # another writer: the outbox must read the pages again
+        other.execute("CREATE TABLE poke (x)")
+    filler = fs.fill()
+    with pytest.raises(sqlite3.Error):
+        box.add("t", b"late")  # damaged, moved aside, but no room for the fresh file yet
+    assert len(logged(caplog, "is damaged", logging.ERROR)) == 1 and not logged(caplog, "queued message(s) from")
+    filler.unlink()
+    box.add("t", b"late")  # the rows waited in the aside file
+    got = [m.payload for m in box.peek(limit=100)]
+    box.close()
+    assert got[-1] == b"late" and got[:-1] == [p for p in sent if p in set(got)]
+    assert box.salvaged == len(got) - 1 and box.salvaged + box.unreadable >= len(sent)
 
 
 # ----------------------------------------------------------------------------- the disk refuses writes
