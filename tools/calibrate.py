@@ -186,6 +186,10 @@ def main() -> None:
     for name in args.models.split(","):
         path = MODELS.get(name, Path(name))
         crops, rec = load(args.labels, args.split, path)
+        halves = {c.half for c in crops}
+        if halves != {"fit", "test"}:
+            sys.exit(f"{args.labels}: the {args.split} crops fill only {', '.join(sorted(halves)) or 'no'} half; "
+                     "calibration needs plates on both sides")
         t, curve = fit_temperature([c for c in crops if c.half == "fit"], rec.charset)
         n_fit = sum(c.half == "fit" for c in crops)
         print(f"## {name} ({path.name}, stored temperature {rec.info.temperature}): fitted on {n_fit} crops "
