@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, RecognizerConfig
+from .known_plates import KnownPlates
 from .reading import PlateRead, PlateReader
 from .recognizer import ModelError, Recognizer
 from .roi import Roi
@@ -100,6 +101,7 @@ class Stages:
     roi: Roi
     still: StillReader
     live_retry_below: float
+    known: KnownPlates
 
     @classmethod
     def from_config(cls, cfg: Config, recognizer: Recognizer | None = None,
@@ -124,6 +126,7 @@ class Stages:
             still=StillReader(reader, cfg.recognizer.min_confidence),
             # frames vote, so the live pipeline re-reads unsure crops only when asked to
             live_retry_below=cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0,
+            known=KnownPlates(cfg.known_plates),
         )
 
     def read_frame(self, rec: FrameRecord, roi: Roi) -> list[PlateRead]:
