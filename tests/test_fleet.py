@@ -5,11 +5,17 @@ is shorter."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
+from paho.mqtt import client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.fleet import Outage, run_outage
+from bench.fleet import Outage, plate_event, run_outage
+from edge_ocr.config import MqttConfig, OutboxConfig
+from edge_ocr.publish import MqttPublisher
 
 from .conftest import MOSQUITTO
 
@@ -28,3 +34,50 @@ def test_outage_figures_count_what_went_wrong() -> None:
     r = Outage(produced=["a", "b", "c", "d"], received=["a", "c", "b", "c"])
     assert (r.lost, r.duplicated, r.in_order) == (1, 1, False)
     assert Outage(produced=["a", "b"], received=["a", "b"]).in_order
+
+
+def docs_acl() -> str:
+    """The ACL file of docs/mqtt.md's fleet section."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "mqtt.md").read_text(encoding="utf-8")
+    block = re.search(r"```\n# mosquitto\.conf at the centre\n(.*?)```", text, re.DOTALL)
+    assert block, "docs/mqtt.md: no central mosquitto.conf block"
+    return block.group(1).split("# /etc/mosquitto/acl", 1)[1].split("\n", 1)[1]
+
+
+def test_the_docs_acl_confines_each_device_to_its_own_topics(make_broker, tmp_path: Path) -> None:
+    broker = make_broker(users={"lane1": "pw1", "homeassistant": "pw-ha"}, start=False)
+    acl = tmp_path / "acl"
+    acl.write_text(docs_acl(), encoding="utf-8")
+    with broker.conf.open("a", encoding="utf-8") as f:
+        f.write(f"acl_file {acl}\n")
+    broker.start()
+    got: list[tuple[str, bytes]] = []
+    ha = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    ha.username_pw_set("homeassistant", "pw-ha")
+    ha.on_message = lambda _c, _u, m: got.append((m.topic, bytes(m.payload)))
+    ha.connect(broker.host, broker.port)
+    ha.subscribe([("edge-ocr/#", 1), ("homeassistant/device/#", 1)])
+    ha.loop_start()
+    pubs = []
+    try:
+        for device in ("lane1", "lane2"):  # lane2 logs in as lane1: a device_id that is not its user name
+            cfg = MqttConfig(host=broker.host, port=broker.port, username="lane1", password="pw1", keepalive_s=5)
+            pub = MqttPublisher(cfg, OutboxConfig(path=str(tmp_path / f"{device}.sqlite")), device, "1",
+                                reconnect_min_s=0.1, reconnect_max_s=0.5)
+            pubs.append(pub)
+            pub.start()
+            ev = plate_event(len(pubs))
+            pub.publish_event(ev)
+            deadline = time.monotonic() + 10
+            while pub.stats()["acked"] < 1:  # the broker acknowledges both: MQTT 3.1.1 has no "refused"
+                assert time.monotonic() < deadline, f"{device}: no acknowledgement"
+                time.sleep(0.05)
+        time.sleep(1.0)
+        topics = {t for t, _ in got}
+        assert {"edge-ocr/lane1/plate", "edge-ocr/lane1/status", "homeassistant/device/lane1/config"} <= topics
+        assert not [t for t in topics if "lane2" in t], topics  # dropped by the ACL, silently
+    finally:
+        for pub in pubs:
+            pub.stop(0.5)
+        ha.loop_stop()
+        ha.disconnect()
