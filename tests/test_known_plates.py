@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from edge_ocr.config import ConfigError, KnownPlatesConfig, parse_config
 from edge_ocr.known_plates import KnownMatch, KnownPlates, fold
 
-from .test_daemon import PLATES, play, subscribe, video, write_config  # noqa: F401 - video is a fixture
+from .test_daemon import PLATES, run_and_collect, video  # noqa: F401 - video is a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,17 +91,8 @@ def test_bad_config_names_the_key(text: str, problem: str) -> None:
 
 def test_events_carry_the_entry_they_matched(tmp_path: Path, video: Path, mosquitto) -> None:  # noqa: F811
     """The daemon on a video of three cars, two of them known (one by a look-alike), over MQTT."""
-    cfg = write_config(tmp_path, video, mosquitto.port, "known_plates:\n  entries:\n"
-                       "    - {name: our car, plates: [RK115AN]}\n    - {name: van, plates: [PJC49O3]}\n")
-    client, got = subscribe(mosquitto.port)
-    try:
-        play(cfg, video)
-        deadline = time.time() + 5
-        while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
-            time.sleep(0.1)
-    finally:
-        client.loop_stop()
-        client.disconnect()
+    got = run_and_collect(tmp_path, video, mosquitto.port, "known_plates:\n  entries:\n"
+                          "    - {name: our car, plates: [RK115AN]}\n    - {name: van, plates: [PJC49O3]}\n")
     events = {e["text"]: e["known_plate"] for e in (json.loads(p) for t, p in got if t.endswith("/plate"))}
     assert set(events) == {text for text, _ in PLATES}
     assert events == {
