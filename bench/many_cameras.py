@@ -178,7 +178,9 @@ def render(results: list[dict], seconds: float, warm_s: float, load: tuple[float
              f"is listed apart), publishing to a local Mosquitto; measured over {seconds:g} s after a "
              f"{warm_s:g} s warm-up. fps: frames read per second (the camera sends {FPS}); dropped: frames the "
              "reader overwrote before the pipeline took them (a slow pipeline skips to the newest frame); "
-             "CPU: % of one core.", "",
+             "CPU: % of one core; latency: the pipeline's per-frame time; events: plates published since the "
+             "start (the demo's 3 plates come back every 12 s, within `voting.repeat_after_s`, so each is "
+             "published once).", "",
              "| instances | instance | fps | dropped frames | CPU % | RSS peak, MB | latency p50, ms | events |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
