@@ -15,8 +15,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, RecognizerConfig
+from .config import Config, LocalizerConfig, RecognizerConfig
+from .detector import LearntLocalizer, PlateDetector
 from .known_plates import KnownPlates
+from .localize import Localizer
 from .reading import PlateRead, PlateReader
 from .recognizer import ModelError, Recognizer
 from .roi import Roi
@@ -55,6 +57,20 @@ def load_recognizer(cfg: RecognizerConfig) -> Recognizer:
                           cfg.beam_width, cfg.batch_size, format_margin=cfg.format_margin)
     except ModelError as exc:
         raise StartupError(f"recognizer.model: {exc}") from None
+
+
+def load_localizer(cfg: LocalizerConfig) -> Localizer | LearntLocalizer:
+    """The localiser the ``localizer`` section describes. Raises StartupError."""
+    if cfg.type == "classic":
+        return Localizer.from_config(cfg)
+    path = resolve_model(cfg.model)
+    if not path.is_file():
+        raise StartupError(f"localizer.model: {path}: no such file")
+    try:
+        det = PlateDetector(path, cfg.setting("work_width"), cfg.setting("min_score"), cfg.max_candidates)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private exception types
+        raise StartupError(f"localizer.model: {path}: cannot load ({type(exc).__name__}: {exc})") from None
+    return LearntLocalizer(det)
 
 
 def _readable(key: str, path: str | None) -> str | None:
@@ -111,12 +127,12 @@ class Stages:
         settings are unchanged; otherwise the model is loaded.
 
         Raises:
-            StartupError: the model cannot be loaded.
+            StartupError: a model cannot be loaded.
         """
         same = recognizer_cfg is None or all(getattr(recognizer_cfg, k) == getattr(cfg.recognizer, k)
                                              for k in _MODEL_KEYS)
         rec = recognizer if recognizer is not None and same else load_recognizer(cfg.recognizer)
-        reader = PlateReader.from_config(cfg, rec)
+        reader = PlateReader.from_config(cfg, rec, load_localizer(cfg.localizer))
         return cls(
             cfg=cfg,
             recognizer=rec,

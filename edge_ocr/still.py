@@ -14,10 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .config import Config
 from .mqtt_contract import ocr_payload, plate_payload
-from .reading import PlateReader
-from .recognizer import Recognizer
+from .reading import PlateRead, PlateReader
 
 
 @dataclass
@@ -27,15 +25,10 @@ class StillReader:
     cores; a queue is kinder than contention)."""
 
     reader: PlateReader
-    min_confidence: float = 0.0  # plates below it (or of no known format) are listed after the others
+    min_confidence: float = 0.0  # plates below it (or of no known format) are listed after the others, never the answer
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, cfg: Config, recognizer: Recognizer) -> StillReader:
-        """Build from the config, as the daemon's HTTP API reads uploads."""
-        return cls(PlateReader.from_config(cfg, recognizer), cfg.recognizer.min_confidence)
 
     def read(self, image: npt.NDArray[np.uint8], crop: bool = False) -> dict[str, Any]:
         """-> the ``/api/ocr`` answer (``mqtt_contract.ocr_payload``) for the best plate.
@@ -51,7 +44,13 @@ class StillReader:
             reads = self.reader.read(image, where="crop" if crop else "find")
             if not reads and not crop:
                 reads, mode = self.reader.read(image, where="crop"), "frame, no plate found: read as a crop"
-        reads = sorted((p for p in reads if p.text),
-                       key=lambda p: (p.format_ok and p.confidence >= self.min_confidence, p.confidence), reverse=True)
+        reads = sorted((p for p in reads if p.text), key=lambda p: (self.accepts(p), p.confidence), reverse=True)
         plates = [plate_payload(p.reading, p.box, p.format_ok, p.region) for p in reads]
-        return ocr_payload(plates, (time.perf_counter() - t0) * 1000, mode, (w, h))
+        # a photo with no plate still has text-like things in it; only a plate the daemon would
+        # publish is the answer
+        return ocr_payload(plates, (time.perf_counter() - t0) * 1000, mode, (w, h),
+                           bool(reads) and self.accepts(reads[0]))
+
+    def accepts(self, p: PlateRead) -> bool:
+        """A plate of an enabled region's format, read at least ``min_confidence`` sure."""
+        return p.format_ok and p.confidence >= self.min_confidence
