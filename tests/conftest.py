@@ -69,8 +69,9 @@ class TlsFiles:
 class Broker:
     """A real mosquitto on 127.0.0.1 with its own config file, startable and stoppable.
 
-    ``users`` turns anonymous access off and writes a password file with ``mosquitto_passwd``;
-    ``persistence`` keeps retained messages and persistent sessions across stop()/start(), which
+    ``users`` turns anonymous access off and writes a password file with ``mosquitto_passwd``
+    (:meth:`set_password` changes one; mosquitto re-reads the file on SIGHUP); ``extra`` appends
+    mosquitto.conf lines (an ``acl_file``, ``max_packet_size``); ``persistence`` keeps retained messages and persistent sessions across stop()/start(), which
     lets a test subscriber with ``clean_session=False`` receive what was published while it was
     away.
     """
@@ -85,6 +86,7 @@ class Broker:
         users: dict[str, str] | None = None,
         tls: TlsFiles | None = None,
         persistence: bool = False,
+        extra: list[str] | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,7 @@ class Broker:
             lines.append("allow_anonymous true")
         if tls:
             lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
+        lines += list(extra or [])
         if persistence:
             lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 0"]
         else:
@@ -149,6 +152,15 @@ class Broker:
         if self.proc.stderr:
             self.proc.stderr.close()
         self.proc = None
+
+    def set_password(self, name: str, password: str) -> None:
+        """Change a user's password in the broker's password file and make mosquitto re-read it
+        (SIGHUP); connected clients stay connected, the next connect needs the new password."""
+        subprocess.run([MOSQUITTO_PASSWD, "-b", str(self.workdir / "passwd"), name, password], check=True,
+                       capture_output=True)
+        self.users[name] = password
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open but nothing is read or acknowledged."""
