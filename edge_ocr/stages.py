@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import Config, LocalizerConfig, RecognizerConfig
 from .detector import LearntLocalizer, PlateDetector
+from .known_plates import KnownPlates
 from .localize import Localizer
 from .reading import PlateRead, PlateReader
 from .recognizer import ModelError, Recognizer
@@ -116,6 +117,7 @@ class Stages:
     roi: Roi
     still: StillReader
     live_retry_below: float
+    known: KnownPlates
 
     @classmethod
     def from_config(cls, cfg: Config, recognizer: Recognizer | None = None,
@@ -140,6 +142,7 @@ class Stages:
             still=StillReader(reader, cfg.recognizer.min_confidence),
             # frames vote, so the live pipeline re-reads unsure crops only when asked to
             live_retry_below=cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0,
+            known=KnownPlates(cfg.known_plates),
         )
 
     def read_frame(self, rec: FrameRecord, roi: Roi) -> list[PlateRead]:

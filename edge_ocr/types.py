@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .known_plates import KnownMatch
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
@@ -77,3 +81,4 @@ class PlateEvent:
     votes: int = 1
     region: str | None = None
     crop_jpeg: bytes | None = field(default=None, repr=False)
+    known: KnownMatch | None = None  # the known_plates entry it matched

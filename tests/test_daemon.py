@@ -73,11 +73,12 @@ def play(config: Path, video: Path, fps: float = 10) -> Daemon:
     return d
 
 
-def run_and_collect(tmp_path: Path, video: Path, port: int) -> list[tuple[str, bytes]]:
-    """Play ``video`` through the daemon; everything a subscriber saw, up to ``offline``."""
+def run_and_collect(tmp_path: Path, video: Path, port: int, extra: str = "") -> list[tuple[str, bytes]]:
+    """Play ``video`` through the daemon (``extra`` config lines added); everything a subscriber
+    saw, up to ``offline``."""
     client, got = subscribe(port)
     try:
-        play(write_config(tmp_path, video, port), video)
+        play(write_config(tmp_path, video, port, extra), video)
         deadline = time.time() + 5
         while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
             time.sleep(0.1)

@@ -47,18 +47,21 @@ def one(service: dict[str, list[str]], key: str) -> str:
 # ----------------------------------------------------------------------------- systemd-analyze verify
 
 
-def verify(unit_text: str, tmp_path: Path) -> tuple[int, list[str]]:
-    """Run ``systemd-analyze verify`` on a copy whose ExecStart exists; (exit code, lines about the unit)."""
+def verify(unit_text: str, tmp_path: Path, name: str = "edge-ocr.service",
+           load: str | None = None) -> tuple[int, list[str]]:
+    """Run ``systemd-analyze verify`` on a copy (file ``name``) whose ExecStart exists, loading
+    ``load`` (an instance of a template) or the file itself; (exit code, lines about the unit)."""
     exe = shutil.which("systemd-analyze")
     if exe is None:
         pytest.fail("systemd-analyze not found: install the Debian package 'systemd' (apt-get install systemd)")
     # verify insists that ExecStart's program exists; the virtualenv is not installed here
-    copy = tmp_path / "edge-ocr.service"
+    copy = tmp_path / name
     copy.write_text(unit_text.replace("ExecStart=/opt/edge-ocr/venv/bin/edge-ocr", "ExecStart=/bin/true"))
-    proc = subprocess.run([exe, "verify", str(copy)], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([exe, "verify", str(tmp_path / (load or name))], check=False, capture_output=True,
+                          text=True, timeout=60)
     # verify exits 0 even for unknown keys or unparsable values; it only prints a warning naming
     # the file and line, so those lines are the real verdict
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "edge-ocr.service" in ln]
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if name in ln or (load and load in ln)]
     return proc.returncode, lines
 
 
