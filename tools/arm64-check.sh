@@ -68,13 +68,14 @@ MODELS=(plate_crnn_int8.onnx plate_crnn_fp32.onnx)
 # test_fuzz) that emulation makes meaningless. test_properties runs with ARM64_FUZZ_EXAMPLES (50).
 DEFAULT_TESTS="tests/test_ctc.py tests/test_preprocess.py tests/test_config.py tests/test_formats.py
   tests/test_voting.py tests/test_recognizer.py tests/test_motion.py tests/test_localize.py
-  tests/test_outbox.py tests/test_sdnotify.py tests/test_properties.py"
+  tests/test_outbox.py tests/test_sdnotify.py tests/test_properties.py tests/test_detector.py
+  tests/test_only_plates.py"
 TESTS=${ARM64_TESTS:-$DEFAULT_TESTS}
 ROOT_APT="python3 python3-venv python3-pip ca-certificates fonts-dejavu-core fonts-dejavu-extra fonts-wqy-zenhei"
 STATE=$ROOT/.arm64-check          # markers: base.done (root + apt), venv.done (requirements list)
 VENV=/opt/venv
 STEP=0
-NSTEPS=9
+NSTEPS=10
 
 step() {
     STEP=$((STEP + 1))
@@ -200,14 +201,15 @@ info "$(in_root python3 --version) in the root, $(in_root uname -m) via qemu"
 
 # ----------------------------------------------------------------------------------------------
 step "python venv $VENV in the root (aarch64 wheels from PyPI)"
-# [project] dependencies from pyproject.toml, plus pytest, pillow, hypothesis from the dev extra; pinned to
+# [project] dependencies from pyproject.toml, plus pytest, pillow, hypothesis and onnx (tests rewrite
+# model metadata) from the dev extra; pinned to
 # the host's versions when ARM64_PIN_HOST=1 and the host version satisfies the range.
 REQS=$(PIN_HOST=$PIN_HOST python3 - "$REPO/pyproject.toml" <<'EOF'
 import importlib.metadata as md, os, re, sys, tomllib
 proj = tomllib.load(open(sys.argv[1], "rb"))["project"]
 reqs = list(proj["dependencies"])
 dev = proj.get("optional-dependencies", {}).get("dev", [])
-for want in ("pytest", "pillow", "hypothesis"):
+for want in ("pytest", "pillow", "hypothesis", "onnx"):
     reqs += [r for r in dev if re.match(rf"{want}\b", r, re.I)] or [want]
 try:
     from packaging.requirements import Requirement
@@ -494,6 +496,67 @@ EOF
         "$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)"
     info "diagnosis took $(elapsed "$t")"
 fi
+
+# ----------------------------------------------------------------------------------------------
+step "plate detections on x86 and arm64 (shipped detector; boxes IoU >= 0.95, scores within 0.02)"
+# drawn street scenes (tests/scenes.py) and, where the dev data is at hand, the first 20 real frames
+cat >"$WORK/arm64_detect.py" <<'PY'
+import glob, json, sys
+import cv2
+from edge_ocr.detector import PlateDetector
+from tests import scenes
+det = PlateDetector(sys.argv[1], 640, 0.2, 5)
+frames = [(f"drawn-{i}", scenes.still_with_box(t, r, seed=i)[0])
+          for i, (t, r) in enumerate([("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us"), ("B123XY", "eu")] * 3)]
+frames += [(p.rsplit("/", 1)[-1], cv2.imread(p)) for p in sorted(glob.glob(sys.argv[2] + "/*/*.jpg"))[:20]]
+for name, img in frames:
+    found = det.detect(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    print(json.dumps({"file": name, "dets": [[round(d.score, 4), d.quad.round(2).tolist()] for d in found]}))
+PY
+REAL_FRAMES=$(dirname "$REAL")/frames
+mkdir -p "$ROOT/work/frames"
+[ -d "$REAL_FRAMES" ] && for d in "$REAL_FRAMES"/*/; do mkdir -p "$ROOT/work/frames/$(basename "$d")"; cp "$d"*.jpg "$ROOT/work/frames/$(basename "$d")/" 2>/dev/null || true; done
+cp "$WORK/arm64_detect.py" "$ROOT/tmp/arm64_detect.py"
+PYTHONPATH="$REPO" python3 "$WORK/arm64_detect.py" "$REPO/models/plate_det_int8.onnx" "$ROOT/work/frames" >"$OUT/x86-det.jsonl" ||
+    die "x86 detection failed"
+in_root /bin/sh -c "cd /src && PYTHONPATH=/src exec $VENV/bin/python /tmp/arm64_detect.py /src/models/plate_det_int8.onnx /work/frames" \
+    >"$OUT/arm64-det.jsonl" 2>"$OUT/arm64-det.err" || { cat "$OUT/arm64-det.err"; die "arm64 detection failed"; }
+python3 - "$OUT" <<'PY' || compare_ok=0
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+x86 = [json.loads(x) for x in (out / "x86-det.jsonl").read_text().splitlines()]
+arm = [json.loads(x) for x in (out / "arm64-det.jsonl").read_text().splitlines()]
+def box_iou(qa, qb):
+    a = [min(p[0] for p in qa), min(p[1] for p in qa), max(p[0] for p in qa), max(p[1] for p in qa)]
+    b = [min(p[0] for p in qb), min(p[1] for p in qb), max(p[0] for p in qb), max(p[1] for p in qb)]
+    iw, ih = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(iw, 0) * max(ih, 0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+bad, worst_q, worst_s, worst_iou = 0, 0.0, 0.0, 1.0
+for a, b in zip(x86, arm):
+    # detections near the 0.2 floor may come and go; the ones that count (>= 0.3) must match
+    da = [d for d in a["dets"] if d[0] >= 0.3]
+    db = [d for d in b["dets"] if d[0] >= 0.3]
+    if len(da) != len(db):
+        bad += 1
+        print(f"    {a['file']}: {len(da)} x86 detections, {len(db)} arm64")
+        continue
+    # the output conv is float, and its corner offsets are scaled by 64 px and by the frame's
+    # downscaling: a last-bit difference moves a corner by a pixel or two of a 1280 px frame
+    for (sa, qa), (sb, qb) in zip(da, db):
+        dq = max(abs(u - v) for pa, pb in zip(qa, qb) for u, v in zip(pa, pb))
+        ov = box_iou(qa, qb)
+        worst_q, worst_s, worst_iou = max(worst_q, dq), max(worst_s, abs(sa - sb)), min(worst_iou, ov)
+        if ov < 0.95 or abs(sa - sb) > 0.02:
+            bad += 1
+            print(f"    {a['file']}: boxes IoU {ov:.3f}, scores {sa} vs {sb}")
+print(f"    {len(x86)} frames, {sum(len(a['dets']) for a in x86)} detections; worst corner difference "
+      f"{worst_q:.3f} px, lowest box IoU {worst_iou:.4f}, worst score difference {worst_s:.4f}; {bad} frames differ")
+sys.exit(1 if bad or len(x86) != len(arm) else 0)
+PY
 
 # ----------------------------------------------------------------------------------------------
 step "unit tests in the root (no broker, no browser)"
