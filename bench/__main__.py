@@ -55,7 +55,7 @@ from bench.still_eval import SECTION as STILL_SECTION
 from bench.video_eval import keep_section
 from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.read.recognizer import Recognizer
 from edge_ocr.stages import Stages
 from edge_ocr.types import Frame
 

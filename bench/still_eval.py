@@ -26,11 +26,11 @@ import cv2
 
 from bench.video_eval import add_photo_args, same_plate
 from bench.video_scene import Car, load_cars, plate_crop
+from edge_ocr.capture.quad import iou
 from edge_ocr.config import load_config
-from edge_ocr.quad import iou
-from edge_ocr.reading import PlateReader
+from edge_ocr.read.reading import PlateReader
+from edge_ocr.serve.still import StillReader
 from edge_ocr.stages import load_recognizer
-from edge_ocr.still import StillReader
 
 SECTION = "## Whole photos, as `POST /api/ocr` reads them"  # in BENCHMARKS.md, kept by `python -m bench`
 

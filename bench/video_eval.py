@@ -50,8 +50,8 @@ from bench.broker import LocalBroker, free_port
 from bench.video_scene import Car, Pass, load_cars, plate_crop, render
 from edge_ocr.config import load_config
 from edge_ocr.daemon import resolve_model
-from edge_ocr.formats import FormatRules
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.read.formats import FormatRules
+from edge_ocr.read.recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Real video: one event per car"

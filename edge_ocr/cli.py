@@ -43,7 +43,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _read_image(path: str):
-    from .image_io import ImageError, read_image
+    from .capture.image_io import ImageError, read_image
 
     try:
         return read_image(path), None
@@ -54,8 +54,8 @@ def _read_image(path: str):
 def _recognize_settings(args: argparse.Namespace):
     """(model path, decoder, retry_below, FormatRules) from the flags, then ``--config``, then the
     defaults. Raises ConfigError (a bad ``--config``) or ValueError (an unknown region)."""
-    from .formats import REGIONS, FormatRules
-    from .recognizer import DEFAULT_MODEL
+    from .read.formats import REGIONS, FormatRules
+    from .read.recognizer import DEFAULT_MODEL
     from .stages import resolve_model
 
     cfg = load_config(args.config) if args.config else None
@@ -75,10 +75,10 @@ def _recognize_settings(args: argparse.Namespace):
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
-    from .localize import Localizer
-    from .mqtt_contract import plate_payload
-    from .reading import PlateReader
-    from .recognizer import ModelError, Recognizer
+    from .find.localize import Localizer
+    from .publish.mqtt_contract import plate_payload
+    from .read.reading import PlateReader
+    from .read.recognizer import ModelError, Recognizer
 
     try:
         model, decoder, retry_below, rc, formats = _recognize_settings(args)

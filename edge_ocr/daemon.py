@@ -24,17 +24,17 @@ import cv2
 import numpy as np
 
 from . import __version__
+from .capture.frames import frame_record, usable_image
+from .capture.motion import MotionGate
+from .capture.roi import Roi
 from .config import Config, ConfigError, load_config
-from .frames import frame_record, usable_image
-from .motion import MotionGate
-from .mqtt_contract import event_payload, utc_iso
-from .overlay import annotate
-from .reading import box_aspect, view_sharpness
-from .roi import Roi
+from .decide.voting import Observation, VoteResult
+from .publish.mqtt_contract import event_payload, utc_iso
+from .read.reading import box_aspect, view_sharpness
 from .sdnotify import Notifier
+from .serve.overlay import annotate
 from .stages import Stages, StartupError, check_startup, resolve_model
 from .types import Box, EventSource, Frame, FrameRecord, PlateEvent, Reading
-from .voting import Observation, VoteResult
 
 __all__ = ["Daemon", "LogSink", "Pipeline", "resolve_model", "run_daemon", "usable_image"]
 
@@ -245,7 +245,7 @@ class Daemon:
     def open(cls, config_path: str, stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> Daemon:
         """Load and check the config, load the model, open MQTT and the HTTP API (the camera is
         started by ``run``). ``clock`` is the pipeline's (tests). Raises StartupError."""
-        from .sources import SourceUnavailable, open_source
+        from .capture.sources import SourceUnavailable, open_source
 
         d = cls(config_path, stop, clock)
         cfg = _load(config_path)
@@ -268,7 +268,7 @@ class Daemon:
     def _open_mqtt(self, cfg: Config) -> Sink:
         if not cfg.mqtt.enabled:
             return LogSink()
-        from .publish import MqttPublisher
+        from .publish.publish import MqttPublisher
 
         try:
             self.publisher = MqttPublisher.from_config(cfg, __version__, stats_fn=self.stats,
@@ -280,7 +280,7 @@ class Daemon:
         return self.publisher  # type: ignore[no-any-return]
 
     def _open_http(self, cfg: Config) -> None:
-        from .http_api import HttpApi
+        from .serve.http_api import HttpApi
 
         pipeline = self.pipeline
         assert pipeline is not None

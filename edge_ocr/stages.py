@@ -15,13 +15,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from .capture.roi import Roi
 from .config import Config, RecognizerConfig
-from .reading import PlateRead, PlateReader
-from .recognizer import ModelError, Recognizer
-from .roi import Roi
-from .still import StillReader
+from .decide.voting import Voter
+from .read.reading import PlateRead, PlateReader
+from .read.recognizer import ModelError, Recognizer
+from .serve.still import StillReader
 from .types import FrameRecord
-from .voting import Voter
 
 log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent

@@ -82,11 +82,11 @@ def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
     """
     import cv2
 
-    from .frames import frame_record
-    from .motion import MotionGate
-    from .mqtt_contract import plate_payload
-    from .overlay import annotate
-    from .sources import open_source
+    from .capture.frames import frame_record
+    from .capture.motion import MotionGate
+    from .capture.sources import open_source
+    from .publish.mqtt_contract import plate_payload
+    from .serve.overlay import annotate
     from .stages import check_startup
 
     stages = check_startup(cfg)

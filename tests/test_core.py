@@ -13,13 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_ocr.capture.quad import iou
+from edge_ocr.capture.sources.picam import LoresFrame
 from edge_ocr.cli import main
 from edge_ocr.config import parse_config
 from edge_ocr.daemon import LogSink, Pipeline
-from edge_ocr.http_api import HttpApi
-from edge_ocr.quad import iou
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
-from edge_ocr.sources.picam import LoresFrame
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.serve.http_api import HttpApi
 from edge_ocr.stages import Stages
 from edge_ocr.types import Frame
 

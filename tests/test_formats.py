@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_ocr.config import FormatsConfig
-from edge_ocr.formats import CONFUSIONS, DIGITS, LETTERS, PROVINCES, REGIONS, FormatRules, allowed_chars
+from edge_ocr.read.formats import CONFUSIONS, DIGITS, LETTERS, PROVINCES, REGIONS, FormatRules, allowed_chars
 
 # Labels of the real dev data (../shared/data/plates-real-dev), copied here so the test runs without
 # it: the shortest, longest and odd shapes of each region (all-letter and all-digit vanity plates,

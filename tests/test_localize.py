@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_ocr.capture.quad import iou, warp_quad
+from edge_ocr.capture.roi import Roi
 from edge_ocr.config import LocalizerConfig, RoiConfig
-from edge_ocr.localize import Localizer, fixed_candidates
-from edge_ocr.quad import iou, warp_quad
-from edge_ocr.roi import Roi
+from edge_ocr.find.localize import Localizer, fixed_candidates
 
 W, H = 1280, 720
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge_ocr.capture.motion import MotionGate
+from edge_ocr.capture.roi import Roi
 from edge_ocr.config import MotionConfig
-from edge_ocr.motion import MotionGate
-from edge_ocr.roi import Roi
 
 W, H = 640, 360
 

@@ -21,8 +21,8 @@ from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_ocr.config import Config, ConfigError, HttpConfig, MqttConfig, OutboxConfig, parse_config
-from edge_ocr.mqtt_contract import STATS_SENSORS, device_name, make_topics
-from edge_ocr.publish import MqttPublisher, configuration_url
+from edge_ocr.publish.mqtt_contract import STATS_SENSORS, device_name, make_topics
+from edge_ocr.publish.publish import MqttPublisher, configuration_url
 from edge_ocr.types import PlateEvent
 
 FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.3}

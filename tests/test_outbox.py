@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_ocr.config import OutboxConfig
-from edge_ocr.outbox import NewMessage, Outbox
+from edge_ocr.publish.outbox import NewMessage, Outbox
 
 
 class FakeClock:
@@ -76,7 +76,7 @@ def test_sequence_numbers_are_never_reused(tmp_path: Path) -> None:
 
 
 def test_max_events_drops_oldest_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="edge_ocr.outbox")
+    caplog.set_level(logging.WARNING, logger="edge_ocr.publish.outbox")
     with Outbox(tmp_path / "o.sqlite", 10, 24) as box:
         box.add_many(msgs(8))
         assert box.dropped_total == 0

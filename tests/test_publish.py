@@ -24,8 +24,8 @@ from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_ocr.config import MqttConfig, OutboxConfig
-from edge_ocr.mqtt_contract import STATS_SENSORS, discovery_payload, event_payload, make_topics
-from edge_ocr.publish import MqttPublisher
+from edge_ocr.publish.mqtt_contract import STATS_SENSORS, discovery_payload, event_payload, make_topics
+from edge_ocr.publish.publish import MqttPublisher
 from edge_ocr.types import PlateEvent
 
 Broker = Any  # tests/conftest.py's Broker; not imported, conftest is no module to import from
@@ -270,7 +270,7 @@ CHILD = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {repo!r})
     from edge_ocr.config import MqttConfig, OutboxConfig
-    from edge_ocr.publish import MqttPublisher
+    from edge_ocr.publish.publish import MqttPublisher
     from edge_ocr.types import PlateEvent
 
     pub = MqttPublisher(
@@ -475,7 +475,7 @@ def test_wrong_password_not_connected_then_right_one_delivers(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="edge_ocr.publish")
+    caplog.set_level(logging.INFO, logger="edge_ocr.publish.publish")
     ((user, password),) = mosquitto_auth.users.items()
     changes: list[bool] = []
     bad = publishers(

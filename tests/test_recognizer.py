@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 
 from . import scenes
 
@@ -36,7 +36,7 @@ def _probs(charset: str, frames: list[dict[str, float]]) -> np.ndarray:
 
 def test_formats_mend_a_look_alike_but_do_not_force_a_vanity_plate() -> None:
     from edge_ocr.config import FormatsConfig
-    from edge_ocr.formats import FormatRules
+    from edge_ocr.read.formats import FormatRules
 
     rec = Recognizer(DEFAULT_MODEL)
     cs = rec.charset
@@ -59,7 +59,7 @@ def test_formats_mend_a_look_alike_but_do_not_force_a_vanity_plate() -> None:
 
 
 def test_unsure_crops_are_reread_from_recut_copies_and_only_those() -> None:
-    from edge_ocr.preprocess import recut_variants
+    from edge_ocr.read.preprocess import recut_variants
 
     plate = scenes.clean_plate("7ABC123", "us", 60)
     assert [v.shape for v in recut_variants(plate)] == [
@@ -85,7 +85,7 @@ def test_unsure_crops_are_reread_from_recut_copies_and_only_those() -> None:
 
 
 def test_the_most_confident_read_is_discounted_by_disagreement() -> None:
-    from edge_ocr.recognizer import _most_confident_discounted
+    from edge_ocr.read.recognizer import _most_confident_discounted
     from edge_ocr.types import Reading
 
     reads = [Reading("AB12", 0.5, (0.9, 0.9, 0.8, 0.77)), Reading("A812", 0.8, (0.95, 0.94, 0.95, 0.94)),
@@ -119,7 +119,7 @@ def test_still_images_retry_and_the_live_pipeline_only_when_asked() -> None:
 def test_region_aware_decoding_never_emits_a_character_the_regions_cannot_hold() -> None:
     """A crop whose first column the model reads as a Hanzi (the failure seen on a new
     Brazilian camera) reads as the Latin letter underneath once ``cn`` is not enabled."""
-    from edge_ocr.formats import FormatRules
+    from edge_ocr.read.formats import FormatRules
 
     rec = Recognizer(DEFAULT_MODEL)
     cs = rec.charset

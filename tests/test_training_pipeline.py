@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.read.recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools"

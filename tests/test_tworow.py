@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ocr.preprocess import PreprocessSpec, model_pixels, recut_variants, to_grey
-from edge_ocr.recognizer import Recognizer
-from edge_ocr.tworow import find_rows, join_rows, to_one_line
+from edge_ocr.read.preprocess import PreprocessSpec, model_pixels, recut_variants, to_grey
+from edge_ocr.read.recognizer import Recognizer
+from edge_ocr.read.tworow import find_rows, join_rows, to_one_line
 
 from .synth import synth_plates, synth_tworow
 

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from edge_ocr.config import VotingConfig
+from edge_ocr.decide.voting import Observation, Voter, VoteResult, edit_distance, fuse, similarity, view_weights
 from edge_ocr.types import Reading
-from edge_ocr.voting import Observation, Voter, VoteResult, edit_distance, fuse, similarity, view_weights
 
 ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 

@@ -403,8 +403,8 @@ def session(path, **cfg):
 mode = sys.argv[1]
 if mode in ("dump", "replay"):
     import cv2
-    from edge_ocr import preprocess as pp
-    from edge_ocr.recognizer import Recognizer
+    from edge_ocr.read import preprocess as pp
+    from edge_ocr.read.recognizer import Recognizer
 if mode == "dump":
     ref, mdir, files = sys.argv[2], sys.argv[3], sys.argv[4:]
     rec = Recognizer(f"{mdir}/plate_crnn_int8.onnx")
@@ -468,7 +468,7 @@ else:
     moved = [i for i in range(n) if not np.array_equal(a[f"resized{i}"], b[f"resized{i}"])]
     if any(not bool(a[f"area{i}"]) for i in moved) and images("exact").startswith("0/"):
         print("     - cv2.resize INTER_LINEAR is not bit-exact across CPU architectures (arm64 builds take other"
-              " fixed-point paths); INTER_LINEAR_EXACT is: use it in edge_ocr/preprocess.py resize_keep_aspect")
+              " fixed-point paths); INTER_LINEAR_EXACT is: use it in edge_ocr/read/preprocess.py resize_keep_aspect")
     if any(bool(a[f"area{i}"]) for i in moved):
         print("     - cv2.resize INTER_AREA (crops taller than the model) differs by 1 for non-integer factors: its"
               " float sums are rounded differently on arm64 (fused multiply-add); numpy float32 sums are not")

@@ -23,9 +23,9 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge_ocr.capture.quad import iou
 from edge_ocr.config import LocalizerConfig
-from edge_ocr.localize import Localizer
-from edge_ocr.quad import iou
+from edge_ocr.find.localize import Localizer
 
 DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "plates-real-dev" / "frames"
 

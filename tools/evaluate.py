@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_ocr.config import RecognizerConfig
-from edge_ocr.formats import FormatRules
-from edge_ocr.recognizer import Recognizer
-from edge_ocr.textdist import edit_path
+from edge_ocr.read.formats import FormatRules
+from edge_ocr.read.recognizer import Recognizer
+from edge_ocr.read.textdist import edit_path
 from edge_ocr.types import Reading
 
 STILL_RETRY_BELOW = RecognizerConfig().retry_below  # what a still image gets by default

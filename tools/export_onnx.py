@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crnn import CHARSET, CRNN, count_macs
 
-from edge_ocr.preprocess import PreprocessSpec
+from edge_ocr.read.preprocess import PreprocessSpec
 
 SPEC = PreprocessSpec()
 

@@ -56,7 +56,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 from edge_ocr.config import load_config
-from edge_ocr.mqtt_contract import device_name, discovery_payload, make_topics
+from edge_ocr.publish.mqtt_contract import device_name, discovery_payload, make_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "mqtt.md"

@@ -35,8 +35,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_ocr.preprocess import preprocess
-from edge_ocr.recognizer import read_model_info
+from edge_ocr.read.preprocess import preprocess
+from edge_ocr.read.recognizer import read_model_info
 
 
 class Crops(CalibrationDataReader):

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edge_ocr.preprocess import PreprocessSpec, model_pixels
+from edge_ocr.read.preprocess import PreprocessSpec, model_pixels
 
 DIGITS = string.digits
 LETTERS = string.ascii_uppercase
@@ -611,8 +611,8 @@ def sample(seed: int, index: int, region: str | None = None, recipe: int = 1) ->
     if region == "2row":
         from synth_tworow import render2
 
-        from edge_ocr.preprocess import to_grey
-        from edge_ocr.tworow import find_rows
+        from edge_ocr.read.preprocess import to_grey
+        from edge_ocr.read.tworow import find_rows
 
         # only crops the runtime joins into one line teach the model anything: a two-row crop
         # it does not join is squeezed to a few columns with seven characters in them

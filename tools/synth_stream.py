@@ -29,7 +29,7 @@ def _synth_worker(seed: int, out: mp.Queue, height: int, width: int, recipe: int
     import cv2
     from synth_plates import pack_samples, sample
 
-    from edge_ocr.preprocess import PreprocessSpec
+    from edge_ocr.read.preprocess import PreprocessSpec
 
     cv2.setNumThreads(1)
     spec = PreprocessSpec(height=height, width=width)
@@ -41,7 +41,7 @@ def _real_worker(seed: int, rows: list[dict], out: mp.Queue, height: int, width:
     import cv2
     from synth_plates import pack_samples
 
-    from edge_ocr.preprocess import PreprocessSpec
+    from edge_ocr.read.preprocess import PreprocessSpec
 
     cv2.setNumThreads(1)
     spec = PreprocessSpec(height=height, width=width)

@@ -35,7 +35,7 @@ from crnn import CHARSET, CRNN
 from evaluate import normalise, row_split
 from synth_plates import pack_samples
 
-from edge_ocr.preprocess import PreprocessSpec
+from edge_ocr.read.preprocess import PreprocessSpec
 
 SPEC = PreprocessSpec()
 CHAR_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
@@ -238,8 +238,8 @@ def joined_if_two_row(row: dict, cache: dict) -> bool:
     one line; one it cannot join would teach the network to read seven characters in 40 columns."""
     if not row.get("source", "").endswith("2row"):
         return True
-    from edge_ocr.preprocess import to_grey
-    from edge_ocr.tworow import find_rows
+    from edge_ocr.read.preprocess import to_grey
+    from edge_ocr.read.tworow import find_rows
 
     img = read_cached(cache, row["path"])  # kept: training reads it again
     return img is not None and find_rows(to_grey(img)) is not None

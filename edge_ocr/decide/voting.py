@@ -28,8 +28,8 @@ from typing import Any
 from edge_ocr.config import VotingConfig
 from edge_ocr.types import Box, Reading
 
-from .quad import iou
-from .textdist import align, edit_distance, part_similarity, similarity
+from ..capture.quad import iou
+from ..read.textdist import align, edit_distance, part_similarity, similarity
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .types import Box
+from ..types import Box
 
 
 def centre_inside(quad: npt.NDArray[np.float32], mask: npt.NDArray[np.uint8]) -> bool:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_ocr.sources.base import FrameSource, SourceError
+from edge_ocr.capture.sources.base import FrameSource, SourceError
 
 log = logging.getLogger(__name__)
 

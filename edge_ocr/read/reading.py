@@ -20,13 +20,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .config import Config
+from ..capture.roi import Roi
+from ..config import Config
+from ..find.localize import Candidate, Localizer, fixed_candidates
+from ..types import Box, Reading
 from .formats import FormatRules
-from .localize import Candidate, Localizer, fixed_candidates
 from .preprocess import to_grey
 from .recognizer import Recognizer
-from .roi import Roi
-from .types import Box, Reading
 
 log = logging.getLogger(__name__)
 

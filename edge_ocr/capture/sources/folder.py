@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from edge_ocr.image_io import ImageError, read_image
-from edge_ocr.sources.base import FrameSource, SourceError
+from edge_ocr.capture.image_io import ImageError, read_image
+from edge_ocr.capture.sources.base import FrameSource, SourceError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .types import Box, PlateEvent, Reading
+from ..types import Box, PlateEvent, Reading
 
 ONLINE = "online"
 OFFLINE = "offline"

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .types import Box
+from ..types import Box
 
 
 def annotate(image: npt.NDArray[np.uint8], polygons: Iterable[npt.NDArray] = (),

@@ -31,7 +31,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .image_io import ImageError, ImageTooLarge, decode_image
+from ..capture.image_io import ImageError, ImageTooLarge, decode_image
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge_ocr.sources.base import FrameSource, SourceError, SourceUnavailable, as_bgr
+from edge_ocr.capture.sources.base import FrameSource, SourceError, SourceUnavailable, as_bgr
 from edge_ocr.types import Frame
 
 log = logging.getLogger(__name__)

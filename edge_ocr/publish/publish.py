@@ -39,13 +39,13 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ..config import Config, HttpConfig, MqttConfig, OutboxConfig
+from ..types import PlateEvent
 from .announce import Announcer, StatsFn, to_json
-from .config import Config, HttpConfig, MqttConfig, OutboxConfig
 from .delivery import Delivery
 from .mqtt_client import connect_problem, make_client
 from .mqtt_contract import event_payload, make_topics
 from .outbox import NewMessage, Outbox
-from .types import PlateEvent
 
 log = logging.getLogger(__name__)
 

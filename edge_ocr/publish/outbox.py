@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Self
 
-from .config import OutboxConfig
+from ..config import OutboxConfig
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .config import Config
-from .mqtt_contract import ocr_payload, plate_payload
-from .reading import PlateReader
-from .recognizer import Recognizer
+from ..config import Config
+from ..publish.mqtt_contract import ocr_payload, plate_payload
+from ..read.reading import PlateReader
+from ..read.recognizer import Recognizer
 
 
 @dataclass

@@ -10,11 +10,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from edge_ocr.capture.sources.base import Backoff, FrameSource, LatestSlot, SourceError, SourceStats, SourceUnavailable
+from edge_ocr.capture.sources.folder import FolderSource
+from edge_ocr.capture.sources.opencv import VideoCaptureSource
+from edge_ocr.capture.sources.picam import LoresFrame, Picamera2Source
 from edge_ocr.config import CameraConfig
-from edge_ocr.sources.base import Backoff, FrameSource, LatestSlot, SourceError, SourceStats, SourceUnavailable
-from edge_ocr.sources.folder import FolderSource
-from edge_ocr.sources.opencv import VideoCaptureSource
-from edge_ocr.sources.picam import LoresFrame, Picamera2Source
 
 __all__ = [
     "Backoff",

@@ -11,7 +11,7 @@ import ssl
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .config import MqttConfig
+from ..config import MqttConfig
 from .outbox import NewMessage
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ..types import Reading
 from .ctc import Decoded, beam_search, greedy_decode, softmax
 from .preprocess import PreprocessSpec, preprocess_batch, recut_variants
-from .types import Reading
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ REQUIRED_META = ("charset", "input_height", "input_width", "mean", "std", "name"
 _OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "plate_crnn_int8.onnx"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "plate_crnn_int8.onnx"
 
 
 class ModelError(Exception):

@@ -18,8 +18,8 @@ import numpy.typing as npt
 
 from edge_ocr.config import RoiConfig
 
+from ..types import Box
 from .quad import bounding_box
-from .types import Box
 
 log = logging.getLogger(__name__)
 

@@ -32,14 +32,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_ocr.capture.roi import Roi
 from edge_ocr.config import LocalizerConfig
-from edge_ocr.preprocess import to_grey
-from edge_ocr.roi import Roi
+from edge_ocr.read.preprocess import to_grey
 
+from ..capture.quad import bounding_box, centre_inside, order_quad, warp_quad
+from ..types import Box
 from .charline import _THRESH_BLOCK, char_blobs, ink_map, text_lines
 from .platebox import PlateGeometry, plate_features, plate_score, snap_to_plate
-from .quad import bounding_box, centre_inside, order_quad, warp_quad
-from .types import Box
 
 log = logging.getLogger(__name__)
 
