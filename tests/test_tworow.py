@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ocr.read.preprocess import PreprocessSpec, model_pixels, recut_variants, to_grey
+from edge_ocr.capture.image_io import to_grey
+from edge_ocr.read.preprocess import PreprocessSpec, model_pixels, recut_variants
 from edge_ocr.read.recognizer import Recognizer
 from edge_ocr.read.tworow import find_rows, join_rows, to_one_line
 

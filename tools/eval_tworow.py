@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import synth_plates
 import synth_tworow
 
-from edge_ocr.read.preprocess import to_grey
+from edge_ocr.capture.image_io import to_grey
 from edge_ocr.read.tworow import find_rows
 
 TWO_ROW_SOURCES = {"openalpr-td-2row"}

@@ -611,7 +611,7 @@ def sample(seed: int, index: int, region: str | None = None, recipe: int = 1) ->
     if region == "2row":
         from synth_tworow import render2
 
-        from edge_ocr.read.preprocess import to_grey
+        from edge_ocr.capture.image_io import to_grey
         from edge_ocr.read.tworow import find_rows
 
         # only crops the runtime joins into one line teach the model anything: a two-row crop

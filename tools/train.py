@@ -238,7 +238,7 @@ def joined_if_two_row(row: dict, cache: dict) -> bool:
     one line; one it cannot join would teach the network to read seven characters in 40 columns."""
     if not row.get("source", "").endswith("2row"):
         return True
-    from edge_ocr.read.preprocess import to_grey
+    from edge_ocr.capture.image_io import to_grey
     from edge_ocr.read.tworow import find_rows
 
     img = read_cached(cache, row["path"])  # kept: training reads it again

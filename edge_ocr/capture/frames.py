@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..read.preprocess import to_grey
 from ..types import Frame, FrameRecord
+from .image_io import to_grey
 
 MIN_SIDE, MAX_SIDE = 16, 16384
 

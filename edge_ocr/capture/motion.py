@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_ocr.capture.image_io import to_grey
 from edge_ocr.capture.roi import Roi
 from edge_ocr.config import MotionConfig
-from edge_ocr.read.preprocess import to_grey
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_ocr.capture.image_io import to_grey
 from edge_ocr.capture.roi import Roi
 from edge_ocr.config import LocalizerConfig
-from edge_ocr.read.preprocess import to_grey
 
 from ..capture.quad import bounding_box, centre_inside, order_quad, warp_quad
 from ..types import Box

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from ..capture.image_io import to_grey
 from .portable import area_resize, clahe
 from .tworow import to_one_line
 
@@ -27,35 +28,6 @@ class PreprocessSpec:
     clahe_clip: float = 2.0  # 0 disables CLAHE
     clahe_tile: int = 4
     pad_value: float = 0.0  # value written right of the plate, in normalised units
-
-
-def to_grey(image: npt.NDArray) -> npt.NDArray[np.uint8]:
-    """Grey uint8 from grey, BGR, BGRA, 8- or 16-bit input.
-
-    Raises:
-        ValueError: for an empty array or a shape that is not an image.
-    """
-    img = np.asarray(image)
-    if img.size == 0 or img.ndim not in (2, 3):
-        raise ValueError(f"not an image: shape {img.shape}")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype.kind == "f":
-        img = np.nan_to_num(img, nan=0.0, posinf=255.0, neginf=0.0)
-        img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.ndim == 3:
-        channels = img.shape[2]
-        if channels == 1:
-            img = img[:, :, 0]
-        elif channels == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-        elif channels == 4:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
-        else:
-            raise ValueError(f"not an image: {channels} channels")
-    return np.ascontiguousarray(img)
 
 
 def resize_keep_aspect(grey: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]:

@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from ..capture.image_io import to_grey
 from ..capture.roi import Roi
 from ..config import Config
 from ..find.localize import Candidate, Localizer, fixed_candidates
 from ..types import Box, Reading
 from .formats import FormatRules
-from .preprocess import to_grey
 from .recognizer import Recognizer
 
 log = logging.getLogger(__name__)
