@@ -31,9 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
 from bench.broker import LocalBroker, free_port
+from bench.machine import machine
 
 SECTION = "## Daemon memory and speed, before and after"
 PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us"), ("MX4821K", "eu"),
@@ -41,7 +40,7 @@ PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us"), ("MX4821K", "
 
 
 def make_video(path: Path, seconds: float, fps: int = 25) -> int:
-    import make_demo_video
+    from tools import make_demo_video
 
     per_car = seconds / len(PLATES)
     return make_demo_video.render(path, PLATES, 1280, 720, fps, seconds_per_car=per_car - 0.5, gap_s=0.5)
@@ -117,8 +116,6 @@ def run_daemon(code: Path, video: Path, tmp: Path, port: int, camera_fps: float,
 
 
 def machine_line() -> str:
-    from bench.__main__ import machine
-
     m = machine()
     load = os.getloadavg()[0]
     return (f"{m['cpu']}, {m['cores']} cores ({m['arch']}), Python {m['python']}, onnxruntime {m['onnxruntime']}, "

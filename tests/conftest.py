@@ -20,6 +20,9 @@ import pytest
 # import cv2 before edge_ocr, and conftest is imported before them
 import edge_ocr  # noqa: F401
 
+from .helpers import PLATES, free_port
+from .scenes import render as render_video
+
 # ----------------------------------------------------------------------------- torch
 
 # The runtime needs no torch; only the training recipe's tests do, and torch is the `train`
@@ -48,13 +51,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -257,3 +253,12 @@ def tls_files(tmp_path: Path) -> TlsFiles:
         "ext.cnf",
     )
     return TlsFiles(ca=d / "ca.crt", cert=d / "server.crt", key=d / "server.key")
+
+
+# ----------------------------------------------------------------------------- videos
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "cars.avi"
+    render_video(path, PLATES, width=960, height=540, fps=10)
+    return path

@@ -108,24 +108,68 @@ def test_no_import_runs_against_the_data_path() -> None:
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_module_graph_has_no_cycle() -> None:
-    graph = {module_name(p): {t for _, t in imports_of(p) if t != module_name(p)} for p in python_files()}
+def all_imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (relative ones resolved), whatever its package."""
+    mod = module_name(path)
+    here = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            target = ".".join(here[: len(here) - (node.level - 1)] + ([node.module] if node.module else [])) \
+                if node.level else node.module or ""
+            out |= {f"{target}.{a.name}" if _is_module(f"{target}.{a.name}") else target for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return out
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state: dict[str, int] = {}
 
-    def visit(node: str, trail: list[str]) -> None:
+    def visit(node: str, trail: list[str]) -> list[str] | None:
         state[node] = 1
-        for nxt in sorted(graph.get(node, ())):
-            if nxt not in graph or nxt == "edge_ocr":
+        for nxt in sorted(graph[node]):
+            if nxt not in graph:
                 continue
             if state.get(nxt) == 1:
-                pytest.fail("import cycle: " + " -> ".join([*trail[trail.index(nxt):], nxt]))
-            if nxt not in state:
-                visit(nxt, [*trail, nxt])
+                return [*trail[trail.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt, [*trail, nxt])):
+                return found
         state[node] = 2
+        return None
 
     for mod in sorted(graph):
-        if mod not in state:
-            visit(mod, [mod])
+        if mod not in state and (found := visit(mod, [mod])):
+            return found
+    return None
+
+
+SOURCE_DIRS = ("edge_ocr", "tools", "bench", "tests")
+
+
+def source_files() -> list[Path]:
+    return sorted(p for d in SOURCE_DIRS for p in (ROOT / d).rglob("*.py"))
+
+
+def test_no_import_cycle_in_the_package_the_tools_or_the_benchmarks() -> None:
+    graph = {module_name(p): all_imports(p) - {module_name(p)} for p in source_files()}
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the finder finds one
+
+
+def test_nothing_edits_sys_path() -> None:
+    # tools/ and bench/ are packages, run as `python -m tools.NAME` from the repository root
+    edits = [f"{p.relative_to(ROOT)}:{n.lineno}" for p in source_files()
+             for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.Attribute) and n.attr == "path"
+             and isinstance(n.value, ast.Name) and n.value.id == "sys"]
+    assert not edits, f"sys.path used at {edits}"
+
+
+def test_test_modules_import_no_other_test_module() -> None:
+    # shared helpers live in tests/helpers.py (and fixtures in conftest.py), not in a test_*.py
+    wrong = [f"{p.relative_to(ROOT)} imports {m}" for p in sorted((ROOT / "tests").glob("*.py"))
+             for m in all_imports(p) if m.startswith("tests.test_") or m == "tests.conftest"]
+    assert not wrong, wrong
 
 
 @pytest.mark.parametrize(("src", "dst", "ok"), [

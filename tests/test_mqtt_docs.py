@@ -16,7 +16,8 @@ from edge_ocr.publish.mqtt_contract import device_name, discovery_payload, event
 from edge_ocr.read.recognizer import Recognizer
 from edge_ocr.stages import Stages
 from edge_ocr.types import PlateEvent
-from tests.test_mqtt_ha import entity_id
+
+from .helpers import entity_id
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "mqtt.md"
 BLOCK = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- end:\2 -->)", re.DOTALL)

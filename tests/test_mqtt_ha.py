@@ -6,7 +6,6 @@ clean stop."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 import threading
 import time
@@ -24,6 +23,8 @@ from edge_ocr.config import Config, ConfigError, HttpConfig, MqttConfig, OutboxC
 from edge_ocr.publish.mqtt_contract import STATS_SENSORS, device_name, make_topics
 from edge_ocr.publish.publish import MqttPublisher, configuration_url
 from edge_ocr.types import PlateEvent
+
+from .helpers import entity_id
 
 FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.3}
 DEVICE = "gate1"
@@ -289,11 +290,6 @@ def test_counters_units_state_classes_and_started_at(mosquitto, tmp_path: Path, 
     assert {k.removeprefix(f"{UID}_") for k, c in cmps.items() if c.get("state_topic") == TOPICS.stats} == {
         s.key for s in STATS_SENSORS
     }
-
-
-def entity_id(platform: str, device: str, entity: str) -> str:
-    """Home Assistant's entity id for a named entity of a named device."""
-    return f"{platform}." + re.sub(r"[^a-z0-9]+", "_", f"{device} {entity}".lower()).strip("_")
 
 
 @pytest.mark.parametrize(

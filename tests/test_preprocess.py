@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_ocr.capture.image_io import to_grey
+from edge_ocr.capture.grey import to_grey
 from edge_ocr.read.preprocess import PreprocessSpec, preprocess, preprocess_batch
 
 SPEC = PreprocessSpec(height=32, width=160, mean=0.5, std=0.5, clahe_clip=2.0, clahe_tile=4, pad_value=0.0)

@@ -9,7 +9,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -28,6 +27,8 @@ from edge_ocr.publish.mqtt_contract import STATS_SENSORS, discovery_payload, eve
 from edge_ocr.publish.publish import MqttPublisher
 from edge_ocr.types import PlateEvent
 
+from .helpers import free_port
+
 Broker = Any  # tests/conftest.py's Broker; not imported, conftest is no module to import from
 TlsFiles = Any
 REPO = Path(__file__).resolve().parents[1]
@@ -44,12 +45,6 @@ def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "cond
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_event(i: int, crop: bytes | None = None) -> PlateEvent:

@@ -10,7 +10,6 @@ venv (minutes); later runs take about three minutes. CI does not set the variabl
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import free_port
+from .helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = os.environ.get("EDGE_OCR_HA_VENV", "")
@@ -117,10 +116,8 @@ def test_real_home_assistant(mosquitto, tmp_path: Path, capsys: pytest.CaptureFi
             f"mqtt: {{host: 127.0.0.1, port: {mosquitto.port}, stats_interval_s: 30}}\n"
             f"outbox: {{path: '{tmp_path / 'outbox.sqlite'}'}}\n"
             "roi: {polygons: [[[0, 0.4], [1, 0.4], [1, 1], [0, 1]]]}\n", encoding="utf-8")
-        spec = importlib.util.spec_from_file_location("ha_check", ROOT / "tools" / "ha_check.py")
-        assert spec is not None and spec.loader is not None
-        ha_check = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(ha_check)
+        from tools import ha_check
+
         rc = ha_check.main(["--ha", base, "--token", token, "--broker", "127.0.0.1", "--port", str(mosquitto.port),
                             "--daemon", str(daemon_cfg), "--restart", "--cars-s", "12"])
         out = capsys.readouterr().out

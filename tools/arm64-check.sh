@@ -12,7 +12,7 @@
 #      the version installed on the host, so a difference means architecture, not a different release
 #      (ARM64_PIN_HOST=0 installs the newest versions allowed by pyproject.toml instead);
 #   4. copies the working tree (git ls-files: tracked + untracked, not ignored) to /src in the root;
-#   5. makes a fixed crop set: tools/synth_plates.py --count 30 --seed 7, plus the first 20 crops
+#   5. makes a fixed crop set: python -m tools.synth_mix --count 30 --seed 7, plus the first 20 crops
 #      of ../shared/data/plates-real-dev/crops/labels.csv when that exists;
 #   6. runs `python -m edge_ocr recognize --json` with models/plate_crnn_int8.onnx and
 #      models/plate_crnn_fp32.onnx on x86 (host python3) and in the arm64 root (qemu), and compares
@@ -276,7 +276,7 @@ step "fixed crop set"
 CROPS=$WORK/crops
 rm -rf "$CROPS"
 mkdir -p "$CROPS/synth"
-python3 "$REPO/tools/synth_plates.py" "$CROPS/synth" --count 30 --seed 7 | sed 's/^/    /'
+(cd "$REPO" && python3 -m tools.synth_mix "$CROPS/synth" --count 30 --seed 7) | sed 's/^/    /'
 REAL=${ARM64_REAL_CROPS:-$REPO/../shared/data/plates-real-dev/crops}
 if [ -f "$REAL/labels.csv" ]; then
     python3 - "$REAL" "$CROPS/real" <<'EOF'

@@ -4,7 +4,7 @@ Reads ``frames.csv`` (file,x,y,w,h,text,region; the box in original pixels) and 
 and per region: recall at IoU >= --iou for the best candidate among the top k, recall of the top
 candidate alone, mean and median candidates per frame, and the mean time per frame.
 
-    python tools/eval_localizer.py --frames ../shared/data/plates-real-dev/frames
+    python -m tools.eval_localizer --frames ../shared/data/plates-real-dev/frames
 
 The data is read where it lies; nothing is copied.
 """
@@ -20,8 +20,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import cv2
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_ocr.capture.quad import iou
 from edge_ocr.config import LocalizerConfig

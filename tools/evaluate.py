@@ -1,7 +1,7 @@
 """Accuracy and speed of a recogniser model on labelled crops.
 
-    python tools/evaluate.py models/plate_crnn_int8.onnx ../shared/data/plates-real-dev/crops/labels.csv
-    python tools/evaluate.py MODEL LABELS.csv --split val --json
+    python -m tools.evaluate models/plate_crnn_int8.onnx ../shared/data/plates-real-dev/crops/labels.csv
+    python -m tools.evaluate MODEL LABELS.csv --split val --json
 
 LABELS.csv has columns file,text[,region] with files relative to the CSV. Both label and
 reading are normalised the same way before comparing (uppercase, separators dropped, on US
@@ -18,14 +18,12 @@ import collections
 import csv
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_ocr.config import RecognizerConfig
 from edge_ocr.read.formats import FormatRules
 from edge_ocr.read.recognizer import Recognizer

@@ -1,6 +1,6 @@
 """Check edge-ocr's entities on a real Home Assistant: run by a person, not by the test suite.
 
-    python tools/ha_check.py --ha http://homeassistant.local:8123 --token "$HA_TOKEN" \\
+    python -m tools.ha_check --ha http://homeassistant.local:8123 --token "$HA_TOKEN" \\
         --broker 192.168.1.10 --device-id gate1 [--username u --password p] [--restart]
 
 ``--token`` is a long-lived access token (HA profile page, Security). The script reads edge-ocr's
@@ -54,7 +54,6 @@ import yaml
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 from edge_ocr.config import load_config
 from edge_ocr.publish.mqtt_contract import device_name, discovery_payload, make_topics
 

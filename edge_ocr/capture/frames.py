@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..types import Frame, FrameRecord
-from .image_io import to_grey
+from .grey import to_grey
 
 MIN_SIDE, MAX_SIDE = 16, 16384
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..capture.image_io import to_grey
+from ..capture.grey import to_grey
 from .portable import area_resize, clahe
 from .tworow import to_one_line
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..capture.image_io import to_grey
+from ..capture.grey import to_grey
 from ..capture.roi import Roi
 from ..config import Config
 from ..find.localize import Candidate, Localizer, fixed_candidates
