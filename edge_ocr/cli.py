@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, RecognizerConfig, dump_config, load_config
+from .config import Config, ConfigError, RecognizerConfig, dump_config, load_config, override
 
 log = logging.getLogger("edge_ocr")
 
@@ -25,8 +25,12 @@ def _setup_logging(level: str) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from .stages import StartupError, check_startup
 
+    if args.path and args.config and args.path != args.config:
+        print(f"error: two config files ({args.path}, --config {args.config}): give one", file=sys.stderr)
+        return 2
+    path = args.config or args.path or "config.yaml"
     try:
-        cfg = load_config(args.path)
+        cfg = load_config(path)
     except ConfigError as exc:
         for p in exc.problems:
             print(f"{exc.source}: {p}", file=sys.stderr)
@@ -35,10 +39,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         check_startup(cfg)  # what `run` checks before it opens the camera, so both accept the same files
     except StartupError as exc:
         for line in exc.lines:
-            print(f"{args.path}: {line}", file=sys.stderr)
+            print(f"{path}: {line}", file=sys.stderr)
         return 2
     sys.stdout.write(dump_config(cfg))
-    print(f"# {args.path}: OK", file=sys.stderr)
+    print(f"# {path}: OK", file=sys.stderr)
     return 0
 
 
@@ -51,52 +55,41 @@ def _read_image(path: str):
         return None, str(exc)
 
 
-def _recognize_settings(args: argparse.Namespace):
-    """(model path, decoder, retry_below, FormatRules) from the flags, then ``--config``, then the
-    defaults. Raises ConfigError (a bad ``--config``) or ValueError (an unknown region)."""
-    from .read.formats import REGIONS, FormatRules
-    from .read.recognizer import DEFAULT_MODEL
-    from .stages import resolve_model
+def _recognize_config(args: argparse.Namespace) -> Config:
+    """The config ``recognize`` reads with: ``--config`` (or the defaults), the flags over it.
+    Raises ConfigError (a bad ``--config`` or flag value) or ValueError (an unknown region)."""
+    from .read.formats import REGIONS
 
-    cfg = load_config(args.config) if args.config else None
-    rc = cfg.recognizer if cfg else RecognizerConfig()
-    model = args.model or (resolve_model(cfg.recognizer.model) if cfg else DEFAULT_MODEL)
-    decoder = args.decoder or rc.decoder
-    retry_below = rc.retry_below if args.retry_below is None else args.retry_below
+    cfg = load_config(args.config) if args.config else Config()
+    flags = {"model": args.model, "decoder": args.decoder, "retry_below": args.retry_below,
+             "threads": args.threads, "batch_size": args.batch}
+    formats = {}
     if args.regions:
         regions = [r.strip() for r in args.regions.split(",") if r.strip()]
         unknown = [r for r in regions if r not in REGIONS]
         if unknown:
             raise ValueError(f"--regions: unknown {', '.join(unknown)}; known: {', '.join(REGIONS)}")
-    else:
-        regions = list(cfg.formats.regions) if cfg else list(REGIONS)
-    formats = FormatRules(regions, cfg.formats.extra if cfg else (), cfg.formats.enabled if cfg else True)
-    return model, decoder, retry_below, rc, formats
+        formats["regions"] = regions
+    return override(cfg, "command line", recognizer={k: v for k, v in flags.items() if v is not None},
+                    formats=formats)
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
-    from .find.localize import Localizer
     from .publish.mqtt_contract import plate_payload
-    from .read.reading import PlateReader
-    from .read.recognizer import ModelError, Recognizer
+    from .stages import Stages, StartupError
 
     try:
-        model, decoder, retry_below, rc, formats = _recognize_settings(args)
+        # the reader every entry point reads with (stages.Stages), so each image, one crop, reads as
+        # the daemon and /api/ocr?crop=1 read it
+        reader = Stages.from_config(_recognize_config(args)).reader
     except ConfigError as exc:
         for p in exc.problems:
             print(f"{exc.source}: {p}", file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except (ValueError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        rec = Recognizer(model, threads=args.threads, decoder=decoder, beam_width=rc.beam_width,
-                         batch_size=args.batch, format_margin=rc.format_margin)
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    # each image is one crop, read by the same core as the daemon and /api/ocr?crop=1
-    reader = PlateReader(rec, Localizer(), formats, use_patterns=decoder == "beam", retry_below=retry_below)
+    batch = reader.recognizer.batch_size
     failed = 0
     # (name, image, error) in input order: output lines keep the order of the arguments
     pending: list[tuple[str, object, str | None]] = []
@@ -125,7 +118,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         img, err = _read_image(name)
         failed += err is not None
         pending.append((name, img, err))
-        if len(pending) >= args.batch:
+        if len(pending) >= batch:
             flush()
     flush()
     return 1 if failed else 0
@@ -182,17 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("check-config", help="validate a config file and print the effective config")
-    p.add_argument("path", nargs="?", default="config.yaml")
+    p.add_argument("path", nargs="?", default=None, help="the config file (default config.yaml), or --config")
+    p.add_argument("--config", "-c", default=None, help="the config file, as for run")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("recognize", help="read plate crops (each image is one plate)")
     p.add_argument("images", nargs="+")
     p.add_argument("--model", default=None, help="ONNX model (default: the shipped INT8 model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line per image")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: recognizer.threads, 1)")
+    p.add_argument("--batch", type=int, default=16, help="crops per session call (default 16)")
     p.add_argument("--config", "-c", default=None,
-                   help="take the model, decoder, retry_below and formats from this config file")
+                   help="read with this config file's recognizer and formats sections (flags override them)")
     p.add_argument("--decoder", choices=["greedy", "beam"], default=None,
                    help="CTC decoder (default: recognizer.decoder, greedy); beam follows the formats' layouts")
     p.add_argument("--retry-below", type=float, default=None,

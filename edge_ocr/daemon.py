@@ -30,7 +30,7 @@ from .capture.roi import Roi
 from .config import Config, ConfigError, load_config
 from .decide.voting import Observation, VoteResult
 from .publish.mqtt_contract import event_payload, utc_iso
-from .read.reading import box_aspect, view_sharpness
+from .read.reading import box_aspect, verdict, view_sharpness
 from .sdnotify import Notifier
 from .serve.overlay import annotate
 from .stages import Stages, StartupError, check_startup, resolve_model
@@ -86,8 +86,7 @@ class Pipeline:
     def _setup(self, size: tuple[int, int]) -> None:
         if self.roi is not None:
             log.info("frame size %dx%d or config changed: ROI and motion reset", *size)
-        self.roi = self.stages.roi.with_frame_size(size)
-        self.motion = MotionGate.from_config(self.cfg.motion, self.roi)
+        self.roi, self.motion = self.stages.for_frame_size(size)
         self._size = size
 
     def reload(self, stages: Stages) -> list[PlateEvent]:
@@ -130,10 +129,9 @@ class Pipeline:
         self.counters["candidates"] += len(reads)
         obs = []
         for p in reads:
-            if not p.text or p.confidence < self.cfg.recognizer.min_confidence:
-                continue
-            if not p.format_ok:
-                self.counters["rejected"] += 1
+            v = verdict(p, self.cfg.recognizer.min_confidence)
+            self.counters["rejected"] += int(v == "no format")
+            if v != "accept":
                 continue
             self.counters["readings"] += 1
             # the crop, never the frame: an undecided track keeps up to 100 of these

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from .capture.motion import MotionGate
 from .capture.roi import Roi
 from .config import Config, RecognizerConfig
 from .decide.voting import Voter
@@ -125,6 +126,12 @@ class Stages:
             # frames vote, so the live pipeline re-reads unsure crops only when asked to
             live_retry_below=cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0,
         )
+
+    def for_frame_size(self, size: tuple[int, int]) -> tuple[Roi, MotionGate]:
+        """The ROI tied to frames of ``size`` (width, height) and a motion gate over it: what the
+        daemon sets up per frame size, and ``tune`` for the frame it draws."""
+        roi = self.roi.with_frame_size(size)
+        return roi, MotionGate.from_config(self.cfg.motion, roi)
 
     def read_frame(self, rec: FrameRecord, roi: Roi) -> list[PlateRead]:
         """One camera frame through the reading core, as the daemon reads it (and ``tune`` shows

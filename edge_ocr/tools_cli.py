@@ -83,7 +83,6 @@ def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
     import cv2
 
     from .capture.frames import frame_record
-    from .capture.motion import MotionGate
     from .capture.sources import open_source
     from .publish.mqtt_contract import plate_payload
     from .serve.overlay import annotate
@@ -108,8 +107,7 @@ def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
         raise RuntimeError(f"no frame from camera {cfg.camera.name} ({cfg.camera.type} {cfg.camera.uri})")
     rec = grabbed[-1]
     w, h = rec.size
-    roi = stages.roi.with_frame_size((w, h))
-    gate = MotionGate.from_config(cfg.motion, roi)
+    roi, gate = stages.for_frame_size((w, h))
     for r in grabbed:
         gate.update(r.grey, r.ts)
     reads = stages.read_frame(rec, roi)

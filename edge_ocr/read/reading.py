@@ -31,6 +31,7 @@ from .recognizer import Recognizer
 log = logging.getLogger(__name__)
 
 Where = Literal["find", "fixed", "crop"]
+Verdict = Literal["accept", "unsure", "no format"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,22 @@ class PlateReader:
             region = self.formats.region_of(r.text, box_aspect(box)) if fixed is not None else None
             out.append(PlateRead(box, r, fixed is not None, region, 1.0, crop))
         return out
+
+
+def verdict(p: PlateRead, min_confidence: float) -> Verdict:
+    """The one rule after a read, for the daemon and ``/api/ocr`` alike: ``accept`` (text of an
+    accepted format, at least ``min_confidence``: the daemon votes with it, /api/ocr lists it first),
+    ``unsure`` (no text, or below ``min_confidence``) or ``no format`` (confident, but no accepted
+    plate format fits it: the daemon counts it as rejected)."""
+    if not p.text or p.confidence < min_confidence:
+        return "unsure"
+    return "accept" if p.format_ok else "no format"
+
+
+def ranked(reads: Sequence[PlateRead], min_confidence: float) -> list[PlateRead]:
+    """The readings with text, accepted ones first, each group most confident first."""
+    return sorted((p for p in reads if p.text), key=lambda p: (verdict(p, min_confidence) == "accept", p.confidence),
+                  reverse=True)
 
 
 def view_sharpness(crop: npt.NDArray[np.uint8] | None, height: int = 32) -> float | None:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ..config import Config
 from ..publish.mqtt_contract import ocr_payload, plate_payload
-from ..read.reading import PlateReader
+from ..read.reading import PlateReader, ranked
 from ..read.recognizer import Recognizer
 
 
@@ -51,7 +51,6 @@ class StillReader:
             reads = self.reader.read(image, where="crop" if crop else "find")
             if not reads and not crop:
                 reads, mode = self.reader.read(image, where="crop"), "frame, no plate found: read as a crop"
-        reads = sorted((p for p in reads if p.text),
-                       key=lambda p: (p.format_ok and p.confidence >= self.min_confidence, p.confidence), reverse=True)
+        reads = ranked(reads, self.min_confidence)
         plates = [plate_payload(p.reading, p.box, p.format_ok, p.region) for p in reads]
         return ocr_payload(plates, (time.perf_counter() - t0) * 1000, mode, (w, h))
