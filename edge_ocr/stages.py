@@ -17,8 +17,10 @@ from pathlib import Path
 
 from .capture.motion import MotionGate
 from .capture.roi import Roi
-from .config import Config, RecognizerConfig
+from .config import Config, LocalizerConfig, RecognizerConfig
 from .decide.voting import Voter
+from .find.detector import LearntLocalizer, PlateDetector
+from .find.localize import Localizer
 from .read.reading import PlateRead, PlateReader
 from .read.recognizer import ModelError, Recognizer
 from .serve.still import StillReader
@@ -55,6 +57,20 @@ def load_recognizer(cfg: RecognizerConfig) -> Recognizer:
                           cfg.beam_width, cfg.batch_size, format_margin=cfg.format_margin)
     except ModelError as exc:
         raise StartupError(f"recognizer.model: {exc}") from None
+
+
+def load_localizer(cfg: LocalizerConfig) -> Localizer | LearntLocalizer:
+    """The localiser the ``localizer`` section describes. Raises StartupError."""
+    if cfg.type == "classic":
+        return Localizer.from_config(cfg)
+    path = resolve_model(cfg.model)
+    if not path.is_file():
+        raise StartupError(f"localizer.model: {path}: no such file")
+    try:
+        det = PlateDetector(path, cfg.setting("work_width"), cfg.setting("min_score"), cfg.max_candidates)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private exception types
+        raise StartupError(f"localizer.model: {path}: cannot load ({type(exc).__name__}: {exc})") from None
+    return LearntLocalizer(det)
 
 
 def _readable(key: str, path: str | None) -> str | None:
@@ -110,12 +126,12 @@ class Stages:
         settings are unchanged; otherwise the model is loaded.
 
         Raises:
-            StartupError: the model cannot be loaded.
+            StartupError: a model cannot be loaded.
         """
         same = recognizer_cfg is None or all(getattr(recognizer_cfg, k) == getattr(cfg.recognizer, k)
                                              for k in _MODEL_KEYS)
         rec = recognizer if recognizer is not None and same else load_recognizer(cfg.recognizer)
-        reader = PlateReader.from_config(cfg, rec)
+        reader = PlateReader.from_config(cfg, rec, load_localizer(cfg.localizer))
         return cls(
             cfg=cfg,
             recognizer=rec,

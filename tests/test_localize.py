@@ -109,10 +109,12 @@ def test_max_candidates_and_min_score_are_honoured() -> None:
     assert len(three) >= 3
     assert [c.score for c in three] == sorted((c.score for c in three), reverse=True)
     everything = Localizer(max_candidates=50, min_score=0.0).find(img)
-    cut = (everything[0].score + everything[-1].score) / 2
-    assert everything[-1].score < cut  # the plates do not all score the same
-    strict = Localizer(max_candidates=50, min_score=cut).find(img)
-    assert strict and all(c.score >= cut for c in strict) and len(strict) < len(everything)
+    # scores depend on the CPU's float path (all three plates score exactly 1.0 on some), so the
+    # test asserts the rule, not a split it expects: each threshold keeps exactly the candidates
+    # at or above it (suppression only ever removes a candidate for a better one)
+    for cut in sorted({c.score for c in everything} | {0.25, 0.5, 0.75, 1.0}):
+        strict = Localizer(max_candidates=50, min_score=cut).find(img)
+        assert [c.box for c in strict] == [c.box for c in everything if c.score >= cut], cut
 
 
 def test_roi_excludes_plates_outside_it() -> None:

@@ -108,9 +108,10 @@ class Localizer:
         self.crop_margin = crop_margin
 
     @classmethod
-    def from_config(cls, cfg: LocalizerConfig, work_width: int = 960) -> Localizer:
+    def from_config(cls, cfg: LocalizerConfig) -> Localizer:
         """Build from the ``localizer`` config section."""
-        return cls(cfg.max_candidates, cfg.min_height, cfg.min_aspect, cfg.max_aspect, cfg.min_score, work_width)
+        return cls(cfg.max_candidates, cfg.min_height, cfg.min_aspect, cfg.max_aspect, cfg.setting("min_score"),
+                   cfg.setting("work_width"))
 
     # ------------------------------------------------------------------ public
 

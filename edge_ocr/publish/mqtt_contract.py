@@ -153,11 +153,13 @@ def plate_payload(reading: Reading, box: Box | None = None, format_ok: bool | No
     return doc
 
 
-def ocr_payload(plates: list[dict[str, Any]], ms: float, mode: str, image_size: tuple[int, int]) -> dict[str, Any]:
+def ocr_payload(plates: list[dict[str, Any]], ms: float, mode: str, image_size: tuple[int, int],
+                accepted: bool = True) -> dict[str, Any]:
     """The ``/api/ocr`` answer: the best plate's ``text``, ``confidence`` and ``chars`` at the top
-    (empty when none was read), the time taken, how the image was read, its size, and every
-    plate (``plate_payload``), best first."""
-    best = plates[0] if plates else {"text": "", "confidence": 0.0, "chars": []}
+    (empty unless that plate is ``accepted``: it fits a format of the enabled regions and reaches
+    ``recognizer.min_confidence``, the daemon's bar for publishing), the time taken, how the image
+    was read, its size, and every plate read (``plate_payload``), best first."""
+    best = plates[0] if plates and accepted else {"text": "", "confidence": 0.0, "chars": []}
     return {"text": best["text"], "confidence": best["confidence"], "chars": best["chars"], "ms": round(ms, 2),
             "mode": mode, "image_size": [int(image_size[0]), int(image_size[1])], "plates": plates}
 

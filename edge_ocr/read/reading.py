@@ -23,6 +23,7 @@ import numpy.typing as npt
 from ..capture.grey import to_grey
 from ..capture.roi import Roi
 from ..config import Config
+from ..find.detector import LearntLocalizer
 from ..find.localize import Candidate, Localizer, fixed_candidates
 from ..types import Box, Reading
 from .formats import FormatRules
@@ -73,7 +74,7 @@ class PlateReader:
         retry_below: still images re-read crops less confident than this (``recognizer.retry_below``).
     """
 
-    def __init__(self, recognizer: Recognizer, localizer: Localizer, formats: FormatRules,
+    def __init__(self, recognizer: Recognizer, localizer: Localizer | LearntLocalizer, formats: FormatRules,
                  use_patterns: bool = False, retry_below: float = 0.0) -> None:
         self.recognizer = recognizer
         self.localizer = localizer
@@ -83,9 +84,10 @@ class PlateReader:
         self.retry_below = retry_below
 
     @classmethod
-    def from_config(cls, cfg: Config, recognizer: Recognizer) -> PlateReader:
-        """Build from the ``localizer``, ``formats`` and ``recognizer`` config sections."""
-        return cls(recognizer, Localizer.from_config(cfg.localizer), FormatRules.from_config(cfg.formats),
+    def from_config(cls, cfg: Config, recognizer: Recognizer, localizer: Localizer | LearntLocalizer) -> PlateReader:
+        """Build from the ``formats`` and ``recognizer`` config sections, with the loaded model and
+        localiser (``stages.load_localizer``)."""
+        return cls(recognizer, localizer, FormatRules.from_config(cfg.formats),
                    use_patterns=cfg.recognizer.decoder == "beam", retry_below=cfg.recognizer.retry_below)
 
     def read(

@@ -14,10 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..config import Config
 from ..publish.mqtt_contract import ocr_payload, plate_payload
-from ..read.reading import PlateReader, ranked
-from ..read.recognizer import Recognizer
+from ..read.reading import PlateReader, ranked, verdict
 
 
 @dataclass
@@ -27,15 +25,10 @@ class StillReader:
     cores; a queue is kinder than contention)."""
 
     reader: PlateReader
-    min_confidence: float = 0.0  # plates below it (or of no known format) are listed after the others
+    min_confidence: float = 0.0  # plates below it (or of no known format) are listed after the others, never the answer
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, cfg: Config, recognizer: Recognizer) -> StillReader:
-        """Build from the config, as the daemon's HTTP API reads uploads."""
-        return cls(PlateReader.from_config(cfg, recognizer), cfg.recognizer.min_confidence)
 
     def read(self, image: npt.NDArray[np.uint8], crop: bool = False) -> dict[str, Any]:
         """-> the ``/api/ocr`` answer (``mqtt_contract.ocr_payload``) for the best plate.
@@ -53,4 +46,7 @@ class StillReader:
                 reads, mode = self.reader.read(image, where="crop"), "frame, no plate found: read as a crop"
         reads = ranked(reads, self.min_confidence)
         plates = [plate_payload(p.reading, p.box, p.format_ok, p.region) for p in reads]
-        return ocr_payload(plates, (time.perf_counter() - t0) * 1000, mode, (w, h))
+        # a photo with no plate still has text-like things in it; only a plate the daemon would
+        # publish is the answer
+        return ocr_payload(plates, (time.perf_counter() - t0) * 1000, mode, (w, h),
+                           bool(reads) and verdict(reads[0], self.min_confidence) == "accept")
