@@ -243,7 +243,8 @@ class Daemon:
     def open(cls, config_path: str, stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> Daemon:
         """Load and check the config, load the model, open MQTT and the HTTP API (the camera is
         started by ``run``). ``clock`` is the pipeline's (tests). Raises StartupError."""
-        from .capture.sources import SourceUnavailable, open_source
+        from .capture.sources import SourceUnavailable
+        from .stages import open_source
 
         d = cls(config_path, stop, clock)
         cfg = _load(config_path)

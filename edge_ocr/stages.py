@@ -12,15 +12,29 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .capture.motion import MotionGate
 from .capture.roi import Roi
-from .config import Config, LocalizerConfig, RecognizerConfig
+from .capture.sources import FrameSource
+from .config import (
+    CameraConfig,
+    Config,
+    FormatsConfig,
+    LocalizerConfig,
+    MotionConfig,
+    RecognizerConfig,
+    RoiConfig,
+    VotingConfig,
+)
 from .decide.voting import Voter
 from .find.detector import LearntLocalizer, PlateDetector
 from .find.localize import Localizer
+from .read.formats import FormatRules
 from .read.reading import PlateRead, PlateReader
 from .read.recognizer import ModelError, Recognizer
 from .serve.still import StillReader
@@ -62,7 +76,8 @@ def load_recognizer(cfg: RecognizerConfig) -> Recognizer:
 def load_localizer(cfg: LocalizerConfig) -> Localizer | LearntLocalizer:
     """The localiser the ``localizer`` section describes. Raises StartupError."""
     if cfg.type == "classic":
-        return Localizer.from_config(cfg)
+        return Localizer(cfg.max_candidates, cfg.min_height, cfg.min_aspect, cfg.max_aspect, cfg.setting("min_score"),
+                         cfg.setting("work_width"))
     path = resolve_model(cfg.model)
     if not path.is_file():
         raise StartupError(f"localizer.model: {path}: no such file")
@@ -71,6 +86,60 @@ def load_localizer(cfg: LocalizerConfig) -> Localizer | LearntLocalizer:
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private exception types
         raise StartupError(f"localizer.model: {path}: cannot load ({type(exc).__name__}: {exc})") from None
     return LearntLocalizer(det)
+
+
+# ----------------------------------------------------------------------------- config -> stages
+# The one mapping from config sections to the stages' plain parameters: the stages themselves
+# know nothing of config.py, and every range and default is the schema's alone.
+
+def format_rules(cfg: FormatsConfig) -> FormatRules:
+    """The plate formats the ``formats`` section enables."""
+    return FormatRules(cfg.regions, cfg.extra, cfg.enabled)
+
+
+def plate_reader(cfg: Config, recognizer: Recognizer, localizer: Localizer | LearntLocalizer) -> PlateReader:
+    """The reading core from the ``formats`` and ``recognizer`` sections, with the loaded model
+    and localiser (``load_localizer``): the re-read policy is decided here, once."""
+    return PlateReader(recognizer, localizer, format_rules(cfg.formats), use_patterns=cfg.recognizer.decoder == "beam",
+                       retry_below=cfg.recognizer.retry_below)
+
+
+def region_of_interest(cfg: RoiConfig) -> Roi:
+    """The ``roi`` section's polygons, not yet tied to a frame size."""
+    return Roi(cfg.polygons, cfg.units, None, cfg.fixed_box)
+
+
+def motion_gate(cfg: MotionConfig, roi: Roi | None = None) -> MotionGate:
+    """The ``motion`` section's gate over ``roi``."""
+    return MotionGate(cfg.enabled, cfg.pixel_delta, cfg.min_area, cfg.width, cfg.hold_s, roi)
+
+
+def voter(cfg: VotingConfig) -> Voter:
+    """The ``voting`` section's voter."""
+    return Voter(cfg.window_s, cfg.min_votes, cfg.min_confidence, cfg.repeat_after_s, min_seen=cfg.min_seen)
+
+
+def open_source(cfg: CameraConfig, rng: random.Random | None = None,
+                picamera2_factory: Callable[[], Any] | None = None) -> FrameSource:
+    """Build (not start) the source the ``camera`` section describes.
+
+    Args:
+        cfg: the camera section.
+        rng: random source for back-off jitter (tests).
+        picamera2_factory: makes the ``Picamera2`` object (tests); default imports picamera2.
+
+    Raises:
+        SourceUnavailable: picamera2 configured but not installed.
+    """
+    from .capture.sources import FolderSource, Picamera2Source, VideoCaptureSource
+
+    common: dict[str, Any] = {"name": cfg.name, "reconnect_min_s": cfg.reconnect_min_s,
+                              "reconnect_max_s": cfg.reconnect_max_s, "rng": rng}
+    if cfg.type == "picamera2":
+        return Picamera2Source(cfg.width, cfg.height, cfg.fps, factory=picamera2_factory, **common)
+    if cfg.type == "folder":
+        return FolderSource(cfg.uri, cfg.fps, cfg.loop, **common)
+    return VideoCaptureSource(cfg.uri, cfg.type, cfg.width, cfg.height, cfg.fps, cfg.loop, **common)
 
 
 def _readable(key: str, path: str | None) -> str | None:
@@ -131,13 +200,13 @@ class Stages:
         same = recognizer_cfg is None or all(getattr(recognizer_cfg, k) == getattr(cfg.recognizer, k)
                                              for k in _MODEL_KEYS)
         rec = recognizer if recognizer is not None and same else load_recognizer(cfg.recognizer)
-        reader = PlateReader.from_config(cfg, rec, load_localizer(cfg.localizer))
+        reader = plate_reader(cfg, rec, load_localizer(cfg.localizer))
         return cls(
             cfg=cfg,
             recognizer=rec,
             reader=reader,
-            voter=Voter.from_config(cfg.voting),
-            roi=Roi.from_config(cfg.roi),
+            voter=voter(cfg.voting),
+            roi=region_of_interest(cfg.roi),
             still=StillReader(reader, cfg.recognizer.min_confidence),
             # frames vote, so the live pipeline re-reads unsure crops only when asked to
             live_retry_below=cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0,
@@ -147,7 +216,7 @@ class Stages:
         """The ROI tied to frames of ``size`` (width, height) and a motion gate over it: what the
         daemon sets up per frame size, and ``tune`` for the frame it draws."""
         roi = self.roi.with_frame_size(size)
-        return roi, MotionGate.from_config(self.cfg.motion, roi)
+        return roi, motion_gate(self.cfg.motion, roi)
 
     def read_frame(self, rec: FrameRecord, roi: Roi) -> list[PlateRead]:
         """One camera frame through the reading core, as the daemon reads it (and ``tune`` shows

@@ -83,10 +83,9 @@ def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
     import cv2
 
     from .capture.frames import frame_record
-    from .capture.sources import open_source
     from .publish.mqtt_contract import plate_payload
     from .serve.overlay import annotate
-    from .stages import check_startup
+    from .stages import check_startup, open_source
 
     stages = check_startup(cfg)
     src = open_source(cfg.camera)

@@ -28,6 +28,9 @@ ROOMS: dict[str, set[str]] = {
 }
 # The top: entry points and the stage set may import every room; nothing imports them but each other.
 TOP = {"__init__", "__main__", "stages", "daemon", "cli", "tools_cli"}
+# config.py is read once, by the mapping in stages.py (and the entry points that load the file): the
+# stages take plain values. publish/ still takes its config sections until its own rework.
+CONFIG_READERS = TOP | {"publish"}
 WEB_ONLY = {"web"}  # static files, no Python
 
 
@@ -81,6 +84,8 @@ def allowed(src: str, dst: str) -> bool:
         return False
     if src in GROUND:
         return False  # the ground imports nothing above it (config may not even import types)
+    if dst == "config":
+        return src in CONFIG_READERS
     if dst in GROUND:
         return True
     return dst in ROOMS[src]
@@ -176,6 +181,7 @@ def test_test_modules_import_no_other_test_module() -> None:
     ("read", "capture", True), ("capture", "read", False), ("find", "read", False),
     ("publish", "read", False), ("serve", "publish", True), ("decide", "serve", False),
     ("daemon", "serve", True), ("read", "stages", False), ("config", "types", False),
+    ("stages", "config", True), ("read", "config", False), ("capture", "config", False), ("serve", "config", False),
 ])
 def test_the_rules_themselves(src: str, dst: str, ok: bool) -> None:
     # the checker must be able to fail: a few arrows each way, as the architecture doc draws them

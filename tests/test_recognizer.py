@@ -36,11 +36,11 @@ def _probs(charset: str, frames: list[dict[str, float]]) -> np.ndarray:
 
 def test_formats_mend_a_look_alike_but_do_not_force_a_vanity_plate() -> None:
     from edge_ocr.config import FormatsConfig
-    from edge_ocr.read.formats import FormatRules
+    from edge_ocr.stages import format_rules
 
     rec = Recognizer(DEFAULT_MODEL)
     cs = rec.charset
-    br = FormatRules.from_config(FormatsConfig(regions=["br"])).decoder_patterns(strict_only=True)
+    br = format_rules(FormatsConfig(regions=["br"])).decoder_patterns(strict_only=True)
     frames = []
     for ch in "NY?3834":
         frames += [{"1": 0.55, "I": 0.45} if ch == "?" else {ch: 1.0}, {"": 1.0}]

@@ -22,9 +22,9 @@ from edge_ocr.capture.sources import (
     Picamera2Source,
     SourceUnavailable,
     VideoCaptureSource,
-    open_source,
 )
 from edge_ocr.config import CameraConfig
+from edge_ocr.stages import open_source
 from edge_ocr.types import Frame
 
 W, H = 96, 64

@@ -17,7 +17,6 @@ import numpy.typing as npt
 
 from edge_ocr.capture.grey import to_grey
 from edge_ocr.capture.roi import Roi
-from edge_ocr.config import MotionConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +34,7 @@ class MotionGate:
             ``frame_size`` is taken to be in the pixels of the first frame checked; give it the
             main stream's size when checking a smaller (lores) stream.
 
-    Raises:
-        ValueError: a parameter out of range.
+    Plain values: the ranges are the ``motion`` config section's, checked once there (``config.py``).
     """
 
     def __init__(
@@ -48,8 +46,6 @@ class MotionGate:
         hold_s: float = 2.0,
         roi: Roi | None = None,
     ) -> None:
-        if not 1 <= pixel_delta <= 255 or not 0 <= min_area <= 1 or width < 8 or hold_s < 0:
-            raise ValueError("motion: pixel_delta 1..255, min_area 0..1, width >= 8, hold_s >= 0")
         self.enabled = enabled
         self.pixel_delta = pixel_delta
         self.min_area = min_area
@@ -63,11 +59,6 @@ class MotionGate:
         """Share of ROI pixels that moved in the last frame checked."""
         self.last_mask: npt.NDArray[np.uint8] | None = None
         """The moving pixels (255) of the last frame checked, at the check size (for ``tune``)."""
-
-    @classmethod
-    def from_config(cls, cfg: MotionConfig, roi: Roi | None = None) -> MotionGate:
-        """Build from the ``motion`` config section."""
-        return cls(cfg.enabled, cfg.pixel_delta, cfg.min_area, cfg.width, cfg.hold_s, roi)
 
     def reset(self) -> None:
         """Forget the previous frame (after a source reconnect the scene may have jumped)."""

@@ -16,8 +16,6 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_ocr.config import RoiConfig
-
 from ..types import Box
 from .quad import bounding_box
 
@@ -36,8 +34,7 @@ class Roi:
             whatever image the ROI is applied to" (only matters for pixel units).
         fixed_box: the ROI is the plate itself (gate camera); the daemon skips localisation.
 
-    Raises:
-        ValueError: a polygon with fewer than 3 points, or an unknown unit.
+    Plain values: the ranges are the ``roi`` config section's, checked once there (``config.py``).
     """
 
     def __init__(
@@ -47,22 +44,10 @@ class Roi:
         frame_size: tuple[int, int] | None = None,
         fixed_box: bool = False,
     ) -> None:
-        if units not in ("relative", "pixels"):
-            raise ValueError(f"roi units must be 'relative' or 'pixels', got {units!r}")
-        if not polygons:
-            raise ValueError("roi needs at least one polygon")
-        for i, poly in enumerate(polygons):
-            if len(poly) < 3:
-                raise ValueError(f"roi polygon {i} has {len(poly)} points, needs 3 or more")
         self.units = units
         self.frame_size = frame_size
         self.fixed_box = fixed_box
         self._polys = tuple(tuple((float(x), float(y)) for x, y in p) for p in polygons)
-
-    @classmethod
-    def from_config(cls, cfg: RoiConfig, frame_size: tuple[int, int] | None = None) -> Roi:
-        """Build from the ``roi`` config section; ``frame_size`` as in the constructor."""
-        return cls(cfg.polygons, cfg.units, frame_size, cfg.fixed_box)
 
     def with_frame_size(self, frame_size: tuple[int, int]) -> Roi:
         """This ROI with pixel coordinates tied to ``frame_size`` (width, height), unless it

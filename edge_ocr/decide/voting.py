@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_ocr.config import VotingConfig
 from edge_ocr.types import Box, Reading
 
 from ..capture.quad import iou
@@ -130,8 +129,7 @@ class Voter:
         min_seen: a track read in fewer frames is never published, not even when it ends: a
             one-frame glimpse is mostly a sign, a sticker or a misread (1: publish it).
 
-    Raises:
-        ValueError: a parameter out of range.
+    Plain values: the ranges are the ``voting`` config section's, checked once there (``config.py``).
     """
 
     def __init__(
@@ -145,9 +143,6 @@ class Voter:
         repeat_max_distance: int = 0,
         min_seen: int = 2,
     ) -> None:
-        if window_s <= 0 or min_votes < 1 or not 0 <= min_confidence <= 1 or repeat_after_s < 0 or min_seen < 1:
-            raise ValueError("voting: window_s > 0, min_votes >= 1, 0 <= min_confidence <= 1, repeat_after_s >= 0, "
-                             "min_seen >= 1")
         self.window_s = window_s
         self.min_votes = min_votes
         self.min_confidence = min_confidence
@@ -158,11 +153,6 @@ class Voter:
         self.min_seen = min_seen
         self._tracks: list[_Track] = []
         self._recent: dict[str, float] = {}  # published text -> last time it was seen
-
-    @classmethod
-    def from_config(cls, cfg: VotingConfig) -> Voter:
-        """Build from the ``voting`` config section."""
-        return cls(cfg.window_s, cfg.min_votes, cfg.min_confidence, cfg.repeat_after_s, min_seen=cfg.min_seen)
 
     @property
     def active_tracks(self) -> int:

@@ -34,7 +34,6 @@ import numpy.typing as npt
 
 from edge_ocr.capture.grey import to_grey
 from edge_ocr.capture.roi import Roi
-from edge_ocr.config import LocalizerConfig
 
 from ..capture.quad import bounding_box, centre_inside, order_quad, warp_quad
 from ..types import Box
@@ -85,6 +84,8 @@ class Localizer:
             smaller plates, smaller is faster.
         crop_margin: fraction of the plate's width/height added on each side of the crop (the
             recogniser was trained on crops with such a margin).
+
+    Plain values: the ranges are the ``localizer`` config section's, checked once there (``config.py``).
     """
 
     def __init__(
@@ -97,8 +98,6 @@ class Localizer:
         work_width: int = 960,
         crop_margin: float = 0.08,
     ) -> None:
-        if min_aspect >= max_aspect:
-            raise ValueError(f"min_aspect {min_aspect} must be below max_aspect {max_aspect}")
         self.max_candidates = max_candidates
         self.min_height = min_height
         self.min_aspect = min_aspect
@@ -106,12 +105,6 @@ class Localizer:
         self.min_score = min_score
         self.work_width = work_width
         self.crop_margin = crop_margin
-
-    @classmethod
-    def from_config(cls, cfg: LocalizerConfig) -> Localizer:
-        """Build from the ``localizer`` config section."""
-        return cls(cfg.max_candidates, cfg.min_height, cfg.min_aspect, cfg.max_aspect, cfg.setting("min_score"),
-                   cfg.setting("work_width"))
 
     # ------------------------------------------------------------------ public
 

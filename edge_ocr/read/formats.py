@@ -38,8 +38,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from edge_ocr.config import FormatsConfig
-
 log = logging.getLogger(__name__)
 
 DIGITS = frozenset("0123456789")
@@ -207,11 +205,6 @@ class FormatRules:
         formats = [_format(r, p, strict, needs) for r in self.regions for p, strict, needs in _region_patterns(r)]
         formats += [_format(None, p, set(p) != {"A"}) for p in extra]
         self.formats: tuple[PlateFormat, ...] = tuple(formats)
-
-    @classmethod
-    def from_config(cls, cfg: FormatsConfig) -> FormatRules:
-        """Build from the ``formats`` config section."""
-        return cls(cfg.regions, cfg.extra, cfg.enabled)
 
     def matches(self, text: str) -> bool:
         """True if ``text`` fits any accepted format (always True when disabled)."""

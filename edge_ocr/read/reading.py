@@ -22,7 +22,6 @@ import numpy.typing as npt
 
 from ..capture.grey import to_grey
 from ..capture.roi import Roi
-from ..config import Config
 from ..find.detector import LearntLocalizer
 from ..find.localize import Candidate, Localizer, fixed_candidates
 from ..types import Box, Reading
@@ -82,13 +81,6 @@ class PlateReader:
         self.patterns = formats.decoder_patterns(strict_only=True) if use_patterns else None
         self.allowed = formats.charset()
         self.retry_below = retry_below
-
-    @classmethod
-    def from_config(cls, cfg: Config, recognizer: Recognizer, localizer: Localizer | LearntLocalizer) -> PlateReader:
-        """Build from the ``formats`` and ``recognizer`` config sections, with the loaded model and
-        localiser (``stages.load_localizer``)."""
-        return cls(recognizer, localizer, FormatRules.from_config(cfg.formats),
-                   use_patterns=cfg.recognizer.decoder == "beam", retry_below=cfg.recognizer.retry_below)
 
     def read(
         self,
