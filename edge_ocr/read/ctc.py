@@ -111,14 +111,7 @@ def beam_search(
     if p.ndim != 2 or p.shape[1] != len(charset) + 1:
         raise ValueError(f"probs must be (T, {len(charset) + 1}), got {p.shape}")
     lp = np.log(np.maximum(p, 1e-30))
-    allowed: list[np.ndarray] | None = None
-    if pattern is not None:
-        index = {c: i + 1 for i, c in enumerate(charset)}
-        allowed = []
-        for pos in pattern:
-            mask = np.zeros(p.shape[1], dtype=bool)
-            mask[[index[c] for c in pos if c in index]] = True
-            allowed.append(mask)
+    allowed = _pattern_masks(pattern, charset) if pattern is not None else None
     # beam entry: prefix (tuple of class ids) -> [log p ending in blank, log p ending in char, confs]
     beams: dict[tuple[int, ...], list] = {(): [0.0, _NEG_INF, ()]}
     for t in range(p.shape[0]):
@@ -131,37 +124,7 @@ def beam_search(
             continue
         cand = np.argpartition(-row[1:], min(max_candidates, len(row) - 2))[:max_candidates] + 1
         cand = cand[row[cand] >= prune]
-        nxt: dict[tuple[int, ...], list] = {}
-
-        def add(prefix: tuple[int, ...], blank: float, char: float, confs: tuple[float, ...]) -> None:
-            e = nxt.get(prefix)  # noqa: B023 - add() is called only within this frame
-            if e is None:
-                nxt[prefix] = [blank, char, confs]  # noqa: B023
-                return
-            # keep the confidences of the likelier path into this prefix
-            if _lae(blank, char) > _lae(e[0], e[1]):
-                e[2] = confs
-            e[0] = _lae(e[0], blank)
-            e[1] = _lae(e[1], char)
-
-        for prefix, (pb, pnb, confs) in beams.items():
-            total = _lae(pb, pnb)
-            add(prefix, total + lp[t, 0], _NEG_INF, confs)
-            last = prefix[-1] if prefix else -1
-            if last > 0:
-                # the last character held for another frame: same prefix
-                held = confs[:-1] + (max(confs[-1], float(row[last])),)
-                add(prefix, _NEG_INF, pnb + lp[t, last], held)
-            pos = len(prefix)
-            for c in cand:
-                c = int(c)
-                if allowed is not None and (pos >= len(allowed) or not allowed[pos][c]):
-                    continue
-                if c == last:
-                    # a repeated character needs a blank between the two
-                    add(prefix + (c,), _NEG_INF, pb + lp[t, c], confs + (float(row[c]),))
-                else:
-                    add(prefix + (c,), _NEG_INF, total + lp[t, c], confs + (float(row[c]),))
+        nxt = _extend(beams, row, lp[t], cand, allowed)
         ranked = sorted(nxt.items(), key=lambda kv: -_lae(kv[1][0], kv[1][1]))
         beams = dict(ranked[:beam_width])
     finals = [
@@ -172,3 +135,52 @@ def beam_search(
     best_prefix, (pb, pnb, confs) = max(finals, key=lambda kv: _lae(kv[1][0], kv[1][1]))
     text = "".join(charset[c - 1] for c in best_prefix)
     return Decoded(text, _overall(confs), tuple(confs), float(_lae(pb, pnb)))
+
+
+def _pattern_masks(pattern: Sequence[set[str] | frozenset[str] | str], charset: str) -> list[np.ndarray]:
+    """One boolean mask over the classes (blank first) per position of ``pattern``."""
+    index = {c: i + 1 for i, c in enumerate(charset)}
+    masks = []
+    for pos in pattern:
+        mask = np.zeros(len(charset) + 1, dtype=bool)
+        mask[[index[c] for c in pos if c in index]] = True
+        masks.append(mask)
+    return masks
+
+
+def _extend(beams: dict[tuple[int, ...], list], row: np.ndarray, lp_t: np.ndarray, cand: np.ndarray,
+            allowed: list[np.ndarray] | None) -> dict[tuple[int, ...], list]:
+    """Every prefix of ``beams`` carried through one frame (probabilities ``row``, their logs
+    ``lp_t``), extended by the candidate classes ``cand`` the pattern allows at its position."""
+    nxt: dict[tuple[int, ...], list] = {}
+
+    def add(prefix: tuple[int, ...], blank: float, char: float, confs: tuple[float, ...]) -> None:
+        e = nxt.get(prefix)
+        if e is None:
+            nxt[prefix] = [blank, char, confs]
+            return
+        # keep the confidences of the likelier path into this prefix
+        if _lae(blank, char) > _lae(e[0], e[1]):
+            e[2] = confs
+        e[0] = _lae(e[0], blank)
+        e[1] = _lae(e[1], char)
+
+    for prefix, (pb, pnb, confs) in beams.items():
+        total = _lae(pb, pnb)
+        add(prefix, total + lp_t[0], _NEG_INF, confs)
+        last = prefix[-1] if prefix else -1
+        if last > 0:
+            # the last character held for another frame: same prefix
+            held = confs[:-1] + (max(confs[-1], float(row[last])),)
+            add(prefix, _NEG_INF, pnb + lp_t[last], held)
+        pos = len(prefix)
+        for c in cand:
+            c = int(c)
+            if allowed is not None and (pos >= len(allowed) or not allowed[pos][c]):
+                continue
+            if c == last:
+                # a repeated character needs a blank between the two
+                add(prefix + (c,), _NEG_INF, pb + lp_t[c], confs + (float(row[c]),))
+            else:
+                add(prefix + (c,), _NEG_INF, total + lp_t[c], confs + (float(row[c]),))
+    return nxt
