@@ -356,6 +356,8 @@ def render(res: dict) -> str:
     for w in res.get("widths", []):
         L.append(f"| {w['width']} px | " + " | ".join(str(w[m]) for m in MODELS) + " |")
     L += ["", "## Accuracy (`tools/evaluate.py`: exact plate / CER)", "",
+          "Each crop read by the product's reader (the stage set's `PlateReader`: the crop's own region's "
+          "characters and format rules), as `/api/ocr?crop=1` reads it.", "",
           "| set / model | region | n | exact | CER | published at 0.6 | exact of published |", "|---|---|---|---|---|---|---|"]
     for k, ev in res["accuracy"].items():
         for reg, v in ev["regions"].items():

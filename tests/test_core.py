@@ -25,6 +25,7 @@ from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 from edge_ocr.serve.http_api import HttpApi
 from edge_ocr.stages import Stages
 from edge_ocr.types import Frame
+from tools.evaluate import evaluate
 
 from . import scenes
 
@@ -111,6 +112,11 @@ def test_the_same_crop_reads_the_same_through_every_entry_point(tmp_path: Path, 
     car = Car(crop_file.name, (0, 0, w, h), "PJC4983", "br")
     [(video_eval_text, video_eval_right)] = crop_readings([car], tmp_path, parse_config(cfg_path.read_text()),
                                                           {"br": ["br"]})
+
+    # tools/evaluate.py (the model card's and BENCHMARKS.md's accuracy), the crop labelled br
+    (tmp_path / "labels.csv").write_text(f"file,text,region\n{crop_file.name},PJC4983,br\n")
+    ev = evaluate(str(DEFAULT_MODEL), tmp_path / "labels.csv", latency_n=1)
+    assert ev["regions"]["overall"] == {"n": 1, "exact": 1.0, "cer": 0.0} and ev["failures"] == []  # read PJC4983
 
     assert raw == "PJC49B3"  # the case is the one meant: the format rules change the reading
     assert daemon_text == ["PJC4983"]
