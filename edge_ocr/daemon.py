@@ -33,7 +33,7 @@ from .publish.mqtt_contract import event_payload, utc_iso
 from .read.reading import box_aspect, verdict, view_sharpness
 from .sdnotify import Notifier
 from .serve.overlay import annotate
-from .stages import Stages, StartupError, check_startup, resolve_model
+from .stages import FrameReader, Stages, StartupError, check_startup, resolve_model
 from .types import Box, EventSource, Frame, FrameRecord, PlateEvent, Reading
 
 __all__ = ["Daemon", "LogSink", "Pipeline", "resolve_model", "run_daemon", "usable_image"]
@@ -69,11 +69,9 @@ class Pipeline:
         self.sink = sink
         self.clock = clock
         self.wall_clock = wall_clock
-        self.roi: Roi | None = None
-        self.motion: MotionGate | None = None
+        self.frames = FrameReader(stages)
         self.counters = {"frames": 0, "gated": 0, "candidates": 0, "readings": 0, "rejected": 0, "events": 0,
                          "bad_frames": 0}
-        self._size: tuple[int, int] = (0, 0)
         self.latencies: deque[float] = deque(maxlen=500)
         # for the live view: the last frame only, drawn on request by whoever asks
         self.last_view: tuple[FrameRecord, list[tuple[Box, Reading]]] | None = None
@@ -83,11 +81,14 @@ class Pipeline:
     def cfg(self) -> Config:
         return self.stages.cfg
 
-    def _setup(self, size: tuple[int, int]) -> None:
-        if self.roi is not None:
-            log.info("frame size %dx%d or config changed: ROI and motion reset", *size)
-        self.roi, self.motion = self.stages.for_frame_size(size)
-        self._size = size
+    @property
+    def roi(self) -> Roi | None:
+        """The ROI of the current frame size (None before the first frame)."""
+        return self.frames.roi
+
+    @property
+    def motion(self) -> MotionGate | None:
+        return self.frames.motion
 
     def reload(self, stages: Stages) -> list[PlateEvent]:
         """Swap in a new set of stages. The old voter is flushed first (its pending plates become
@@ -98,7 +99,7 @@ class Pipeline:
         events = self._emit(old.voter.flush(self.clock()))
         stages.voter.carry_over(old.voter)
         self.stages = stages
-        self.roi = None  # ROI and motion gate are rebuilt from the new config on the next frame
+        self.frames = FrameReader(stages)  # ROI and motion gate from the new config, on the next frame
         return events
 
     def process(self, frame: Frame) -> list[PlateEvent]:
@@ -116,16 +117,13 @@ class Pipeline:
                 log.warning("bad frame skipped (shape %s, dtype %s); %d so far", shape,
                             getattr(frame.image, "dtype", type(frame.image).__name__), self.counters["bad_frames"])
             return self._emit(voter.tick(frame.ts))
-        if self.roi is None or rec.size != self._size:
-            self._setup(rec.size)
-        assert self.roi is not None and self.motion is not None
         t0 = time.perf_counter()
         self.counters["frames"] += 1
-        if not self.motion.update(rec.grey, rec.ts):
+        if not self.frames.moved(rec):
             self.counters["gated"] += 1
             self.last_view = (rec, [])
             return self._emit(voter.tick(rec.ts))
-        reads = self.stages.read_frame(rec, self.roi)
+        reads = self.frames.read(rec)
         self.counters["candidates"] += len(reads)
         obs = []
         for p in reads:

@@ -227,6 +227,36 @@ class Stages:
                                 drop_edge_cut=not fixed, retry_below=self.live_retry_below)
 
 
+class FrameReader:
+    """A camera's frames as the daemon looks at them, for its ``Pipeline`` and for ``tune``: the
+    stages' ROI and motion gate tied to the frames' size (set up again when the size changes, a
+    camera reconfigured mid-stream), the gate's verdict per frame, the plates read on a frame."""
+
+    def __init__(self, stages: Stages) -> None:
+        self.stages = stages
+        self.roi: Roi | None = None
+        self.motion: MotionGate | None = None
+        self._size: tuple[int, int] = (0, 0)
+
+    def moved(self, rec: FrameRecord) -> bool:
+        """Whether anything moved in the ROI since the previous frame (always, with motion off)."""
+        _, gate = self._for(rec.size)
+        return gate.update(rec.grey, rec.ts)
+
+    def read(self, rec: FrameRecord) -> list[PlateRead]:
+        """The plates of ``rec`` (``Stages.read_frame``, within the ROI of its size)."""
+        roi, _ = self._for(rec.size)
+        return self.stages.read_frame(rec, roi)
+
+    def _for(self, size: tuple[int, int]) -> tuple[Roi, MotionGate]:
+        if self.roi is None or self.motion is None or size != self._size:
+            if self.roi is not None:
+                log.info("frame size %dx%d: ROI and motion reset", *size)
+            self.roi, self.motion = self.stages.for_frame_size(size)
+            self._size = size
+        return self.roi, self.motion
+
+
 def check_startup(cfg: Config, recognizer: Recognizer | None = None,
                   recognizer_cfg: RecognizerConfig | None = None) -> Stages:
     """Everything ``run`` checks before opening the camera: the environment, then the stages.
