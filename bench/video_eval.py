@@ -51,6 +51,7 @@ from bench.video_scene import Car, Pass, load_cars, plate_crop, render
 from edge_ocr.config import load_config, override
 from edge_ocr.read.reading import verdict
 from edge_ocr.stages import Stages
+from tools.evaluate import split_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Real video: one event per car"
@@ -360,17 +361,20 @@ def shards(cars: list[Car], mode: str, shipped: list[str], size: int) -> list[tu
     return out
 
 
-def select(cars: list[Car], n: int | None, only: list[str] | None) -> list[Car]:
-    """``n`` cars spread evenly over the list (every region in proportion), of ``only`` regions."""
+def select(cars: list[Car], n: int | None, only: list[str] | None, split: str = "all") -> list[Car]:
+    """``n`` cars spread evenly over the list (every region in proportion), of ``only`` regions,
+    of one ``split`` by plate (``val``: the plates the learnt detector never trained on)."""
     if only:
         cars = [c for c in cars if c.region in only]
+    if split != "all":
+        cars = [c for c in cars if split_of(c.text, c.region) == split]
     if n and n < len(cars):
         cars = [cars[int(i)] for i in np.linspace(0, len(cars) - 1, n).round()]
     return cars
 
 
 def evaluate(args) -> dict[str, Any]:
-    cars = select(load_cars(args.frames), args.cars, args.only)
+    cars = select(load_cars(args.frames), args.cars, args.only, args.split)
     if not cars:
         raise ValueError("no cars selected (--cars / --only)")
     cfg = load_config(str(args.config))
@@ -552,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     add_photo_args(ap, "each car's own region (one daemon per region)")
     ap.add_argument("--cars", type=int, default=None, help="only this many cars, spread over the list")
     ap.add_argument("--only", type=lambda s: s.split(","), default=None, help="only these regions, e.g. us,eu")
+    ap.add_argument("--split", choices=["all", "train", "val"], default="all",
+                    help="only the plates of this split by plate (tools/evaluate.py's); val: never trained on")
     ap.add_argument("--fps", type=float, default=10.0, help="video and camera frame rate")
     ap.add_argument("--pass-s", type=float, default=3.0, help="seconds from a car entering to leaving")
     ap.add_argument("--gap-s", type=float, default=1.0, help="empty seconds before each car")
