@@ -41,10 +41,10 @@ def edge_ocr_engine(model: Path, name: str, retry_below: float = 0.0) -> Engine:
     re-cut copies, as a still image (``recognizer.retry_below``)."""
     from edge_ocr.read.recognizer import Recognizer
 
-    rec = Recognizer(model, threads=1, batch_size=1, retry_below=retry_below)
+    rec = Recognizer(model, threads=1, batch_size=1)
 
     def read(img: np.ndarray) -> tuple[str, float]:
-        r = rec.recognize([img])[0]
+        r = rec.recognize([img], retry_below=retry_below)[0]
         return r.text, r.confidence
 
     return Engine(name, read)

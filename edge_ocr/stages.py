@@ -174,8 +174,8 @@ def check_environment(cfg: Config) -> None:
 class Stages:
     """One complete set of reading stages for one config.
 
-    ``reader`` reads for the live pipeline (with ``live_retry_below``) and, through ``still``, for
-    the HTTP API; ``roi`` is not yet tied to a frame size (the pipeline does that per frame
+    ``reader`` reads stills (``still``, the HTTP API; ``recognize``), re-reading unsure crops;
+    ``live_reader`` is the same reader with the live pipeline's re-read policy; ``roi`` is not yet tied to a frame size (the pipeline does that per frame
     size, with the motion gate); ``voter`` holds the tracks of the plates in view.
     """
 
@@ -185,7 +185,7 @@ class Stages:
     voter: Voter
     roi: Roi
     still: StillReader
-    live_retry_below: float
+    live_reader: PlateReader
 
     @classmethod
     def from_config(cls, cfg: Config, recognizer: Recognizer | None = None,
@@ -209,8 +209,12 @@ class Stages:
             roi=region_of_interest(cfg.roi),
             still=StillReader(reader, cfg.recognizer.min_confidence),
             # frames vote, so the live pipeline re-reads unsure crops only when asked to
-            live_retry_below=cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0,
+            live_reader=reader.with_retry(cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0),
         )
+
+    @property
+    def live_retry_below(self) -> float:
+        return self.live_reader.retry_below
 
     def for_frame_size(self, size: tuple[int, int]) -> tuple[Roi, MotionGate]:
         """The ROI tied to frames of ``size`` (width, height) and a motion gate over it: what the
@@ -223,8 +227,8 @@ class Stages:
         it): the ROI's polygons as plates in fixed-box mode, else plates found on the frame's grey
         plane, those cut by the frame edge skipped; no re-reads unless ``recognizer.retry_live``."""
         fixed = self.cfg.roi.fixed_box
-        return self.reader.read(rec.image, where="fixed" if fixed else "find", roi=roi, search=rec.grey,
-                                drop_edge_cut=not fixed, retry_below=self.live_retry_below)
+        return self.live_reader.read(rec.image, where="fixed" if fixed else "find", roi=roi, search=rec.grey,
+                                     drop_edge_cut=not fixed)
 
 
 class FrameReader:

@@ -66,14 +66,14 @@ def test_unsure_crops_are_reread_from_recut_copies_and_only_those() -> None:
         (60, 120 + 2 * 4), (60, int(120 * 1.12)), (60, 120 - 2 * 4), (60, 108), (60 - 2 * 3, 120)]
     assert len(recut_variants(np.zeros((6, 9), np.uint8))) == 2  # too small to cut: only pad and stretch
 
-    rec = Recognizer(DEFAULT_MODEL, batch_size=8, retry_below=0.6)
+    rec = Recognizer(DEFAULT_MODEL, batch_size=8)
     seen: list[int] = []
     probabilities = rec.probabilities
     rec.probabilities = lambda crops: (seen.append(len(crops)), probabilities(crops))[1]  # counts what is read
     noise = np.random.default_rng(3).integers(0, 256, (40, 140, 3), dtype=np.uint8)
     once = Recognizer(DEFAULT_MODEL, batch_size=8).recognize([plate, noise])
     assert once[0].confidence >= 0.6 > once[1].confidence
-    again = rec.recognize([plate, noise])
+    again = rec.recognize([plate, noise], retry_below=0.6)
     assert seen == [2, 5]  # the confident plate is read once, the unsure crop five more times
     assert again[0] == once[0]
     # the kept reading's confidence is discounted by the share of the six reads agreeing with it,

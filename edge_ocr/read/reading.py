@@ -11,6 +11,7 @@ edge; stills re-read unsure crops) it is a named parameter of ``read``.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,7 +91,6 @@ class PlateReader:
         roi: Roi | None = None,
         search: npt.NDArray[np.uint8] | None = None,
         drop_edge_cut: bool = False,
-        retry_below: float | None = None,
     ) -> list[PlateRead]:
         """Every plate candidate of ``image`` with its reading, best candidate first.
 
@@ -105,8 +105,6 @@ class PlateReader:
                 cut by the frame edge reads as a plausible shorter plate ("5AN" for "RK115AN"),
                 and the localiser's box ends at the last whole character, a little inside the
                 edge; a live camera waits for the frames where the plate is whole.
-            retry_below: re-read crops less confident than this; ``None`` = the reader's
-                (still images), 0 = never (the live pipeline votes across frames instead).
 
         Returns:
             One ``PlateRead`` per candidate, empty readings included (the caller decides what
@@ -124,18 +122,23 @@ class PlateReader:
                 cands = self.localizer.find(image, roi or Roi.full())
             if drop_edge_cut:
                 cands = [c for c in cands if not _near_edge(c.box, w, h)]
-        reads = self.read_crops([c.crop for c in cands], retry_below, [c.box for c in cands])
+        reads = self.read_crops([c.crop for c in cands], [c.box for c in cands])
         out = [PlateRead(c.box, r.reading, r.format_ok, r.region, c.score, c.crop) for c, r in zip(cands, reads)]
         return drop_stacked(out) if where == "find" else out
 
-    def read_crops(self, crops: Sequence[npt.NDArray], retry_below: float | None = None,
-                   boxes: Sequence[Box] | None = None) -> list[PlateRead]:
+    def with_retry(self, retry_below: float) -> PlateReader:
+        """This reader with another re-read threshold (same model, localiser and formats): the
+        live pipeline's (0 unless ``recognizer.retry_live``: frames vote instead)."""
+        other = copy.copy(self)
+        other.retry_below = retry_below
+        return other
+
+    def read_crops(self, crops: Sequence[npt.NDArray], boxes: Sequence[Box] | None = None) -> list[PlateRead]:
         """Plate crops -> one ``PlateRead`` each, in order. ``boxes``: where each crop was cut
         (default the whole crop); their shape breaks ties between regions sharing a layout."""
         if not crops:
             return []
-        threshold = self.retry_below if retry_below is None else retry_below
-        readings = self.recognizer.recognize(crops, self.patterns, threshold, allowed=self.allowed)
+        readings = self.recognizer.recognize(crops, self.patterns, self.retry_below, allowed=self.allowed)
         out = []
         for i, (crop, r) in enumerate(zip(crops, readings)):
             box = boxes[i] if boxes is not None else (0, 0, int(crop.shape[1]), int(crop.shape[0]))

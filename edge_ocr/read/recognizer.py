@@ -93,9 +93,6 @@ class Recognizer:
         batch_size: most crops per session call.
         format_margin: with format patterns, how much less likely (natural log) a format-fitting
             reading may be than the free one and still win (2.0, chosen on the synthetic test set).
-        retry_below: a crop whose reading is less confident than this is read again from five
-            re-cut copies (``preprocess.recut_variants``) and the most confident reading kept,
-            discounted by disagreement; 0 never retries. Costs up to 6x for those crops only.
         trim: cut the padding off narrow crops when the model allows it (metadata
             ``edge_ocr.dynamic_width``); False always feeds the full model width.
 
@@ -105,8 +102,7 @@ class Recognizer:
 
     def __init__(self, model_path: str | os.PathLike[str] = DEFAULT_MODEL, threads: int = 1,
                  graph_optimization: str = "all", decoder: str = "greedy", beam_width: int = 8,
-                 batch_size: int = 8, trim: bool = True, format_margin: float = 2.0,
-                 retry_below: float = 0.0) -> None:
+                 batch_size: int = 8, trim: bool = True, format_margin: float = 2.0) -> None:
         import onnxruntime as ort  # here, not at the top: config-only paths need not pay its import
 
         path = Path(model_path)
@@ -132,7 +128,6 @@ class Recognizer:
         self.beam_width = beam_width
         self.batch_size = batch_size
         self.format_margin = format_margin
-        self.retry_below = retry_below
         self._masks: dict[frozenset[str], npt.NDArray[np.float32]] = {}
         width_dim = self.session.get_inputs()[0].shape[-1]
         self.trim = int(self.info.meta.get("dynamic_width", 0)) if trim and not isinstance(width_dim, int) else 0
@@ -200,18 +195,20 @@ class Recognizer:
 
     def recognize(self, crops: Sequence[npt.NDArray],
                   patterns: Sequence[Sequence[set[str] | str]] | None = None,
-                  retry_below: float | None = None,
+                  retry_below: float = 0.0,
                   allowed: str | frozenset[str] | set[str] | None = None) -> list[Reading]:
         """Plate crops (BGR, BGRA, grey, 8/16-bit) -> one Reading each, in order.
 
-        ``retry_below`` overrides the instance's (the live pipeline passes 0: it votes across
-        frames instead). ``allowed``: the only characters the decoder may emit (region-aware
+        ``retry_below``: a crop read less confidently is read again from five re-cut copies
+        (``preprocess.recut_variants``) and the most confident reading kept, discounted by
+        disagreement; 0 never re-reads. Costs up to 6x for those crops only. The policy is the
+        reader's (``reading.PlateReader``, decided when it is built), not the model's.
+        ``allowed``: the only characters the decoder may emit (region-aware
         decoding, ``FormatRules.charset``); the model's probability of any other character is
         moved to the rest before decoding, so a Brazilian crop can never read as a Hanzi."""
         mask = self.class_mask(allowed)
         out = [self._reading(p, patterns, mask) for p in self.probabilities(crops)]
-        threshold = self.retry_below if retry_below is None else retry_below
-        unsure = [i for i, r in enumerate(out) if r.confidence < threshold]
+        unsure = [i for i, r in enumerate(out) if r.confidence < retry_below]
         if unsure:
             owners, variants = [], []
             for i in unsure:
