@@ -36,7 +36,8 @@ from .find.detector import LearntLocalizer, PlateDetector
 from .find.localize import Localizer
 from .read.formats import FormatRules
 from .read.reading import PlateRead, PlateReader
-from .read.recognizer import ModelError, Recognizer
+from .read.recognizer import Recognizer
+from .read.session import ModelError
 from .serve.still import StillReader
 from .types import FrameRecord
 

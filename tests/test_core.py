@@ -151,7 +151,7 @@ def test_recognize_builds_its_reader_from_the_config_with_the_flags_over_it(tmp_
     cv2.imwrite(str(crop), scenes.clean_plate("PJC49B3", "br", 48))
     cfg = tmp_path / "c.yaml"
     cfg.write_text("recognizer: {threads: 2, graph_optimization: basic}\n")
-    caplog.set_level(logging.INFO, logger="edge_ocr.read.recognizer")
+    caplog.set_level(logging.INFO, logger="edge_ocr.read.session")
     assert main(["recognize", "--json", "--config", str(cfg), str(crop)]) == 0
     assert json.loads(capsys.readouterr().out)["text"] == "PJC4983"
     assert "2 thread(s)" in caplog.text

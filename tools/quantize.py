@@ -33,7 +33,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge_ocr.read.preprocess import preprocess
-from edge_ocr.read.recognizer import read_model_info
+from edge_ocr.read.session import read_model_info
 
 
 class Crops(CalibrationDataReader):

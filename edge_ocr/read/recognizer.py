@@ -1,8 +1,8 @@
-"""The recogniser: owns one onnxruntime session and turns plate crops into readings.
+"""The recogniser: plate crops into readings.
 
-load -> preprocess -> run -> decode. Everything the runtime needs to know about the model
-(charset, input size, normalisation, name, version) is read from the ONNX file's own
-metadata (``metadata_props``; keys documented in ``models/README.md``).
+load -> preprocess -> run (``session.ModelSession``: the onnxruntime session, the model's own
+metadata, batches) -> decode (``ctc``: greedy or beam, the formats' patterns, the regions'
+characters) -> re-read the unsure crops from re-cut copies.
 """
 
 from __future__ import annotations
@@ -10,60 +10,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from ..types import Reading
-from .ctc import Decoded, beam_search, greedy_decode, softmax
-from .preprocess import PreprocessSpec, preprocess_batch, recut_variants
+from .ctc import Decoded, beam_search, greedy_decode
+from .preprocess import recut_variants
+from .session import ModelSession
 
 log = logging.getLogger(__name__)
 
-META_PREFIX = "edge_ocr."
-REQUIRED_META = ("charset", "input_height", "input_width", "mean", "std", "name", "version")
-
-_OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-               "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
-
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "plate_crnn_int8.onnx"
-
-
-class ModelError(Exception):
-    """A model file that cannot be used; the message names the file and the problem."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    path: str
-    name: str
-    version: str
-    charset: str
-    spec: PreprocessSpec
-    meta: dict[str, str]
-
-
-def read_model_info(path: str | os.PathLike[str], meta: dict[str, str]) -> ModelInfo:
-    """Model metadata -> ModelInfo. Raises ModelError naming the missing or bad keys."""
-    missing = [k for k in REQUIRED_META if META_PREFIX + k not in meta]
-    if missing:
-        raise ModelError(f"{path}: model metadata lacks {', '.join(META_PREFIX + k for k in missing)} "
-                         "(export with tools/export_onnx.py)")
-    m = {k[len(META_PREFIX):]: v for k, v in meta.items() if k.startswith(META_PREFIX)}
-    try:
-        spec = PreprocessSpec(
-            height=int(m["input_height"]), width=int(m["input_width"]),
-            mean=float(m["mean"]), std=float(m["std"]),
-            clahe_clip=float(m.get("clahe_clip", 0.0)), clahe_tile=int(m.get("clahe_tile", 4)),
-            pad_value=float(m.get("pad_value", 0.0)),
-        )
-    except ValueError as exc:
-        raise ModelError(f"{path}: bad number in model metadata: {exc}") from None
-    if not m["charset"]:
-        raise ModelError(f"{path}: model metadata {META_PREFIX}charset is empty")
-    return ModelInfo(str(path), m["name"], m["version"], m["charset"], spec, m)
 
 
 def _most_confident_discounted(reads: list[Reading]) -> Reading:
@@ -103,59 +62,28 @@ class Recognizer:
     def __init__(self, model_path: str | os.PathLike[str] = DEFAULT_MODEL, threads: int = 1,
                  graph_optimization: str = "all", decoder: str = "greedy", beam_width: int = 8,
                  batch_size: int = 8, trim: bool = True, format_margin: float = 2.0) -> None:
-        import onnxruntime as ort  # here, not at the top: config-only paths need not pay its import
-
-        path = Path(model_path)
-        if not path.is_file():
-            raise ModelError(f"{path}: model file not found")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[graph_optimization])
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{path}: not a loadable ONNX model: {first}") from None
-        self.info = read_model_info(path, self.session.get_modelmeta().custom_metadata_map)
-        self.input_name = self.session.get_inputs()[0].name
-        classes = self.session.get_outputs()[0].shape[-1]
-        if isinstance(classes, int) and classes != len(self.info.charset) + 1:
-            raise ModelError(f"{path}: output has {classes} classes but the charset has "
-                             f"{len(self.info.charset)} characters (+1 blank)")
+        self.model = ModelSession(model_path, threads, graph_optimization, batch_size, trim)
+        self.info = self.model.info
         self.decoder = decoder
         self.beam_width = beam_width
-        self.batch_size = batch_size
         self.format_margin = format_margin
         self._masks: dict[frozenset[str], npt.NDArray[np.float32]] = {}
-        width_dim = self.session.get_inputs()[0].shape[-1]
-        self.trim = int(self.info.meta.get("dynamic_width", 0)) if trim and not isinstance(width_dim, int) else 0
-        log.info("model loaded: %s %s v%s, %d chars, input %dx%d%s, %d thread(s)", path.name, self.info.name,
-                 self.info.version, len(self.info.charset), self.info.spec.width, self.info.spec.height,
-                 f" (narrower crops cut to a multiple of {self.trim})" if self.trim else "", threads)
+
+    @property
+    def batch_size(self) -> int:
+        return self.model.batch_size
+
+    @property
+    def trim(self) -> int:
+        return self.model.trim
 
     @property
     def charset(self) -> str:
         return self.info.charset
 
     def probabilities(self, crops: Sequence[npt.NDArray]) -> npt.NDArray[np.float32]:
-        """Crops -> (N, T, C) per-frame class probabilities (T of the widest batch; the steps a
-        narrower batch did not compute are filled with blank)."""
-        outs = []
-        for s in range(0, len(crops), self.batch_size):
-            x = preprocess_batch(list(crops[s: s + self.batch_size]), self.info.spec, self.trim)
-            logits = self.session.run(None, {self.input_name: x})[0]
-            outs.append(softmax(logits))
-        if not outs:
-            return np.zeros((0, 0, len(self.charset) + 1), np.float32)
-        steps = max(o.shape[1] for o in outs)
-        for k, o in enumerate(outs):
-            if o.shape[1] < steps:  # a trimmed batch: extra steps are certain blanks, which decode to nothing
-                pad = np.zeros((o.shape[0], steps - o.shape[1], o.shape[2]), np.float32)
-                pad[:, :, 0] = 1.0
-                outs[k] = np.concatenate([o, pad], axis=1)
-        return np.concatenate(outs)
+        """Crops -> (N, T, C) per-frame class probabilities (``session.ModelSession``)."""
+        return self.model.probabilities(crops)
 
     def decode(self, probs: npt.NDArray[np.floating],
                patterns: Sequence[Sequence[set[str] | str]] | None = None) -> Decoded:
