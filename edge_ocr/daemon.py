@@ -28,7 +28,8 @@ from .capture.frames import frame_record, usable_image
 from .capture.motion import MotionGate
 from .capture.roi import Roi
 from .config import Config, ConfigError, load_config
-from .decide.voting import Observation, VoteResult
+from .decide.tracks import Observation
+from .decide.voting import VoteResult
 from .publish.mqtt_contract import event_payload, utc_iso
 from .read.reading import box_aspect, verdict, view_sharpness
 from .sdnotify import Notifier

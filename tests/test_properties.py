@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from edge_ocr.decide.voting import Observation, Voter, fuse
+from edge_ocr.decide.fusion import fuse
+from edge_ocr.decide.tracks import Observation
+from edge_ocr.decide.voting import Voter
 from edge_ocr.read.ctc import beam_search, greedy_decode
 from edge_ocr.read.preprocess import PreprocessSpec, preprocess, preprocess_batch
 from edge_ocr.types import Reading

@@ -7,7 +7,10 @@ import random
 import pytest
 
 from edge_ocr.config import ConfigError, VotingConfig, parse_config
-from edge_ocr.decide.voting import Observation, Voter, VoteResult, edit_distance, fuse, similarity, view_weights
+from edge_ocr.decide.fusion import fuse
+from edge_ocr.decide.tracks import Observation, view_weights
+from edge_ocr.decide.voting import Voter, VoteResult
+from edge_ocr.read.textdist import edit_distance, similarity
 from edge_ocr.stages import voter
 from edge_ocr.types import Reading
 
