@@ -201,6 +201,10 @@ class MqttConfig(_Section):
     keepalive_s: int = Field(60, ge=5, le=3600, description="MQTT keep-alive, s.")
     stats_interval_s: float = Field(60.0, ge=1, le=86400, description="Period of the stats message, s.")
     include_crop: Literal["off", "base64", "raw"] = Field("off", description="Plate crop JPEG in events.")
+    reconnect_min_s: float = Field(0.5, gt=0, le=600, description="First delay before reconnecting to the broker, s.")
+    reconnect_max_s: float = Field(10.0, gt=0, le=3600, description="Longest delay between reconnects, s.")
+    max_refusals: int = Field(
+        5, ge=1, le=1000, description="Refusals by the broker before a message goes to the dead-letter table.")
     tls: TlsConfig = TlsConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
 
@@ -217,6 +221,8 @@ class MqttConfig(_Section):
             raise ValueError("mqtt.password: set password or password_file, not both")
         if (self.password or self.password_file) and not self.username:
             raise ValueError("mqtt.username: required when a password is set")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("mqtt.reconnect_max_s: must be >= mqtt.reconnect_min_s")
         return self
 
     def resolved_password(self) -> str | None:
@@ -239,6 +245,9 @@ class OutboxConfig(_Section):
     path: str = Field("/var/lib/edge-ocr/outbox.sqlite", description="SQLite outbox file.")
     max_events: int = Field(10000, ge=10, le=10_000_000, description="Oldest events dropped beyond this.")
     max_age_h: float = Field(168.0, gt=0, le=8760, description="Events older than this are dropped, h.")
+    max_held: int = Field(
+        1000, ge=1, le=100_000,
+        description="Events kept in memory while the disk refuses them (full, read-only); oldest dropped beyond.")
 
 
 class HttpConfig(_Section):

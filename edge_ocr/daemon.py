@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import sqlite3
+import ssl
 import threading
 import time
 import uuid
@@ -174,8 +175,12 @@ class Pipeline:
                 crop_jpeg=crop_jpeg,
             )
             # Stored first (the MQTT sink commits to its outbox before returning): an event that is
-            # logged or counted survives a SIGKILL right after the log line.
-            self.sink.publish_event(ev)
+            # logged or counted survives a SIGKILL right after the log line. One the disk refused
+            # waits in the sink's memory; the sink logs it as produced once it is stored.
+            if self.sink.publish_event(ev) is False:
+                log.warning("plate %s not stored yet (event_id %s): held in memory until the outbox takes it",
+                            ev.text, ev.event_id)
+                continue
             self.counters["events"] += 1
             self.recent.appendleft(event_payload(ev, self.cfg.device_id))
             log.info("event %s conf=%.3f votes=%d reason=%s", ev.text, ev.confidence, ev.votes, r.reason)
@@ -266,14 +271,17 @@ class Daemon:
     def _open_mqtt(self, cfg: Config) -> Sink:
         if not cfg.mqtt.enabled:
             return LogSink()
+        from .publish.outbox import storage_problem
         from .publish.publish import MqttPublisher
 
         try:
-            self.publisher = MqttPublisher.from_config(cfg, __version__, stats_fn=self.stats,
-                                                       reconnect_min_s=cfg.camera.reconnect_min_s)
+            self.publisher = MqttPublisher.from_config(cfg, __version__, stats_fn=self.stats)
+        except ssl.SSLError as exc:
+            raise StartupError(f"mqtt.tls: {exc}") from None
         except (OSError, sqlite3.Error) as exc:
-            raise StartupError(f"outbox.path: cannot open {cfg.outbox.path}: "
-                               f"{getattr(exc, 'strerror', None) or exc}") from None
+            kind, line = storage_problem(exc, cfg.outbox.path)
+            error = TransientStartupError if kind in ("full", "read-only") else StartupError
+            raise error(f"outbox.path: cannot open {cfg.outbox.path}: {line}") from None
         self.publisher.start()
         return self.publisher  # type: ignore[no-any-return]
 
@@ -297,6 +305,8 @@ class Daemon:
 
     def stats(self) -> dict[str, Any]:
         s = self.pipeline.stats() if self.pipeline is not None else {}
+        if self.publisher is not None and "events" in s:  # events the disk took late are produced too
+            s["events"] += self.publisher.stats()["stored_late"]
         src = self.source.stats() if self.source is not None else None
         return {**s, "dropped_frames": src.dropped if src else 0, "skipped_frames": src.skipped if src else 0,
                 "uptime_s": round(time.monotonic() - self.started, 1), "cpu_temp_c": _cpu_temp()}
@@ -318,10 +328,11 @@ class Daemon:
             return False
         logging.getLogger().setLevel(cfg.log_level)
         self.pipeline.reload(stages)
-        restart = [k for k in ("camera", "mqtt", "outbox", "http", "device_id")
-                   if getattr(cfg, k) != getattr(old.cfg, k)]
-        log.info("config reloaded from %s%s", self.config_path,
-                 f" ({', '.join(restart)} changes need a restart)" if restart else "")
+        restart = _changed_keys(old.cfg, cfg, ("camera", "mqtt", "outbox", "http", "device_id"))
+        log.info("config reloaded from %s", self.config_path)
+        if restart:
+            log.warning("config: %s changed; these take effect only after a restart (systemctl restart edge-ocr)",
+                        ", ".join(restart))
         return True
 
     def run(self) -> int:
@@ -376,12 +387,35 @@ class Daemon:
             self.publisher.stop(timeout=5.0)
 
 
+EX_CONFIG = 2
+EX_TEMPFAIL = 75  # sysexits.h: "try again later"
+
+
+class TransientStartupError(StartupError):
+    """The machine, not the config, stops the start (a full or read-only disk): it may pass."""
+
+
+def _changed_keys(old: Config, new: Config, sections: tuple[str, ...]) -> list[str]:
+    """The dotted keys under ``sections`` whose values differ (names only: values may be secrets)."""
+    def flat(value: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            return {prefix: value}
+        return {k: v for key, sub in value.items() for k, v in flat(sub, f"{prefix}.{key}").items()}
+
+    a = flat(old.model_dump(include=set(sections)), "")
+    b = flat(new.model_dump(include=set(sections)), "")
+    return sorted(k[1:] for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
 def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop_event``), a finished file source, or a fatal error.
 
-    Exit codes: 0 clean stop, 2 anything that stops it starting (config, model, camera backend,
-    MQTT files, HTTP port), logged as one line naming the key or file; systemd does not restart
-    on 2 (``RestartPreventExitStatus=2``).
+    Exit codes: 0 clean stop; 2 (``EX_CONFIG``) anything in the config or the files it names
+    that stops it starting (config, model, camera backend, MQTT files, HTTP port), logged as one
+    line naming the key or file, not restarted by systemd (``RestartPreventExitStatus=2``); 75
+    (``EX_TEMPFAIL``) a machine problem that may pass (the outbox's disk full or read-only),
+    restarted by systemd after ``RestartSec=``. A broker that is down is no exit: the daemon
+    starts and reconnects.
     """
     stop = stop_event or threading.Event()
     try:
@@ -389,7 +423,7 @@ def run_daemon(config_path: str, stop_event: threading.Event | None = None) -> i
     except StartupError as exc:
         for line in exc.lines:
             log.error("%s", line)
-        return 2
+        return EX_TEMPFAIL if isinstance(exc, TransientStartupError) else EX_CONFIG
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())

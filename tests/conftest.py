@@ -13,14 +13,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 # edge_ocr sets OpenCV's decoder pixel limit, which cv2 reads once when it loads; test modules
 # import cv2 before edge_ocr, and conftest is imported before them
 import edge_ocr  # noqa: F401
+from edge_ocr.publish.publish import MqttPublisher
 
-from .helpers import PLATES, free_port
+from .helpers import FAST, PLATES, Subscriber, free_port
 from .scenes import render as render_video
 
 # ----------------------------------------------------------------------------- torch
@@ -65,8 +67,9 @@ class TlsFiles:
 class Broker:
     """A real mosquitto on 127.0.0.1 with its own config file, startable and stoppable.
 
-    ``users`` turns anonymous access off and writes a password file with ``mosquitto_passwd``;
-    ``persistence`` keeps retained messages and persistent sessions across stop()/start(), which
+    ``users`` turns anonymous access off and writes a password file with ``mosquitto_passwd``
+    (:meth:`set_password` changes one; mosquitto re-reads the file on SIGHUP); ``extra`` appends
+    mosquitto.conf lines (an ``acl_file``, ``max_packet_size``); ``persistence`` keeps retained messages and persistent sessions across stop()/start(), which
     lets a test subscriber with ``clean_session=False`` receive what was published while it was
     away.
     """
@@ -81,6 +84,7 @@ class Broker:
         users: dict[str, str] | None = None,
         tls: TlsFiles | None = None,
         persistence: bool = False,
+        extra: list[str] | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +109,7 @@ class Broker:
             lines.append("allow_anonymous true")
         if tls:
             lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
+        lines += list(extra or [])
         if persistence:
             lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 0"]
         else:
@@ -145,6 +150,15 @@ class Broker:
         if self.proc.stderr:
             self.proc.stderr.close()
         self.proc = None
+
+    def set_password(self, name: str, password: str) -> None:
+        """Change a user's password in the broker's password file and make mosquitto re-read it
+        (SIGHUP); connected clients stay connected, the next connect needs the new password."""
+        subprocess.run([MOSQUITTO_PASSWD, "-b", str(self.workdir / "passwd"), name, password], check=True,
+                       capture_output=True)
+        self.users[name] = password
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open but nothing is read or acknowledged."""
@@ -262,3 +276,35 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("video") / "cars.avi"
     render_video(path, PLATES, width=960, height=540, fps=10)
     return path
+
+
+# ----------------------------------------------------------------------------- MQTT publishers and subscribers
+
+@pytest.fixture
+def subscribers() -> Iterator[Callable[..., Subscriber]]:
+    made: list[Subscriber] = []
+
+    def factory(broker: Broker, topics: list[str], **kw: Any) -> Subscriber:
+        made.append(Subscriber(broker, topics, **kw))
+        return made[-1]
+
+    yield factory
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def publishers() -> Iterator[Callable[..., MqttPublisher]]:
+    """Builds publishers and makes sure each is stopped, so no paho thread outlives its test."""
+    made: list[MqttPublisher] = []
+
+    def factory(*args: Any, start: bool = True, **kw: Any) -> MqttPublisher:
+        pub = MqttPublisher(*args, **{**FAST, **kw})
+        made.append(pub)
+        if start:
+            pub.start()
+        return pub
+
+    yield factory
+    for p in made:
+        p.stop(0.2)

@@ -3,14 +3,23 @@ imports another."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from paho.mqtt import client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_ocr.config import MqttConfig, OutboxConfig
 from edge_ocr.daemon import Daemon, run_daemon
+from edge_ocr.publish.mqtt_contract import make_topics
+from edge_ocr.types import PlateEvent
 
 from . import scenes
 
@@ -95,3 +104,120 @@ FRAME = scenes.still("RK115AN", "eu", 960, 540, seed=3)
 def entity_id(platform: str, device: str, entity: str) -> str:
     """Home Assistant's entity id for a named entity of a named device."""
     return f"{platform}." + re.sub(r"[^a-z0-9]+", "_", f"{device} {entity}".lower()).strip("_")
+
+
+# ----------------------------------------------------------------------------- MQTT publisher tests
+
+DEVICE = "gate1"
+FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.3}
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def make_event(i: int, crop: bytes | None = None) -> PlateEvent:
+    return PlateEvent(
+        event_id=f"evt-{i:04d}",
+        text=f"AB{i:04d}",
+        confidence=0.9123,
+        char_confidences=(0.99, 0.98, 0.97, 0.96, 0.95, 0.9123),
+        camera="gate",
+        time_utc="2026-11-25T20:13:29.123Z",
+        frame_size=(1280, 720),
+        box=(100, 200, 180, 45),
+        model="plate_crnn_int8",
+        model_version="2026.11.1",
+        votes=3,
+        region="eu",
+        crop_jpeg=crop,
+    )
+
+
+def mqtt_cfg(port: int, **kw: Any) -> MqttConfig:
+    base: dict[str, Any] = {"host": "127.0.0.1", "port": port, "keepalive_s": 5}
+    base.update(kw)
+    return MqttConfig(**base)
+
+
+def outbox_cfg(tmp_path: Path, name: str = "outbox.sqlite", **kw: Any) -> OutboxConfig:
+    return OutboxConfig(path=str(tmp_path / name), **kw)
+
+
+class Subscriber:
+    """A test-side paho client that records every message it receives."""
+
+    def __init__(
+        self,
+        broker: Any,
+        topics: list[str],
+        *,
+        client_id: str = "",
+        persistent: bool = False,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
+        self.messages: list[paho.MQTTMessage] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent, protocol=paho.MQTTv311
+        )
+        self.client.reconnect_delay_set(0.1, 0.3)  # type: ignore[arg-type]
+        if auth:
+            self.client.username_pw_set(*auth)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
+        self.client.connect(broker.host, broker.port, keepalive=5)
+        self.client.loop_start()
+        assert self._subscribed.wait(5), "subscriber did not get SUBACK"
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append(msg)
+
+    def on(self, topic: str) -> list[paho.MQTTMessage]:
+        with self._lock:
+            return [m for m in self.messages if m.topic == topic]
+
+    def payloads(self, topic: str) -> list[bytes]:
+        return [bytes(m.payload) for m in self.on(topic)]
+
+    def events(self, topic: str) -> list[dict[str, Any]]:
+        return [json.loads(p) for p in self.payloads(topic)]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+TOPICS = make_topics("edge-ocr", DEVICE)
+
+
+# ----------------------------------------------------------------------------- systemd
+
+UNIT = Path(__file__).resolve().parents[1] / "systemd" / "edge-ocr.service"
+
+
+def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
+    """Unit file -> {section: {key: [values in order]}}; comments dropped."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections

@@ -141,3 +141,47 @@ def test_disk_refusing_holds_in_order_then_stores(tmp_path: Path) -> None:
     d.flush()
     assert d.held == 0 and [m.payload for m in reopened.peek()] == [b"e0", b"e1", b"e2"]
     reopened.close()
+
+
+def test_memory_held_while_the_disk_refuses_is_bounded_and_late_commits_reported(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, 1000, 24)
+    late: list[bytes] = []
+    d = Delivery(box, FakeClient().send, max_held=3, on_stored_late=lambda ms: late.extend(m.payload for m in ms))
+    box.close()  # every write now raises
+    for i in range(5):
+        assert d.store(events(1, start=i)) is False
+    assert d.held == 3 and d.dropped == 2 and d.store_failures == 5  # the two oldest never stored
+    d.outbox = reopened = Outbox(path, 1000, 24)
+    assert d.store(events(1, start=5)) is True  # on disk now, behind the three that waited
+    assert late == [b"e2", b"e3", b"e4"]
+    assert [m.payload for m in reopened.peek()] == [b"e2", b"e3", b"e4", b"e5"]
+    reopened.close()
+
+
+def test_refused_message_is_retried_then_dead_lettered_without_blocking(outbox: Outbox) -> None:
+    client = FakeClient()
+    d = Delivery(outbox, client.send, max_refusals=2)
+    d.store(events(3))
+    d.pump(client.link_up)
+    first = client.sent[0][0]
+    d.refused(first, "Not authorized")  # once: handed over again, after the others
+    for mid, topic, *_ in client.sent[1:]:
+        d.ack(mid)
+    d.flush()
+    d.pump(client.link_up)
+    assert client.plates() == [b"e0", b"e1", b"e2", b"e0"] and outbox.depth == 1
+    d.refused(client.sent[-1][0], "Not authorized")  # twice: dead
+    assert outbox.depth == 0 and d.dead_lettered == 1 and d.refusals == 2
+    (msg, reason), = outbox.dead_letters()
+    assert msg.payload == b"e0" and reason == "refused by the broker 2 times: Not authorized"
+
+
+def test_larger_than_the_broker_takes_is_dead_lettered_before_sending(outbox: Outbox) -> None:
+    client = FakeClient()
+    d = Delivery(outbox, client.send)
+    d.store([NewMessage(PLATE, b"x" * 200, 1, False), *events(2)])
+    d.max_packet = 100
+    d.pump(client.link_up)
+    assert client.plates() == [b"e0", b"e1"] and d.dead_lettered == 1
+    assert "larger than the broker's maximum packet size (100 bytes)" in outbox.dead_letters()[0][1]

@@ -134,9 +134,11 @@ def test_corrupt_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFi
         assert box.depth == 0
         box.add("t", b"x")
         assert box.depth == 1
-    aside = list(tmp_path.glob("o.sqlite.corrupt-*"))
+    aside = list(tmp_path.glob("o.sqlite.damaged-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
-    assert any("unreadable" in r.getMessage() for r in caplog.records)
+    lines = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(lines) == 1 and str(aside[0]) in lines[0]
+    assert any("salvaged 0 queued message(s)" in r.getMessage() for r in caplog.records)
 
 
 def test_bad_bounds_rejected(tmp_path: Path) -> None:
@@ -144,3 +146,86 @@ def test_bad_bounds_rejected(tmp_path: Path) -> None:
         Outbox(tmp_path / "o.sqlite", 0, 1)
     with pytest.raises(ValueError, match="max_age_h"):
         Outbox(tmp_path / "o.sqlite", 10, 0)
+
+
+PAGE = 4096
+
+
+def filled(path: Path, n: int = 200, size: int = 900) -> list[bytes]:
+    """An outbox file holding ``n`` messages of ``size`` bytes (several per 4 KiB page), closed."""
+    sent = [f"event-{i:04d}-".encode() + b"x" * size for i in range(n)]
+    with Outbox(path, 10_000, 24) as box:
+        box.add_many([NewMessage("edge-ocr/dev/plate", p) for p in sent])
+    return sent
+
+
+def damage_page(path: Path, page: int) -> None:
+    """Overwrite one whole page of the file with garbage, as a torn write or a bad sector would."""
+    with path.open("r+b") as f:
+        f.seek(page * PAGE)
+        f.write(b"\xa5" * PAGE)
+
+
+def test_damaged_page_found_on_open_and_every_readable_row_salvaged(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "o.sqlite"
+    sent = filled(path)
+    pages = path.stat().st_size // PAGE
+    damage_page(path, pages // 2)
+    with Outbox(path, 10_000, 24) as box:
+        kept = box.peek(limit=1000)
+        got = [m.payload for m in kept]
+        # everything but the rows of the one bad page, in the original order, under the old numbers
+        assert 0 < len(sent) - len(got) <= PAGE // 900 + 1
+        assert got == [p for p in sent if p in set(got)]
+        assert box.depth == len(got) and box.salvaged == len(got)
+        assert box.unreadable == len(sent) - len(got)
+        assert box.add("t", b"new") > max(m.seq for m in kept)
+    line = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(line) == 1 and "moved aside to" in line[0]
+    saved = [r.getMessage() for r in caplog.records if "salvaged" in r.getMessage()]
+    assert len(saved) == 1 and f"salvaged {len(got)} queued message(s)" in saved[0]
+    assert f"{len(sent) - len(got)} unreadable (lost)" in saved[0]
+    assert len(list(tmp_path.glob("o.sqlite.damaged-*"))) == 1
+
+
+def test_truncated_file_salvages_the_rows_before_the_cut(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    sent = filled(path)
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size * 2 // 3)
+    with Outbox(path, 10_000, 24) as box:
+        got = [m.payload for m in box.peek(limit=1000)]
+    assert got and got == sent[: len(got)]
+
+
+def test_damage_found_by_a_write_while_open(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "o.sqlite"
+    sent = filled(path)
+    box = Outbox(path, 10_000, 24)
+    box.close()
+    box = Outbox(path, 10_000, 24)
+    damage_page(path, 2)
+    # another writer: the outbox's page cache is no longer trusted, its next read meets the page
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE poke (x)")
+    for i in range(3):
+        box.add("edge-ocr/dev/plate", f"late-{i}".encode())
+        box.remove([m.seq for m in box.peek(limit=5)][:0])
+    got = [m.payload for m in box.peek(limit=1000)]
+    box.close()
+    assert got[-3:] == [b"late-0", b"late-1", b"late-2"]
+    assert got[:-3] == [p for p in sent if p in set(got)] and len(got) - 3 >= len(sent) - PAGE // 900 - 1
+    assert any("is damaged" in r.getMessage() for r in caplog.records)
+
+
+def test_dead_letter_moves_the_row_with_its_reason(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite", 10, 24) as box:
+        seqs = box.add_many(msgs(3))
+        assert box.dead_letter(seqs[1], "refused by the broker: Not authorized") is True
+        assert box.dead_letter(seqs[1], "again") is False
+        assert payloads(box) == [b"event-0", b"event-2"] and box.depth == 2 and box.dead_total == 1
+        (msg, reason), = box.dead_letters()
+        assert (msg.seq, msg.payload, reason) == (seqs[1], b"event-1", "refused by the broker: Not authorized")
+    with Outbox(tmp_path / "o.sqlite", 10, 24) as again:  # kept on disk
+        assert [m.payload for m, _ in again.dead_letters()] == [b"event-1"]

@@ -12,26 +12,11 @@ import pytest
 
 from edge_ocr.config import load_config
 
+from .helpers import UNIT, parse_unit
+
 ROOT = Path(__file__).resolve().parent.parent
-UNIT = ROOT / "systemd" / "edge-ocr.service"
 INSTALL = ROOT / "tools" / "install.sh"
 EXEC_START = "/opt/edge-ocr/venv/bin/edge-ocr run --config /etc/edge-ocr/config.yaml"
-
-
-def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
-    """Unit file -> {section: {key: [values in order]}}; comments dropped."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current: dict[str, list[str]] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1], {})
-            continue
-        key, _, value = line.partition("=")
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
 
 
 @pytest.fixture(scope="module")

@@ -130,6 +130,8 @@ class Announcer:
                 outbox_dropped=mine["dropped"],
                 mqtt_published=mine["published"],
                 mqtt_acked=mine["acked"],
+                outbox_held=mine.get("held", 0),
+                dead_lettered=mine.get("dead_lettered", 0),
             )
         data["time_utc"] = utc_iso()
         return NewMessage(self.topics.stats, to_json(data), 0, True)

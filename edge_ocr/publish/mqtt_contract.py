@@ -79,6 +79,9 @@ STATS_SENSORS: tuple[StatSensor, ...] = (
     StatSensor("cpu_temp_c", "CPU temperature", "°C", "temperature"),
     StatSensor("outbox_depth", "Outbox depth", "messages"),
     StatSensor("outbox_dropped", "Outbox dropped", "messages", state_class="total_increasing"),
+    # the disk refuses writes: events waiting in memory, not yet produced (non-zero needs a person)
+    StatSensor("outbox_held", "Events not stored", "messages"),
+    StatSensor("dead_lettered", "Dead letters", "messages", state_class="total_increasing"),
 )
 
 # Home Assistant builds entity ids from the device name and the entity name; "edge-ocr <id>" for

@@ -17,13 +17,20 @@ Threads, and why there are three:
   callbacks, which only set flags, publish the announcements and post to the worker's queue.
 
 Paho keeps unacknowledged QoS 1/2 messages across reconnects and resends them first, so the
-worker never hands the same message to paho twice within one process.
+worker never hands the same message to paho twice within one process (a message the broker
+refused is handed over again, see ``delivery``).
+
+While the disk refuses writes, :meth:`MqttPublisher.publish_event` returns False and the event
+waits in memory; the worker keeps delivering what is already on disk and commits the waiting
+events as soon as it can, logging each then (``event ... stored late``).
 
 Knows nothing of OCR beyond the :class:`PlateEvent` record.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import queue
 import socket
@@ -42,14 +49,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from ..config import Config, HttpConfig, MqttConfig, OutboxConfig
 from ..types import PlateEvent
 from .announce import Announcer, StatsFn, to_json
-from .delivery import Delivery
-from .mqtt_client import connect_problem, make_client
+from .delivery import Delivery, packet_size
+from .mqtt_client import connect_problem, fall_back_to_311, make_client, refresh_credentials
 from .mqtt_contract import event_payload, make_topics
 from .outbox import NewMessage, Outbox
 
 log = logging.getLogger(__name__)
 
 _PRUNE_INTERVAL_S = 60.0
+_PROBLEM_EVERY_S = 60.0  # a connection problem that persists is logged again this often
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
@@ -79,7 +87,8 @@ class MqttPublisher:
             from the worker and paho threads, so it must be thread-safe.
         on_connection_change: called with True/False from paho's thread when the broker
             connection comes up or goes down (a refused connect is not "up").
-        reconnect_min_s, reconnect_max_s: back-off between connection attempts.
+        reconnect_min_s, reconnect_max_s: back-off between connection attempts (default
+            ``mqtt.reconnect_min_s`` and ``mqtt.reconnect_max_s``).
         configuration_url: linked from Home Assistant's device page (see :func:`configuration_url`).
 
     Raises:
@@ -95,8 +104,8 @@ class MqttPublisher:
         *,
         stats_fn: StatsFn | None = None,
         on_connection_change: Callable[[bool], None] | None = None,
-        reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 60.0,
+        reconnect_min_s: float | None = None,
+        reconnect_max_s: float | None = None,
         configuration_url: str | None = None,
     ) -> None:
         self._cfg = mqtt
@@ -105,8 +114,10 @@ class MqttPublisher:
         self.topics = make_topics(mqtt.topic_prefix, device_id, mqtt.discovery.prefix)
         self._where = f"{mqtt.host}:{mqtt.port}"
         self._outbox = Outbox.from_config(outbox)
-        self._delivery = Delivery(self._outbox, self._send, retained_copies={
-            self.topics.plate: self.topics.last_plate, self.topics.crop: self.topics.last_crop})
+        self._delivery = Delivery(
+            self._outbox, self._send,
+            retained_copies={self.topics.plate: self.topics.last_plate, self.topics.crop: self.topics.last_crop},
+            max_held=outbox.max_held, max_refusals=mqtt.max_refusals, on_stored_late=self._stored_late)
         self._announcer = Announcer(
             self.topics,
             device_id,
@@ -124,12 +135,20 @@ class MqttPublisher:
         self._connected = threading.Event()
         self._state_lock = threading.Lock()
         self._started = self._stopping = False
-        self._problem: str | None = None  # last connection problem logged, to log each only once
+        self._problem: str | None = None  # last connection problem logged, and when, how often since
+        self._problem_logged = float("-inf")
+        self._problem_count = 0
         self._worker_error: str | None = None
+        self._stored_late_events = 0
+        self._too_large: set[str] = set()  # announcement topics already reported as too large
+        self._refused: list[tuple[int, str]] = []  # worker only: (message id, reason) to settle
         self._stop_requested = False
 
         self._client_id = mqtt.client_id or f"edge-ocr-{device_id}"
-        self._client = make_client(mqtt, self._client_id, self._announcer.will(), reconnect_min_s, reconnect_max_s)
+        self._client = make_client(
+            mqtt, self._client_id, self._announcer.will(),
+            mqtt.reconnect_min_s if reconnect_min_s is None else reconnect_min_s,
+            mqtt.reconnect_max_s if reconnect_max_s is None else reconnect_max_s)
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
@@ -164,7 +183,7 @@ class MqttPublisher:
             self._outbox.path,
             self._outbox.depth,
         )
-        self._client.connect_async(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s)
+        self._client.connect_async(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s, clean_start=True)
         self._client.loop_start()
 
     def publish_event(self, event: PlateEvent) -> bool:
@@ -172,7 +191,8 @@ class MqttPublisher:
         network; waits for one fsync.
 
         Returns True when the event is on disk; False when it was refused (publisher stopped) or
-        the disk refused it (it then waits in memory and is retried; logged).
+        the disk refused it (it then waits in memory, is committed as soon as the disk allows and
+        logged then; until that line it must not be counted as produced).
         """
         payload = to_json(event_payload(event, self._device_id, self._cfg.include_crop, self.topics.crop))
         msgs = [NewMessage(self.topics.plate, payload, self._cfg.qos, False)]
@@ -220,7 +240,8 @@ class MqttPublisher:
             try:
                 self._publish(self._announcer.stats())
                 info = self._publish(self._announcer.offline())
-                info.wait_for_publish(max(0.2, deadline - time.monotonic()))
+                if info is not None:
+                    info.wait_for_publish(max(0.2, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as exc:
                 log.debug("mqtt: could not publish the last stats and offline status: %s", exc)
         if started:
@@ -228,15 +249,18 @@ class MqttPublisher:
             self._client.loop_stop()
             self._q.put(("stop", None))
             self._worker.join(max(1.0, deadline - time.monotonic()))
-        left = self._delivery.queued
+        left, held = self._outbox.depth, self._delivery.held
         self._outbox.close()
+        if held:
+            log.error("mqtt: stopped with %d message(s) the outbox never took (%s): lost, they were in memory only",
+                      held, self._delivery.disk_error)
         if left:
             log.warning(
                 "mqtt: stopped with %d message(s) undelivered; kept in %s for the next start", left, self._outbox.path
             )
-        else:
+        elif not held:
             log.info("mqtt: stopped, everything delivered")
-        return left == 0
+        return left + held == 0
 
     @property
     def connected(self) -> bool:
@@ -245,8 +269,11 @@ class MqttPublisher:
 
     def stats(self) -> dict[str, int | bool]:
         """Counters since construction: published (handed to the broker), acked, queued
-        (waiting for an ack, in memory or in the outbox), inflight, dropped, connected.
-        The retained last-plate and last-crop copies are not counted."""
+        (waiting for an ack, in memory or in the outbox), inflight, dropped, connected; held (in
+        memory now, the disk refusing them), store_failures (commits the disk refused), refused
+        (publishes the broker refused), dead_lettered, stored_late (plate events the disk took
+        only after refusing them: produced then, not counted by the pipeline). The retained last-plate and last-crop
+        copies are not counted."""
         d = self._delivery
         return {
             "connected": self._connected.is_set(),
@@ -255,11 +282,34 @@ class MqttPublisher:
             "queued": d.queued,
             "inflight": d.inflight,
             "dropped": d.dropped,
+            "held": d.held,
+            "store_failures": d.store_failures,
+            "refused": d.refusals,
+            "dead_lettered": d.dead_lettered,
+            "stored_late": self._stored_late_events,
         }
+
+    def _stored_late(self, messages: list[NewMessage]) -> None:
+        # Events that waited in memory are produced now: the one line per event that says so.
+        for msg in messages:
+            if msg.topic == self.topics.plate:
+                self._stored_late_events += 1
+                ev = json.loads(msg.payload)
+                log.info("event %s stored late (event_id %s): the outbox refused it at first",
+                         ev.get("text"), ev.get("event_id"))
 
     # ------------------------------------------------------------------ client adapter
 
-    def _publish(self, msg: NewMessage) -> paho.MQTTMessageInfo:
+    def _publish(self, msg: NewMessage) -> paho.MQTTMessageInfo | None:
+        # Announcements are not stored, so a broker's size limit cannot dead-letter them: skipped
+        # (sending one would make the broker drop the connection at every connect).
+        size, limit = packet_size(msg.topic, msg.payload, msg.qos), self._delivery.max_packet
+        if limit is not None and size > limit:
+            if msg.topic not in self._too_large:
+                log.error("mqtt: %s not sent: %d bytes, larger than the broker's maximum packet size (%d bytes)",
+                          msg.topic, size, limit)
+                self._too_large.add(msg.topic)
+            return None
         return self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
 
     def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> int | None:
@@ -277,9 +327,16 @@ class MqttPublisher:
     ) -> None:
         if reason.is_failure:
             # Not connected: paho closes the socket and retries with back-off.
+            if fall_back_to_311(client, reason):
+                log.warning("mqtt: broker %s does not speak MQTT 5 (%s); using 3.1.1, which cannot report "
+                            "refused publishes", self._where, reason)
+                return
             self._report_problem(f"broker {self._where} refused the connection: {reason}")
+            self._refresh_credentials()
             return
-        self._problem = None
+        self._problem, self._problem_count = None, 0
+        # MQTT 5: what the broker takes; a larger message would make it drop the connection, forever.
+        self._delivery.max_packet = getattr(props, "MaximumPacketSize", None)
         if self._stopping:
             return  # a connect that raced stop(): announcing "online" now would outlive us
         log.info("mqtt: connected to %s", self._where)
@@ -298,6 +355,7 @@ class MqttPublisher:
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         # paho calls this inside its `except OSError`, so the exception is still current.
         self._report_problem(connect_problem(self._where, sys.exc_info()[1]))
+        self._refresh_credentials()
 
     def _on_disconnect(
         self,
@@ -310,6 +368,8 @@ class MqttPublisher:
         was_connected = self._connected.is_set()
         self._connected.clear()
         self._q.put(("disconnected", None))
+        if not self._stopping:
+            self._refresh_credentials()
         if not was_connected:
             return
         if self._stopping:
@@ -323,7 +383,10 @@ class MqttPublisher:
     def _on_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Properties | None
     ) -> None:
-        self._q.put(("ack", mid))
+        if reason.is_failure:  # MQTT 5: the broker did not take it (ACL, quota, size)
+            self._q.put(("refused", (mid, f"{reason} (reason code 0x{reason.value:02X})")))
+        else:
+            self._q.put(("ack", mid))
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         if self._announcer.is_ha_birth(msg.topic, bytes(msg.payload)):
@@ -334,11 +397,21 @@ class MqttPublisher:
             self._q.put(("stats", None))
 
     def _report_problem(self, problem: str) -> None:
-        if problem != self._problem:
-            log.warning("mqtt: %s; retrying with back-off", problem)
-            self._problem = problem
-        else:
-            log.debug("mqtt: %s", problem)
+        # Every refusal is a warning, but a broker that keeps refusing gets one line a minute.
+        self._problem_count += 1
+        now = time.monotonic()
+        if problem == self._problem and now - self._problem_logged < _PROBLEM_EVERY_S:
+            return
+        again = f" ({self._problem_count} attempts so far)" if problem == self._problem else ""
+        log.warning("mqtt: %s%s; retrying with back-off", problem, again)
+        self._problem, self._problem_logged = problem, now
+
+    def _refresh_credentials(self) -> None:
+        # Before paho's next attempt: a password or certificate fixed on disk is used at once.
+        try:
+            refresh_credentials(self._client, self._cfg)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self._report_problem(f"cannot re-read the password or TLS files: {exc}")
 
     def _notify(self, up: bool) -> None:
         if self._on_change is None:
@@ -352,11 +425,11 @@ class MqttPublisher:
 
     def _run(self) -> None:
         interval = self._cfg.stats_interval_s
-        next_stats = time.monotonic() + interval
-        next_prune = time.monotonic() + _PRUNE_INTERVAL_S
+        self._next_stats = time.monotonic() + interval
+        self._next_prune = time.monotonic() + _PRUNE_INTERVAL_S
         syncs: list[threading.Event] = []
         while not self._stop_requested:
-            wait = max(0.0, min(next_stats, next_prune) - time.monotonic())
+            wait = max(0.0, min(self._next_stats, self._next_prune) - time.monotonic())
             try:
                 batch = [self._q.get(timeout=wait)]
             except queue.Empty:
@@ -367,31 +440,57 @@ class MqttPublisher:
                 except queue.Empty:
                     break
             send_stats = self._take(batch, syncs)
-            try:
-                self._delivery.flush()
-                if self._connected.is_set():
-                    self._delivery.pump(self._connected.is_set)
-                now = time.monotonic()
-                if send_stats or now >= next_stats:
-                    if self._connected.is_set():
-                        self._publish(self._announcer.stats())
-                    next_stats = now + interval
-                if now >= next_prune:
-                    self._outbox.prune()
-                    next_prune = now + _PRUNE_INTERVAL_S
-                self._worker_error = None
-            except Exception as exc:  # the worker must outlive a full disk or a locked file
-                if str(exc) != self._worker_error:
-                    log.exception("mqtt: outbox worker error, retrying")
-                    self._worker_error = str(exc)
+            # Each step on its own: what is on disk goes out even while new messages cannot be stored.
+            failed = self._step(self._settle)
+            if self._connected.is_set():
+                failed = self._step(lambda: self._delivery.pump(self._connected.is_set)) or failed
+            failed = self._step(functools.partial(self._periodic, send_stats)) or failed
+            if failed:  # the worker must outlive a full disk or a locked file: retry shortly
                 time.sleep(0.5)
                 self._q.put(("retry", None))
+            else:
+                self._worker_error = None
             if not self._delivery.held:
                 for done in syncs:
                     done.set()
                 syncs.clear()
         for done in syncs:
             done.set()
+
+    def _periodic(self, send_stats: bool) -> None:
+        now = time.monotonic()
+        if send_stats or now >= self._next_stats:
+            if self._connected.is_set():
+                self._publish(self._announcer.stats())
+            self._next_stats = now + self._cfg.stats_interval_s
+        if now >= self._next_prune:
+            self._outbox.prune()
+            self._next_prune = now + _PRUNE_INTERVAL_S
+
+    def _settle(self) -> None:
+        # Refusals first (each may move a message to the dead-letter table), then commit and delete.
+        while self._refused:
+            mid, reason = self._refused[0]
+            self._delivery.refused(mid, reason)
+            self._refused.pop(0)
+        self._delivery.flush()
+
+    def _step(self, fn: Callable[[], None]) -> bool:
+        """Run one worker step; True if it failed (logged)."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - see _report_worker_error
+            return self._report_worker_error(exc)
+        return False
+
+    def _report_worker_error(self, exc: Exception) -> bool:
+        # A held message the disk refused is reported by Delivery itself (rate-limited, with the cause).
+        if isinstance(exc, OSError) and self._delivery.held:
+            return True
+        if str(exc) != self._worker_error:
+            log.error("mqtt: outbox worker error, retrying: %s: %s", type(exc).__name__, exc)
+            self._worker_error = str(exc)
+        return True
 
     def _take(self, batch: list[tuple[str, Any]], syncs: list[threading.Event]) -> bool:
         """Fold a batch of commands into the worker's state. Returns True to send stats now.
@@ -402,6 +501,8 @@ class MqttPublisher:
         for kind, arg in batch:
             if kind == "ack":
                 self._delivery.ack(arg)
+            elif kind == "refused":
+                self._refused.append(arg)
             elif kind in ("connected", "stats"):
                 send_stats = True
             elif kind == "disconnected":
