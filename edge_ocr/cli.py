@@ -58,7 +58,7 @@ def _read_image(path: str):
 def _recognize_config(args: argparse.Namespace) -> Config:
     """The config ``recognize`` reads with: ``--config`` (or the defaults), the flags over it.
     Raises ConfigError (a bad ``--config`` or flag value) or ValueError (an unknown region)."""
-    from .read.formats import REGIONS
+    from .read.formats import KNOWN_REGIONS
 
     cfg = load_config(args.config) if args.config else Config()
     flags = {"model": args.model, "decoder": args.decoder, "retry_below": args.retry_below,
@@ -66,9 +66,9 @@ def _recognize_config(args: argparse.Namespace) -> Config:
     formats = {}
     if args.regions:
         regions = [r.strip() for r in args.regions.split(",") if r.strip()]
-        unknown = [r for r in regions if r not in REGIONS]
+        unknown = [r for r in regions if r not in KNOWN_REGIONS]
         if unknown:
-            raise ValueError(f"--regions: unknown {', '.join(unknown)}; known: {', '.join(REGIONS)}")
+            raise ValueError(f"--regions: unknown {', '.join(unknown)}; known: {', '.join(KNOWN_REGIONS)}")
         formats["regions"] = regions
     return override(cfg, "command line", recognizer={k: v for k, v in flags.items() if v is not None},
                     formats=formats)
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-read crops less confident than this from 5 re-cut copies (0 = off; default "
                         f"recognizer.retry_below, {RecognizerConfig().retry_below})")
     p.add_argument("--regions", default=None,
-                   help="comma-separated plate regions whose characters and formats apply (us,eu,br,cn; "
+                   help="comma-separated plate regions whose characters and formats apply (us,eu,br,cn,generic; "
                         "default: formats.regions of --config, else all)")
     p.set_defaults(func=cmd_recognize)
 

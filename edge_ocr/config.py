@@ -134,7 +134,7 @@ class RecognizerConfig(_Section):
 
 class FormatsConfig(_Section):
     enabled: bool = Field(True, description="Reject readings that match no accepted plate format.")
-    regions: list[Literal["us", "eu", "br", "cn"]] = Field(["us", "eu", "br", "cn"])
+    regions: list[Literal["us", "eu", "br", "cn", "generic"]] = Field(["us", "eu", "br", "cn"])
     extra: list[str] = Field(
         default_factory=list,
         description="Extra accepted patterns: L letter, D digit, A either, H province; other chars literal.",

@@ -137,6 +137,8 @@ def test_recognize_regions_default_from_the_config_else_all(tmp_path: Path, caps
     assert [c["char"] for c in out["chars"]] == list("PJC4983")
     out = read("--regions", "cn")  # no Chinese layout fits: read as it is, flagged
     assert (out["text"], out["region"], out["format_ok"]) == ("PJC49B3", None, False)
+    out = read("--regions", "generic")  # other countries' Latin layouts: LLLDDDD mends the B too
+    assert (out["text"], out["region"], out["format_ok"]) == ("PJC4983", "generic", True)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("formats: {regions: [cn]}\n")
     assert read("--config", str(cfg))["text"] == "PJC49B3"

@@ -237,3 +237,32 @@ def test_decoder_patterns() -> None:
     assert all("O" not in s for p in us_all for s in p)
     # the same classes are given once: an extra LLLDDDD is br's old format
     assert len(FormatRules(["br"], extra=["LLLDDDD"]).decoder_patterns()) == 2
+
+
+# one current serial of each country the ``generic`` region lists (formats.py: _GENERIC_LAYOUTS)
+GENERIC_PLATES = {
+    "Ontario": "ABCD123", "Quebec": "ABC123", "Mexico": "ABC123D", "Chile": "BBBB12", "Peru": "A1B234",
+    "Bolivia": "1234ABC", "New South Wales": "AB12CD", "Victoria": "1AB2CD", "Queensland": "123ABC",
+    "India": "MH12AB1234", "India (one series letter)": "MH12A1234", "Indonesia": "B1234XYZ",
+    "Malaysia": "WXY1234", "Vietnam": "51F12345", "Singapore": "SBA1234A", "Turkey": "34ABC12",
+    "Hong Kong": "AB1234", "Nigeria": "ABC123DE", "Kenya": "KAA123A", "Gauteng": "AB12CDGP",
+    "UK": "AB12CDE", "Argentina": "AB123CD", "Russia": "A123BC77", "Russia (3-digit region)": "A123BC777", "Ukraine": "AA1234BB", "Switzerland": "ZH123456",
+}
+
+
+def test_generic_region_reads_latin_plates_of_other_countries_and_only_when_asked() -> None:
+    generic = FormatRules(["generic"])
+    assert [c for c, t in GENERIC_PLATES.items() if generic.region_of(t) != "generic"] == []
+    # the four regions alone refuse a layout longer than their generic lengths: generic adds it
+    assert not FormatRules().matches("MH12AB1234") and FormatRules(["us", "generic"]).matches("MH12AB1234")
+    assert "generic" not in FormatRules().regions and FormatsConfig().regions == ["us", "eu", "br", "cn"]
+    assert FormatsConfig(regions=["generic"]).regions == ["generic"]
+    # words, pieces and sticker strings stay out; a short plate needs a letter and a digit
+    assert [t for t in NOT_PLATES if generic.matches(t)] == []
+    assert generic.matches("K9X2") and not generic.matches("12345678") and not generic.matches("ABCDEFG")
+    assert generic.charset() == LETTERS | DIGITS
+    # a layout a named region also holds goes to that region when the plate's shape says so
+    both = FormatRules(["generic", "eu"])
+    assert both.region_of("AB123CD", aspect=4.7) == "eu"
+    with pytest.raises(ValueError, match="known: us, eu, br, cn, generic"):
+        FormatRules(["xx"])

@@ -141,3 +141,39 @@ def test_region_aware_decoding_never_emits_a_character_the_regions_cannot_hold()
     crop = scenes.clean_plate("PJC4903", "br", 40)
     assert rec.recognize([crop], allowed=latin)[0].text == "PJC4903"
     assert rec.recognize([crop], allowed=frozenset("0123456789"))[0].text.isdigit()
+
+
+def test_the_calibrated_temperature_lowers_confidence_but_never_changes_the_text(tmp_path) -> None:
+    """The shipped files carry ``edge_ocr.temperature`` (tools/calibrate.py); the runtime divides
+    the logits by it, so a crop reads the same text as at temperature 1, less sure; a file
+    without the key reads at 1.0, a nonsense value is refused naming the file and the key."""
+    import shutil
+
+    import pytest
+
+    from edge_ocr.read.session import ModelError
+    from tools.calibrate import write_temperature
+
+    shipped = Recognizer(DEFAULT_MODEL)
+    assert shipped.info.temperature > 1.0  # the network is overconfident: the fit spreads it out
+    import onnx
+
+    m = onnx.load(str(DEFAULT_MODEL))  # an older file, written before calibration
+    kept = [p for p in m.metadata_props if p.key != "edge_ocr.temperature"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(kept)
+    plain = tmp_path / "t1.onnx"
+    onnx.save(m, str(plain))
+    at_one = Recognizer(plain)
+    assert at_one.info.temperature == 1.0
+    crops = [scenes.clean_plate("7ABC123", "us", 60), scenes.clean_plate("RK115AN", "eu", 16),
+             np.random.default_rng(3).integers(0, 256, (40, 140, 3), dtype=np.uint8)]
+    a, b = shipped.recognize(crops), at_one.recognize(crops)
+    assert [r.text for r in a] == [r.text for r in b] and a[0].text == "7ABC123"
+    assert all(x.confidence < y.confidence for x, y in zip(a, b) if y.confidence < 1.0)
+    assert any(x.confidence < y.confidence for x, y in zip(a, b))
+    bad = tmp_path / "bad.onnx"
+    shutil.copy(DEFAULT_MODEL, bad)
+    write_temperature(bad, 0.0)
+    with pytest.raises(ModelError, match="bad.onnx.*edge_ocr.temperature"):
+        Recognizer(bad)

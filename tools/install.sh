@@ -39,7 +39,8 @@ Installs edge-ocr from this checkout ($SRC):
   UNIT_DIR; then checks the config and enables and (re)starts the service.
 
 Options:
-  --region LIST     the country whose plates are read: us, eu, br or cn, or a comma list such as
+  --region LIST     the country whose plates are read: us, eu, br or cn (generic: Latin-script
+                    plates of other countries), or a comma list such as
                     eu,br; written to formats.regions in ETC/config.yaml (also in an existing one).
                     Asked when the config is new and this is a terminal; otherwise all four, which
                     takes more signs and plate pieces for plates and reads fewer plates right
@@ -91,7 +92,7 @@ check_regions() {
     local r out=""
     for r in $(printf '%s' "$1" | tr ',A-Z' ' a-z'); do
         case "$r" in
-            us | eu | br | cn) case ",$out," in *",$r,"*) ;; *) out="${out:+$out,}$r" ;; esac ;;
+            us | eu | br | cn | generic) case ",$out," in *",$r,"*) ;; *) out="${out:+$out,}$r" ;; esac ;;
             *) return 1 ;;
         esac
     done
@@ -99,7 +100,7 @@ check_regions() {
 }
 if [ -n "$REGIONS" ]; then
     given="$REGIONS"
-    REGIONS="$(check_regions "$given")" || die "--region: use us, eu, br or cn (a comma list for several), got '$given'"
+    REGIONS="$(check_regions "$given")" || die "--region: use us, eu, br, cn or generic (a comma list for several), got '$given'"
 fi
 
 for d in PREFIX ETC UNIT_DIR STATE_DIR; do

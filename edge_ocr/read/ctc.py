@@ -66,12 +66,12 @@ def greedy_decode(probs: npt.NDArray[np.floating], charset: str) -> Decoded:
     best = p.argmax(axis=1)
     best_p = p[np.arange(len(best)), best]
     # a new run starts wherever the class changes; each non-blank run is one character
-    starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
+    starts = np.concatenate(([0], np.flatnonzero(best[1:] != best[:-1]) + 1))
     run_max = np.maximum.reduceat(best_p, starts)
     run_cls = best[starts]
     keep = run_cls != 0
-    chars = "".join(charset[c - 1] for c in run_cls[keep])
-    confs = tuple(float(c) for c in run_max[keep])
+    chars = "".join([charset[c - 1] for c in run_cls[keep].tolist()])
+    confs = tuple(run_max[keep].tolist())  # python floats, the float32 values exactly
     return Decoded(chars, _overall(confs), confs, float(np.log(np.maximum(best_p, 1e-30)).sum()))
 
 

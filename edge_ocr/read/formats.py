@@ -46,6 +46,9 @@ PROVINCES = frozenset("京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘
 SPECIALS = frozenset("警学挂港澳使领")
 
 REGIONS = ("us", "eu", "br", "cn")
+"""The regions accepted by default (no ``formats.regions``, ``FormatRules()``)."""
+KNOWN_REGIONS = (*REGIONS, "generic")
+"""Every region a config may name: ``generic`` only when asked for (see ``_GENERIC_LAYOUTS``)."""
 
 # character classes shared by every region (and by the config's extra patterns)
 _BASE_CLASSES: dict[str, frozenset[str]] = {
@@ -63,7 +66,33 @@ _REGION_CLASSES: dict[str, dict[str, frozenset[str]]] = {
     "br": {},
     # serials skip I and O (too like 1 and 0); the city letter keeps the full alphabet
     "cn": {"A": (LETTERS - {"I", "O"}) | DIGITS, "E": frozenset("DF"), "X": SPECIALS},
+    "generic": {},
 }
+
+# ``generic``: plates of Latin letters and digits from countries outside the four regions. The
+# strict layouts are current serials of countries with many cars and Latin-script plates, from
+# every continent, where one or two layouts cover a country (docs/plate-formats.md). Plates that vary too much to list (provinces of their own, vanity
+# plates) are left to the generic formats: 4-8 letters and digits with at least one of each,
+# which refuse words (signs, slogans) and the all-digit strings stickers carry.
+_GENERIC_LAYOUTS = (
+    # Americas: Canada (Ontario LLLLDDD, Quebec and others LLLDDD/DLLDDD), Mexico (LLLDDDL, LLLDDDD),
+    # Chile (LLLLDD), Peru (LDLDDD), Colombia (LLLDDD), Paraguay (LLLLDDD), Bolivia (DDDDLLL),
+    # Argentina (Mercosur LLDDDLL, older LLLDDD), Uruguay (LLLDDDD)
+    "LLLLDDD", "LLLDDD", "DLLDDD", "LLLDDDL", "LLLDDDD", "LLLLDD", "LDLDDD", "DDDDLLL", "LLDDDLL",
+    # Oceania: Australia (NSW LLDDLL, Victoria DLLDLL, Queensland DDDLLL), New Zealand (LLLDDD)
+    "LLDDLL", "DLLDLL", "DDDLLL",
+    # Asia: India (LLDDLLDDDD, LLDDLDDDD), Indonesia (LDDDDLL, LDDDDLLL, LLDDDDLL), Malaysia and the
+    # Philippines (LLLDDDD, LLDDDD), Vietnam (DDLDDDDD, DDLDDDD), Singapore (LLLDDDDL), Turkey
+    # (DDLDDDD, DDLLDDD, DDLLDDDD, DDLLLDD, DDLLLDDD), Hong Kong (LLDDDD); not Israel's 7-8 digits,
+    # which are also what stickers and dates read off a plate's corners look like
+    "LLDDLLDDDD", "LLDDLDDDD", "LDDDDLL", "LDDDDLLL", "LLDDDDLL", "LLDDDD", "DDLDDDDD", "DDLDDDD",
+    "LLLDDDDL", "DDLLDDD", "DDLLDDDD", "DDLLLDD", "DDLLLDDD",
+    # Africa: Nigeria (LLLDDDLL), Kenya (LLLDDDL), South Africa's Gauteng (LLDDLLGP)
+    "LLLDDDLL", "LLDDLLGP",
+    # Europe outside the EU layouts: the UK (LLDDLLL), Russia and Ukraine in the Latin look-alikes
+    # of their letters (LDDDLLDD, LDDDLLDDD; LLDDDDLL), Switzerland (LLDDDDDD, LLDDDDD)
+    "LLDDLLL", "LDDDLLDD", "LDDDLLDDD", "LLDDDDDD", "LLDDDDD",
+)
 
 # (pattern, strict, needs) per region. Strict patterns are the common serial layouts; generic
 # ones only accept, and only readings holding at least one character of each class in ``needs``.
@@ -78,6 +107,8 @@ _REGION_PATTERNS: dict[str, list[tuple[str, bool, str]]] = {
     + [("A" * n, False, "LD") for n in range(5, 9)] + [("L" * n, False, "") for n in (7, 8)],
     "br": [("LLLDDDD", True, ""), ("LLLDLDD", True, "")],  # old grey plates; Mercosul
     "cn": [("HLAAAAA", True, ""), ("HLEADDDD", True, ""), ("HLDDDDDE", True, ""), ("HLAAAAX", True, "")],
+    "generic": [(p, True, "") for p in dict.fromkeys(_GENERIC_LAYOUTS)]
+    + [("A" * n, False, "LD") for n in range(4, 9)],
 }
 
 # Width/height of each region's standard plate (mm): US 12 x 6 in, EU 520 x 110, Brazil (grey
@@ -157,7 +188,7 @@ def allowed_chars(pattern: str, region: str | None = None) -> list[set[str]]:
 
     Args:
         pattern: class letters (L, D, A, H; E and X in ``cn``) and literal characters.
-        region: one of ``REGIONS`` for its region-specific classes (e.g. no O in ``us``), or
+        region: one of ``KNOWN_REGIONS`` for its region-specific classes (e.g. no O in ``us``), or
             ``None`` for the plain classes.
 
     Returns:
@@ -176,7 +207,7 @@ def _classes(region: str | None) -> dict[str, frozenset[str]]:
     if region is None:
         return dict(_BASE_CLASSES)
     if region not in _REGION_CLASSES:
-        raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
+        raise ValueError(f"unknown region {region!r}; known: {', '.join(KNOWN_REGIONS)}")
     return {**_BASE_CLASSES, **_REGION_CLASSES[region]}
 
 
@@ -190,7 +221,7 @@ class FormatRules:
     """The accepted plate formats of some regions, plus extra patterns.
 
     Args:
-        regions: which of ``REGIONS`` to accept.
+        regions: which of ``KNOWN_REGIONS`` to accept (default the four of ``REGIONS``).
         extra: more patterns (plain classes: L, D, A, H and literals), all strict unless made
             only of ``A``.
         enabled: ``False`` accepts every reading and fixes nothing.
@@ -327,5 +358,5 @@ class FormatRules:
 
 def _region_patterns(region: str) -> Sequence[tuple[str, bool, str]]:
     if region not in _REGION_PATTERNS:
-        raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
+        raise ValueError(f"unknown region {region!r}; known: {', '.join(KNOWN_REGIONS)}")
     return _REGION_PATTERNS[region]

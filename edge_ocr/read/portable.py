@@ -10,7 +10,6 @@ numpy gives identical results on both architectures.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -38,15 +37,25 @@ def clahe(img: npt.NDArray[np.uint8], clip: float, tiles: int) -> npt.NDArray[np
         hist = np.minimum(hist, limit) + (excess // 256)[:, None]
         rest = excess % 256
         if rest.any():  # the remainder: one more at every step-th level from 0, as OpenCV spreads it
-            step = np.maximum(256 // np.maximum(rest, 1), 1)[:, None]
-            levels = np.arange(256)[None, :]
-            hist += (levels % step == 0) & (levels // step < rest[:, None])
+            hist += _SPREAD[rest]
     luts = np.clip(np.rint(np.cumsum(hist, 1).astype(np.float32) * scale), 0, 255).astype(np.float32).ravel()
     l11, l12, l21, l22 = (luts.take(base + flat).reshape(h, w) for base in g.corners)
     top = l11 * g.xa1 + l12 * g.xa
     bottom = l21 * g.xa1 + l22 * g.xa
     res = top * g.ya1 + bottom * g.ya
     return np.clip(np.rint(res), 0, 255).astype(np.uint8)
+
+
+def _spread_table() -> npt.NDArray[np.int64]:
+    """Row r: where OpenCV's CLAHE adds the r clipped counts left over after the even share (one
+    at every (256 // r)-th grey level from 0, r of them); looked up per tile instead of built."""
+    rest = np.arange(256)[:, None]
+    step = np.maximum(256 // np.maximum(rest, 1), 1)
+    levels = np.arange(256)[None, :]
+    return (((levels % step == 0) & (levels // step < rest)) & (rest > 0)).astype(np.int64)
+
+
+_SPREAD = _spread_table()
 
 
 class _Geometry(NamedTuple):
@@ -83,22 +92,31 @@ def _clahe_geometry(h: int, w: int, tiles: int) -> _Geometry:
     return _Geometry(th, tw, src, tid, corners, ya[:, None], (np.float32(1) - ya)[:, None], xa, np.float32(1) - xa)
 
 
-def _area_table(ssize: int, dsize: int) -> tuple[tuple[int, int, np.float32], ...]:
-    """(source index, destination index, weight) in OpenCV's order for one axis."""
+def _area_terms(ssize: int, dsize: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """OpenCV's INTER_AREA table for one axis, laid out (dsize, K): term k of destination d is
+    source ``src[d, k]`` with weight ``weight[d, k]`` where ``valid[d, k]``, in OpenCV's order (a
+    partial first cell, the whole cells, a partial last cell). Computed for all d at once in
+    float64, the same IEEE operations as OpenCV's scalar loop, so the weights are its weights."""
     scale = 1.0 / (dsize / ssize)
-    tab = []
-    for d in range(dsize):
-        f1 = d * scale
-        f2 = f1 + scale
-        cell = min(scale, ssize - f1)
-        s2 = min(math.floor(f2), ssize - 1)
-        s1 = min(math.ceil(f1), s2)
-        if s1 - f1 > 1e-3:
-            tab.append((s1 - 1, d, np.float32((s1 - f1) / cell)))
-        tab += [(s, d, np.float32(1.0 / cell)) for s in range(s1, s2)]
-        if f2 - s2 > 1e-3:
-            tab.append((s2, d, np.float32(min(min(f2 - s2, 1.0), cell) / cell)))
-    return tuple(tab)
+    f1 = np.arange(dsize, dtype=np.float64) * scale
+    f2 = f1 + scale
+    cell = np.minimum(scale, ssize - f1)
+    s2 = np.minimum(np.floor(f2), ssize - 1)
+    s1 = np.minimum(np.ceil(f1), s2)
+    left = s1 - f1 > 1e-3
+    right = f2 - s2 > 1e-3
+    whole = (s2 - s1).astype(np.intp)
+    count = left + whole + right
+    k = np.arange(max(int(count.max()), 1))[None, :]
+    mid = k - left[:, None]  # the index of a whole cell among the whole cells
+    is_left = left[:, None] & (k == 0)
+    is_right = right[:, None] & (k == count[:, None] - 1)
+    src = np.where(is_left, s1[:, None] - 1, np.where(is_right, s2[:, None], s1[:, None] + mid)).astype(np.intp)
+    weight = np.where(is_left, ((s1 - f1) / cell)[:, None],
+                      np.where(is_right, (np.minimum(np.minimum(f2 - s2, 1.0), cell) / cell)[:, None],
+                               (1.0 / cell)[:, None])).astype(np.float32)
+    valid = k < count[:, None]
+    return src, weight, valid
 
 
 def area_resize(img: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray[np.uint8]:
@@ -107,18 +125,28 @@ def area_resize(img: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDAr
     sx, sy = 1.0 / (width / img.shape[1]), 1.0 / (height / img.shape[0])
     if abs(sx - round(sx)) < _DBL_EPSILON and abs(sy - round(sy)) < _DBL_EPSILON:
         return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-    src = img.astype(np.float32)
-    buf = np.zeros((img.shape[0], width), np.float32)
-    for s_idx, d_idx, a in _rounds_for(img.shape[1], width):  # k-th term of every column: OpenCV's order
-        buf[:, d_idx] = buf[:, d_idx] + src[:, s_idx] * a
-    out = np.zeros((height, width), np.float32)
-    for k, (s_idx, d_idx, a) in enumerate(_rounds_for(img.shape[0], height)):
-        row = buf[s_idx] * a[:, None]
-        if k == 0:
-            out[d_idx] = row
-        else:
-            out[d_idx] = out[d_idx] + row
+    # the horizontal pass on the transposed image, so each round takes whole rows (contiguous)
+    # instead of scattered columns; the sums and their order are the same
+    buf = _sum_rounds(np.ascontiguousarray(img.T).astype(np.float32), _rounds_for(img.shape[1], width), width)
+    out = _sum_rounds(buf.T, _rounds_for(img.shape[0], height), height)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _sum_rounds(src: npt.NDArray[np.float32], rounds, dsize: int) -> npt.NDArray[np.float32]:
+    """Rows of the result: row d is the sum of ``src[s] * a`` over d's terms, added round after
+    round in OpenCV's order (round k adds every destination's k-th term). A round that holds
+    every destination adds in place; 0 + x is x exactly, so the first round is a plain product."""
+    out = np.zeros((dsize, src.shape[1]), np.float32)
+    for k, (s_idx, d_idx, a) in enumerate(rounds):
+        term = src[s_idx] * a[:, None]
+        if len(d_idx) == dsize:
+            if k == 0:
+                out = term
+            else:
+                out += term
+        else:
+            out[d_idx] = out[d_idx] + term
+    return out
 
 
 _CACHED_SIZE = 1024  # crops and camera frames' short side; a whole upload's tables are not kept
@@ -132,14 +160,11 @@ def _rounds_for(ssize: int, dsize: int) -> tuple[tuple[np.ndarray, np.ndarray, n
 
 @lru_cache(maxsize=256)
 def _rounds(ssize: int, dsize: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
-    """``_area_table`` regrouped: round k holds the k-th (source, destination, weight) of each
+    """``_area_terms`` regrouped: round k holds the k-th (source, destination, weight) of each
     destination index, so adding round after round keeps each sum in OpenCV's order."""
-    per: dict[int, list[tuple[int, np.float32]]] = {}
-    for s_, d, a in _area_table(ssize, dsize):
-        per.setdefault(d, []).append((s_, a))
+    src, weight, valid = _area_terms(ssize, dsize)
     out = []
-    for k in range(max(len(v) for v in per.values())):
-        ds = [d for d in sorted(per) if len(per[d]) > k]
-        out.append((np.array([per[d][k][0] for d in ds], np.intp), np.array(ds, np.intp),
-                    np.array([per[d][k][1] for d in ds], np.float32)))
+    for k in range(src.shape[1]):
+        ds = np.flatnonzero(valid[:, k])
+        out.append((src[ds, k], ds, weight[ds, k]))
     return tuple(out)

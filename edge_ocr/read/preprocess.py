@@ -7,6 +7,7 @@ Pure functions with explicit arguments. Every parameter comes from the model's m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -75,9 +76,16 @@ def recut_variants(image: npt.NDArray) -> list[npt.NDArray[np.uint8]]:
     return [np.ascontiguousarray(x) for x in out]
 
 
+@lru_cache(maxsize=8)
+def _levels(mean: float, std: float) -> npt.NDArray[np.float32]:
+    """``(x/255 - mean)/std`` in float32 for each grey level x: one table lookup per pixel
+    gives the very floats the three array operations gave, in a third of the time."""
+    return (np.arange(256, dtype=np.float32) * (1.0 / 255.0) - mean) / std
+
+
 def _normalised(image: npt.NDArray, spec: PreprocessSpec) -> npt.NDArray[np.float32]:
     """``model_pixels`` normalised to ``(x/255 - mean)/std``, unpadded."""
-    return (model_pixels(image, spec).astype(np.float32) * (1.0 / 255.0) - spec.mean) / spec.std
+    return _levels(spec.mean, spec.std)[model_pixels(image, spec)]
 
 
 def preprocess(image: npt.NDArray, spec: PreprocessSpec) -> npt.NDArray[np.float32]:
@@ -101,14 +109,20 @@ def preprocess_batch(images: list[npt.NDArray], spec: PreprocessSpec, trim: int 
     widest crop rounded up to a multiple of ``trim``, at least ``min_width``: a 2:1 plate
     then costs 64 columns of compute instead of 160.
     """
-    if not images:
+    return pixels_batch([model_pixels(img, spec) for img in images], spec, trim, min_width)
+
+
+def pixels_batch(pixels: list[npt.NDArray[np.uint8]], spec: PreprocessSpec, trim: int = 0,
+                 min_width: int = 48) -> npt.NDArray[np.float32]:
+    """``preprocess_batch`` from crops already through ``model_pixels``: normalised, padded."""
+    if not pixels:
         return np.zeros((0, 1, spec.height, spec.width), dtype=np.float32)
-    norms = [_normalised(img, spec) for img in images]
     width = spec.width
     if trim > 0:
-        widest = max(n.shape[1] for n in norms)
+        widest = max(n.shape[1] for n in pixels)
         width = min(spec.width, max(min_width, -(-widest // trim) * trim))
-    out = np.full((len(norms), 1, spec.height, width), spec.pad_value, dtype=np.float32)
-    for k, n in enumerate(norms):
-        out[k, 0, :, : n.shape[1]] = n
+    out = np.full((len(pixels), 1, spec.height, width), spec.pad_value, dtype=np.float32)
+    levels = _levels(spec.mean, spec.std)
+    for k, n in enumerate(pixels):
+        out[k, 0, :, : n.shape[1]] = levels[n]
     return out

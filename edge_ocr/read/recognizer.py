@@ -81,6 +81,10 @@ class Recognizer:
     def charset(self) -> str:
         return self.info.charset
 
+    def logits(self, crops: Sequence[npt.NDArray]) -> npt.NDArray[np.float32]:
+        """Crops (one batch) -> (N, T, C) raw network outputs, before the temperature."""
+        return self.model.logits(crops)
+
     def probabilities(self, crops: Sequence[npt.NDArray]) -> npt.NDArray[np.float32]:
         """Crops -> (N, T, C) per-frame class probabilities (``session.ModelSession``)."""
         return self.model.probabilities(crops)

@@ -38,6 +38,10 @@ class ModelInfo:
     charset: str
     spec: PreprocessSpec
     meta: dict[str, str]
+    # logits are divided by this before the softmax (``edge_ocr.temperature``, fitted by
+    # tools/calibrate.py): the network is overconfident, and a confidence a gate can put a
+    # threshold on must be as often right as it says; 1.0 for a file without the key
+    temperature: float = 1.0
 
 
 def read_model_info(path: str | os.PathLike[str], meta: dict[str, str]) -> ModelInfo:
@@ -54,11 +58,14 @@ def read_model_info(path: str | os.PathLike[str], meta: dict[str, str]) -> Model
             clahe_clip=float(m.get("clahe_clip", 0.0)), clahe_tile=int(m.get("clahe_tile", 4)),
             pad_value=float(m.get("pad_value", 0.0)),
         )
+        temperature = float(m.get("temperature", 1.0))
     except ValueError as exc:
         raise ModelError(f"{path}: bad number in model metadata: {exc}") from None
     if not m["charset"]:
         raise ModelError(f"{path}: model metadata {META_PREFIX}charset is empty")
-    return ModelInfo(str(path), m["name"], m["version"], m["charset"], spec, m)
+    if not 0.05 <= temperature <= 20:  # nan fails this too
+        raise ModelError(f"{path}: model metadata {META_PREFIX}temperature must be in 0.05..20, got {temperature}")
+    return ModelInfo(str(path), m["name"], m["version"], m["charset"], spec, m, temperature)
 
 
 class ModelSession:
@@ -102,22 +109,29 @@ class ModelSession:
         self.batch_size = batch_size
         width_dim = self.session.get_inputs()[0].shape[-1]
         self.trim = int(self.info.meta.get("dynamic_width", 0)) if trim and not isinstance(width_dim, int) else 0
-        log.info("model loaded: %s %s v%s, %d chars, input %dx%d%s, %d thread(s)", path.name, self.info.name,
-                 self.info.version, len(self.info.charset), self.info.spec.width, self.info.spec.height,
-                 f" (narrower crops cut to a multiple of {self.trim})" if self.trim else "", threads)
+        log.info("model loaded: %s %s v%s, %d chars, input %dx%d%s, confidence temperature %g, %d thread(s)",
+                 path.name, self.info.name, self.info.version, len(self.info.charset), self.info.spec.width,
+                 self.info.spec.height, f" (narrower crops cut to a multiple of {self.trim})" if self.trim else "",
+                 self.info.temperature, threads)
 
     @property
     def charset(self) -> str:
         return self.info.charset
 
+    def logits(self, crops: Sequence[npt.NDArray]) -> npt.NDArray[np.float32]:
+        """Crops (one batch) -> (N, T, C) raw network outputs, before the temperature."""
+        x = preprocess_batch(list(crops), self.info.spec, self.trim)
+        return self.session.run(None, {self.input_name: x})[0]
+
     def probabilities(self, crops: Sequence[npt.NDArray]) -> npt.NDArray[np.float32]:
-        """Crops -> (N, T, C) per-frame class probabilities (T of the widest batch; the steps a
-        narrower batch did not compute are filled with blank)."""
+        """Crops -> (N, T, C) per-frame class probabilities at the model's calibrated
+        temperature (T of the widest batch; the steps a narrower batch did not compute are
+        filled with blank)."""
         outs = []
+        inv_t = np.float32(1.0 / self.info.temperature)
         for s in range(0, len(crops), self.batch_size):
-            x = preprocess_batch(list(crops[s: s + self.batch_size]), self.info.spec, self.trim)
-            logits = self.session.run(None, {self.input_name: x})[0]
-            outs.append(softmax(logits))
+            logits = self.logits(crops[s: s + self.batch_size])
+            outs.append(softmax(logits * inv_t if inv_t != 1 else logits))
         if not outs:
             return np.zeros((0, 0, len(self.charset) + 1), np.float32)
         steps = max(o.shape[1] for o in outs)
