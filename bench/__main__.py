@@ -40,6 +40,7 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 from bench.daemon_rss import SECTION as DAEMON_SECTION
 from bench.machine import machine
+from bench.many_cameras import SECTION as CAMERAS_SECTION
 from bench.mqtt_bench import bench_mqtt
 from bench.peers import (
     edge_ocr_engine,
@@ -282,11 +283,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     res["plots"] = write_plots(res, args.out.parent)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
-    # the "Real video" section comes from bench/video_eval.py and the daemon memory one from
-    # bench/daemon_rss.py (minutes each, and the latter needs git): this run keeps both
+    # the "Real video" section comes from bench/video_eval.py, the daemon memory one from
+    # bench/daemon_rss.py (minutes each, and the latter needs git), "Many cameras" from
+    # bench/many_cameras.py: this run keeps them
     old = args.out.read_text() if args.out.exists() else ""
-    args.out.write_text(keep_section(old, keep_section(old, keep_section(old, render(res)), DAEMON_SECTION),
-                                     STILL_SECTION))
+    md = keep_section(old, keep_section(old, keep_section(old, render(res)), DAEMON_SECTION), STILL_SECTION)
+    args.out.write_text(keep_section(old, md, CAMERAS_SECTION))
     print(render(res))
 
 

@@ -22,16 +22,17 @@ def mosquitto_path() -> str | None:
 
 class LocalBroker:
     """Mosquitto on 127.0.0.1:``port``. With ``persistence`` it keeps a persistent subscriber's
-    session and queue across stop()/start() (SIGTERM saves them)."""
+    session and queue across stop()/start() (SIGTERM saves them); ``extra`` is appended to its
+    config (a bridge)."""
 
-    def __init__(self, workdir: Path, port: int, persistence: bool = False) -> None:
+    def __init__(self, workdir: Path, port: int, persistence: bool = False, extra: str = "") -> None:
         self.port = port
         self.proc: subprocess.Popen | None = None
         self.conf = workdir / "mosquitto.conf"
         keep = (f"persistence true\npersistence_location {workdir}/\nautosave_interval 0\n" if persistence
                 else "persistence false\n")
         self.conf.write_text(f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
-                             f"{keep}max_queued_messages 1000000\n")
+                             f"{keep}max_queued_messages 1000000\n{extra}")
 
     def start(self, timeout: float = 5.0) -> None:
         self.proc = subprocess.Popen([mosquitto_path() or "mosquitto", "-c", str(self.conf)],

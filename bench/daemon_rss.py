@@ -150,11 +150,15 @@ def render(res: dict) -> str:
 
 
 def update(path: Path, res: dict) -> None:
+    put_section(path, SECTION, render(res))
+
+
+def put_section(path: Path, section: str, block: str) -> None:
+    """Replace ``section`` of ``path`` with ``block`` (or append it), leaving the others alone."""
     md = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = render(res)
-    if SECTION in md:
-        start = md.index(SECTION)
-        nxt = md.find("\n## ", start + len(SECTION))
+    if section in md:
+        start = md.index(section)
+        nxt = md.find("\n## ", start + len(section))
         md = md[:start] + block + ("" if nxt < 0 else "\n" + md[nxt + 1:])
     else:
         md = md.rstrip("\n") + "\n\n" + block

@@ -23,26 +23,30 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from .instances import collisions
     from .stages import StartupError, check_startup
 
-    if args.path and args.config and args.path != args.config:
-        print(f"error: two config files ({args.path}, --config {args.config}): give one", file=sys.stderr)
+    paths = [*(args.config or []), *args.paths] or ["config.yaml"]
+    checked = []
+    for path in paths:
+        cfg = _load_or_report(path)
+        if cfg is None:
+            return 2
+        try:
+            check_startup(cfg)  # what `run` checks before it opens the camera, so both accept the same files
+        except StartupError as exc:
+            for line in exc.lines:
+                print(f"{path}: {line}", file=sys.stderr)
+            return 2
+        checked.append((path, cfg))
+    # several files: the instances of one machine, which must not share a topic, port or file
+    clashes = collisions(checked)
+    for line in clashes:
+        print(line, file=sys.stderr)
+    if clashes:
         return 2
-    path = args.config or args.path or "config.yaml"
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(f"{exc.source}: {p}", file=sys.stderr)
-        return 2
-    try:
-        check_startup(cfg)  # what `run` checks before it opens the camera, so both accept the same files
-    except StartupError as exc:
-        for line in exc.lines:
-            print(f"{path}: {line}", file=sys.stderr)
-        return 2
-    sys.stdout.write(dump_config(cfg))
-    print(f"# {path}: OK", file=sys.stderr)
+    sys.stdout.write(dump_config(checked[0][1]))
+    print(f"# {', '.join(paths)}: OK", file=sys.stderr)
     return 0
 
 
@@ -174,9 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"edge-ocr {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("check-config", help="validate a config file and print the effective config")
-    p.add_argument("path", nargs="?", default=None, help="the config file (default config.yaml), or --config")
-    p.add_argument("--config", "-c", default=None, help="the config file, as for run")
+    p = sub.add_parser("check-config", help="validate config files (several: the instances of one machine, "
+                       "which must not share a topic, port or file) and print the first one's effective config")
+    p.add_argument("paths", nargs="*", metavar="path", help="config files (default config.yaml), or --config")
+    p.add_argument("--config", "-c", action="append", default=None, metavar="FILE",
+                   help="a config file, as for run (may be given more than once)")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("recognize", help="read plate crops (each image is one plate)")

@@ -266,6 +266,28 @@ class HttpConfig(_Section):
         return self
 
 
+class KnownPlateEntry(_Section):
+    name: str = Field(min_length=1, max_length=64, description="What Home Assistant shows: 'our car'.")
+    plates: list[str] = Field(min_length=1, description="Plates, or patterns with * (any run) and ? (one char).")
+
+    @field_validator("plates")
+    @classmethod
+    def _plates(cls, v: list[str]) -> list[str]:
+        for p in v:
+            # a plate's own spaces and dashes are not read by the recogniser; a [ would be a
+            # character class to fnmatch, which look-alike folding would break
+            bare = re.sub(r"[\s\-.]", "", p)
+            if not bare or "[" in bare or not all(c.isalnum() or c in "*?" for c in bare):
+                raise ValueError(f"bad plate {p!r}: use letters, digits, * and ?")
+        return v
+
+
+class KnownPlatesConfig(_Section):
+    max_edits: int = Field(1, ge=0, le=2, description="Misread characters (edit distance) still matched.")
+    lookalikes: bool = Field(True, description="0/O/Q/D, 1/I, 2/Z, 5/S, 6/G, 8/B count as the same character.")
+    entries: list[KnownPlateEntry] = Field(default_factory=list, description="Named known plates.")
+
+
 class Config(_Section):
     device_id: str = Field("edge-ocr", description="Unique per device; part of every topic.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
@@ -279,6 +301,7 @@ class Config(_Section):
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
     http: HttpConfig = HttpConfig()
+    known_plates: KnownPlatesConfig = KnownPlatesConfig()
 
     @field_validator("device_id")
     @classmethod

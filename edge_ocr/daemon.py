@@ -173,6 +173,7 @@ class Pipeline:
                 votes=r.votes,
                 region=self.stages.reader.formats.region_of(r.text, box_aspect(r.box)),
                 crop_jpeg=crop_jpeg,
+                known=self.stages.known.match(r.text),
             )
             # Stored first (the MQTT sink commits to its outbox before returning): an event that is
             # logged or counted survives a SIGKILL right after the log line. One the disk refused
@@ -183,7 +184,8 @@ class Pipeline:
                 continue
             self.counters["events"] += 1
             self.recent.appendleft(event_payload(ev, self.cfg.device_id))
-            log.info("event %s conf=%.3f votes=%d reason=%s", ev.text, ev.confidence, ev.votes, r.reason)
+            log.info("event %s conf=%.3f votes=%d reason=%s known=%s", ev.text, ev.confidence, ev.votes, r.reason,
+                     f"{ev.known.name!r}/{ev.known.kind}/{ev.known.distance}" if ev.known else "-")
             events.append(ev)
         return events
 

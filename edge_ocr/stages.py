@@ -25,12 +25,14 @@ from .config import (
     CameraConfig,
     Config,
     FormatsConfig,
+    KnownPlatesConfig,
     LocalizerConfig,
     MotionConfig,
     RecognizerConfig,
     RoiConfig,
     VotingConfig,
 )
+from .decide.known_plates import KnownPlates
 from .decide.voting import Voter
 from .find.detector import LearntLocalizer, PlateDetector
 from .find.localize import Localizer
@@ -115,6 +117,11 @@ def motion_gate(cfg: MotionConfig, roi: Roi | None = None) -> MotionGate:
     return MotionGate(cfg.enabled, cfg.pixel_delta, cfg.min_area, cfg.width, cfg.hold_s, roi)
 
 
+def known_plates(cfg: KnownPlatesConfig) -> KnownPlates:
+    """The ``known_plates`` section's entries, ready to match published plates against."""
+    return KnownPlates([(e.name, e.plates) for e in cfg.entries], cfg.max_edits, cfg.lookalikes)
+
+
 def voter(cfg: VotingConfig) -> Voter:
     """The ``voting`` section's voter."""
     return Voter(cfg.window_s, cfg.min_votes, cfg.min_confidence, cfg.repeat_after_s, min_seen=cfg.min_seen)
@@ -187,6 +194,7 @@ class Stages:
     roi: Roi
     still: StillReader
     live_reader: PlateReader
+    known: KnownPlates
 
     @classmethod
     def from_config(cls, cfg: Config, recognizer: Recognizer | None = None,
@@ -211,6 +219,7 @@ class Stages:
             still=StillReader(reader, cfg.recognizer.min_confidence),
             # frames vote, so the live pipeline re-reads unsure crops only when asked to
             live_reader=reader.with_retry(cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0),
+            known=known_plates(cfg.known_plates),
         )
 
     @property

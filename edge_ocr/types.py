@@ -11,6 +11,17 @@ Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
 
 @dataclass(frozen=True)
+class KnownMatch:
+    """The entry a text matched. ``plate`` is the entry's plate or pattern as configured;
+    ``distance`` the edits beyond look-alike swaps (0 unless ``kind`` is ``near``)."""
+
+    name: str
+    plate: str
+    kind: str
+    distance: int
+
+
+@dataclass(frozen=True)
 class Frame:
     """One captured image. ``ts`` is time.monotonic(); ``wall`` is time.time() at capture."""
 
@@ -77,3 +88,4 @@ class PlateEvent:
     votes: int = 1
     region: str | None = None
     crop_jpeg: bytes | None = field(default=None, repr=False)
+    known: KnownMatch | None = None  # the known_plates entry it matched

@@ -22,7 +22,7 @@ import pytest
 import edge_ocr  # noqa: F401
 from edge_ocr.publish.publish import MqttPublisher
 
-from .helpers import FAST, PLATES, Subscriber, free_port
+from .helpers import FAST, MOSQUITTO, PLATES, Subscriber, free_port
 from .scenes import render as render_video
 
 # ----------------------------------------------------------------------------- torch
@@ -51,7 +51,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 # ----------------------------------------------------------------------------- mosquitto
 
-MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 
 

@@ -4,8 +4,12 @@ imports another."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -13,16 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import pytest
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_ocr.config import MqttConfig, OutboxConfig
 from edge_ocr.daemon import Daemon, run_daemon
 from edge_ocr.publish.mqtt_contract import make_topics
-from edge_ocr.types import PlateEvent
+from edge_ocr.types import KnownMatch, PlateEvent
 
 from . import scenes
 
+MOSQUITTO = "/usr/sbin/mosquitto"
 PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us")]
 
 
@@ -221,3 +228,101 @@ def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
         key, _, value = line.partition("=")
         current.setdefault(key.strip(), []).append(value.strip())
     return sections
+
+
+# ----------------------------------------------------------------------------- the daemon, end to end
+
+def subscribe(port: int) -> tuple[paho.Client, list[tuple[str, bytes]]]:
+    got: list[tuple[str, bytes]] = []
+    c = paho.Client(CallbackAPIVersion.VERSION2)
+    c.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
+    c.connect("127.0.0.1", port)
+    c.subscribe("edge-ocr/#", qos=1)
+    c.loop_start()
+    time.sleep(0.3)
+    return c, got
+
+
+def run_and_collect(tmp_path: Path, video: Path, port: int, extra: str = "") -> list[tuple[str, bytes]]:
+    """Play ``video`` through the daemon (``extra`` config lines added); everything a subscriber
+    saw, up to ``offline``."""
+    client, got = subscribe(port)
+    try:
+        play(write_config(tmp_path, video, port, extra), video)
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
+            time.sleep(0.1)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return got
+
+
+# ----------------------------------------------------------------------------- Home Assistant
+
+def event(i: int, region: str | None = "eu", crop: bytes | None = None, known: KnownMatch | None = None) -> PlateEvent:
+    return PlateEvent(event_id=f"evt-{i}", text=f"AB{i:03d}CD", confidence=0.9312, char_confidences=(0.93,) * 7,
+                      camera="gate", time_utc=f"2026-11-25T20:13:{i:02d}.000Z", frame_size=(1280, 720),
+                      box=(1, 2, 3, 4), model="plate_crnn", model_version="1.2.0", votes=4, region=region,
+                      crop_jpeg=crop, known=known)
+
+
+_jinja = jinja2.Environment(autoescape=False)
+
+
+_jinja.filters["to_json"] = json.dumps  # Home Assistant's own filter; Jinja2 has only tojson
+
+
+def render(template: str, payload: bytes) -> str:
+    return _jinja.from_string(template).render(value_json=json.loads(payload))
+
+
+# ----------------------------------------------------------------------------- installer
+
+INSTALL = Path(__file__).resolve().parents[1] / "tools" / "install.sh"
+
+
+def verify(unit_text: str, tmp_path: Path, name: str = "edge-ocr.service",
+           load: str | None = None) -> tuple[int, list[str]]:
+    """Run ``systemd-analyze verify`` on a copy (file ``name``) whose ExecStart exists, loading
+    ``load`` (an instance of a template) or the file itself; (exit code, lines about the unit)."""
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.fail("systemd-analyze not found: install the Debian package 'systemd' (apt-get install systemd)")
+    # verify insists that ExecStart's program exists; the virtualenv is not installed here
+    copy = tmp_path / name
+    copy.write_text(unit_text.replace("ExecStart=/opt/edge-ocr/venv/bin/edge-ocr", "ExecStart=/bin/true"))
+    proc = subprocess.run([exe, "verify", str(tmp_path / (load or name))], check=False, capture_output=True,
+                          text=True, timeout=60)
+    # verify exits 0 even for unknown keys or unparsable values; it only prints a warning naming
+    # the file and line, so those lines are the real verdict
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if name in ln or (load and load in ln)]
+    return proc.returncode, lines
+
+
+def run_install(tmp_path: Path, *args: str, ok: bool = True,
+                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """tools/install.sh with every location under tmp_path and no apt, venv or systemctl."""
+    cmd = [
+        "bash",
+        str(INSTALL),
+        "--prefix",
+        str(tmp_path / "opt"),
+        "--etc",
+        str(tmp_path / "etc"),
+        "--unit-dir",
+        str(tmp_path / "unit"),
+        "--state-dir",
+        str(tmp_path / "state" / "edge-ocr"),
+        "--no-systemctl",
+        "--no-apt",
+        "--no-venv",
+        *args,
+    ]
+    # --no-venv checks the config with $PYTHON running the package from the checkout
+    env = {**os.environ, "PYTHON": sys.executable, **(extra_env or {})}
+    # stdin is not a terminal: the installer must not ask for the region
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
+    return proc

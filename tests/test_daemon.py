@@ -12,39 +12,16 @@ import sys
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
 from edge_ocr.cli import main
 from edge_ocr.daemon import run_daemon
 
 from . import scenes
-from .helpers import PLATES, play, write_config
+from .helpers import PLATES, run_and_collect, subscribe, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
-def subscribe(port: int) -> tuple[mqtt.Client, list[tuple[str, bytes]]]:
-    got: list[tuple[str, bytes]] = []
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    c.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
-    c.connect("127.0.0.1", port)
-    c.subscribe("edge-ocr/#", qos=1)
-    c.loop_start()
-    time.sleep(0.3)
-    return c, got
 
 
-def run_and_collect(tmp_path: Path, video: Path, port: int) -> list[tuple[str, bytes]]:
-    """Play ``video`` through the daemon; everything a subscriber saw, up to ``offline``."""
-    client, got = subscribe(port)
-    try:
-        play(write_config(tmp_path, video, port), video)
-        deadline = time.time() + 5
-        while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
-            time.sleep(0.1)
-    finally:
-        client.loop_stop()
-        client.disconnect()
-    return got
 
 
 def test_one_event_per_car_reaches_the_subscriber(tmp_path: Path, video: Path, mosquitto) -> None:

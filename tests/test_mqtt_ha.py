@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -22,9 +21,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_ocr.config import Config, ConfigError, HttpConfig, MqttConfig, OutboxConfig, parse_config
 from edge_ocr.publish.mqtt_contract import STATS_SENSORS, device_name, make_topics
 from edge_ocr.publish.publish import MqttPublisher, configuration_url
-from edge_ocr.types import PlateEvent
+from edge_ocr.types import KnownMatch
 
-from .helpers import entity_id
+from .helpers import entity_id, event, render
 
 FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.3}
 DEVICE = "gate1"
@@ -40,19 +39,10 @@ def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "cond
         time.sleep(0.02)
 
 
-def event(i: int, region: str | None = "eu", crop: bytes | None = None) -> PlateEvent:
-    return PlateEvent(event_id=f"evt-{i}", text=f"AB{i:03d}CD", confidence=0.9312, char_confidences=(0.93,) * 7,
-                      camera="gate", time_utc=f"2026-11-25T20:13:{i:02d}.000Z", frame_size=(1280, 720),
-                      box=(1, 2, 3, 4), model="plate_crnn", model_version="1.2.0", votes=4, region=region,
-                      crop_jpeg=crop)
 
 
-_jinja = jinja2.Environment(autoescape=False)
-_jinja.filters["to_json"] = json.dumps  # Home Assistant's own filter; Jinja2 has only tojson
 
 
-def render(template: str, payload: bytes) -> str:
-    return _jinja.from_string(template).render(value_json=json.loads(payload))
 
 
 class FakeHomeAssistant:
@@ -157,7 +147,7 @@ def pipeline_stats() -> dict[str, Any]:
 def test_ha_restart_finds_last_plate_stats_and_availability(mosquitto, tmp_path: Path, ha, publishers) -> None:
     pub = publishers(mosquitto.port, tmp_path, stats_fn=pipeline_stats)
     pub.publish_event(event(1, region=None))
-    pub.publish_event(event(2))
+    pub.publish_event(event(2, known=KnownMatch("our car", "AB0O2CD", "lookalike", 0)))
     wait_until(lambda: pub.stats()["acked"] == 2 and pub.stats()["queued"] == 0, what="acks")
 
     # Home Assistant (re)starts now: it missed every live message, only retained ones reach it.
@@ -167,9 +157,11 @@ def test_ha_restart_finds_last_plate_stats_and_availability(mosquitto, tmp_path:
     assert hass.state(cmps[f"{UID}_last_plate"]) == "AB002CD"
     assert hass.state(cmps[f"{UID}_last_confidence"]) == "93.1"
     assert hass.state(cmps[f"{UID}_last_region"]) == "eu"
+    assert hass.state(cmps[f"{UID}_known_plate"]) == "our car"
     attrs = json.loads(render(cmps[f"{UID}_last_plate"]["json_attributes_template"], hass.on(TOPICS.last_plate)[-1][0]))
     assert attrs == {"event_id": "evt-2", "camera": "gate", "time_utc": "2026-11-25T20:13:02.000Z",
-                     "confidence": 0.9312, "votes": 4, "region": "eu"}
+                     "confidence": 0.9312, "votes": 4, "region": "eu",
+                     "known_plate": {"name": "our car", "plate": "AB0O2CD", "match": "lookalike", "distance": 0}}
     assert hass.state(cmps[f"{UID}_frames"]) == "1200"
     assert hass.state(cmps[f"{UID}_latency_p50_ms"]) == "12.5"
     started = hass.state(cmps[f"{UID}_started_at"])
@@ -182,6 +174,7 @@ def test_ha_restart_finds_last_plate_stats_and_availability(mosquitto, tmp_path:
     wait_until(lambda: len(hass.on(TOPICS.last_plate)) == 2, what="the next last plate")
     assert hass.state(cmps[f"{UID}_last_plate"]) == "AB003CD"
     assert hass.state(cmps[f"{UID}_last_region"]) is None
+    assert hass.state(cmps[f"{UID}_known_plate"]) is None  # on no list: unknown, not the previous name
 
 
 def test_ha_birth_resends_discovery_then_stats(mosquitto, tmp_path: Path, ha, publishers) -> None:

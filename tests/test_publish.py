@@ -50,6 +50,7 @@ def test_event_arrives_with_every_field(mosquitto: Broker, tmp_path: Path, subsc
         "char_confidences": pytest.approx([0.99, 0.98, 0.97, 0.96, 0.95, 0.9123]),
         "votes": 3,
         "region": "eu",
+        "known_plate": None,
         "frame_size": {"width": 1280, "height": 720},
         "box": {"x": 100, "y": 200, "w": 180, "h": 45},
         "model": "plate_crnn_int8",

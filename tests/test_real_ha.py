@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,21 @@ config:
 websocket_api:
 logbook:
 automation: !include automations.yaml
+# the gate blueprint's stand-in gate: each turn_on counts
+counter:
+  gate_opened:
+switch:
+  - platform: template
+    switches:
+      gate:
+        turn_on:
+          action: counter.increment
+          target:
+            entity_id: counter.gate_opened
+        turn_off:
+          action: counter.reset
+          target:
+            entity_id: counter.gate_opened
 """
 
 
@@ -84,13 +101,19 @@ def onboard(base: str, broker_port: int) -> str:
     return str(token)
 
 
-def test_real_home_assistant(mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def home_assistant(mosquitto, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A fresh Home Assistant with the MQTT integration on ``mosquitto`` and the gate blueprint
+    in its blueprints folder; yields (base URL, access token)."""
     hass_bin = Path(VENV) / "bin" / "hass"
     assert hass_bin.is_file(), f"EDGE_OCR_HA_VENV={VENV}: no bin/hass there"
     conf, port = tmp_path / "ha", free_port()
     conf.mkdir()
     (conf / "configuration.yaml").write_text(HA_CONFIG.format(port=port), encoding="utf-8")
     (conf / "automations.yaml").write_text("[]\n", encoding="utf-8")
+    blueprints = conf / "blueprints" / "automation" / "edge-ocr"
+    blueprints.mkdir(parents=True)
+    shutil.copy(ROOT / "blueprints" / "automation" / "edge-ocr" / "gate.yaml", blueprints / "gate.yaml")
     log = tmp_path / "ha.log"
     # hass exits with 100 on homeassistant.restart and leaves starting again to its supervisor.
     loop = f'while "{hass_bin}" -c "{conf}" >> "{log}" 2>&1; [ $? -eq 100 ]; do :; done'
@@ -107,26 +130,7 @@ def test_real_home_assistant(mosquitto, tmp_path: Path, capsys: pytest.CaptureFi
             assert ha.poll() is None, f"Home Assistant exited: {log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"Home Assistant did not answer: {log.read_text()[-3000:]}"
             time.sleep(2)
-        token = onboard(base, mosquitto.port)
-
-        daemon_cfg = tmp_path / "edge-ocr.yaml"
-        daemon_cfg.write_text(
-            "device_id: gate1\n"
-            f"camera: {{name: demo-street, type: file, uri: '{ROOT / 'samples' / 'demo.mp4'}', fps: 10, loop: true}}\n"
-            f"mqtt: {{host: 127.0.0.1, port: {mosquitto.port}, stats_interval_s: 30}}\n"
-            f"outbox: {{path: '{tmp_path / 'outbox.sqlite'}'}}\n"
-            "roi: {polygons: [[[0, 0.4], [1, 0.4], [1, 1], [0, 1]]]}\n", encoding="utf-8")
-        from tools import ha_check
-
-        rc = ha_check.main(["--ha", base, "--token", token, "--broker", "127.0.0.1", "--port", str(mosquitto.port),
-                            "--daemon", str(daemon_cfg), "--restart", "--cars-s", "12"])
-        out = capsys.readouterr().out
-        assert rc == 0, out
-        assert "all checks passed" in out
-        for line in ("sensor.edge_ocr_gate1_last_plate = last_plate on the broker (7ABC123)",
-                     "image.edge_ocr_gate1_last_plate_crop removed after include_crop raw -> off",
-                     "the docs' automation ran once per plate event"):
-            assert line in out, out
+        yield base, onboard(base, mosquitto.port)
     finally:
         os.killpg(ha.pid, signal.SIGTERM)
         try:
@@ -134,3 +138,43 @@ def test_real_home_assistant(mosquitto, tmp_path: Path, capsys: pytest.CaptureFi
         except subprocess.TimeoutExpired:
             os.killpg(ha.pid, signal.SIGKILL)
             ha.wait()
+
+
+def load_ha_check() -> Any:
+    from tools import ha_check
+
+    return ha_check
+
+
+def test_real_home_assistant(home_assistant: tuple[str, str], mosquitto, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    base, token = home_assistant
+    daemon_cfg = tmp_path / "edge-ocr.yaml"
+    daemon_cfg.write_text(
+        "device_id: gate1\n"
+        f"camera: {{name: demo-street, type: file, uri: '{ROOT / 'samples' / 'demo.mp4'}', fps: 10, loop: true}}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {mosquitto.port}, stats_interval_s: 30}}\n"
+        f"outbox: {{path: '{tmp_path / 'outbox.sqlite'}'}}\n"
+        "roi: {polygons: [[[0, 0.4], [1, 0.4], [1, 1], [0, 1]]]}\n", encoding="utf-8")
+    rc = load_ha_check().main(["--ha", base, "--token", token, "--broker", "127.0.0.1", "--port", str(mosquitto.port),
+                               "--daemon", str(daemon_cfg), "--restart", "--cars-s", "12"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "all checks passed" in out
+    for line in ("sensor.edge_ocr_gate1_last_plate = last_plate on the broker (7ABC123)",
+                 "image.edge_ocr_gate1_last_plate_crop removed after include_crop raw -> off",
+                 "the docs' automation ran once per plate event"):
+        assert line in out, out
+
+
+def test_real_home_assistant_gate_blueprint(home_assistant: tuple[str, str], mosquitto,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The blueprint, imported into HA's blueprints folder, made into an automation on a stand-in
+    gate: the known plate and its misreads open it, the unknown plate never, the cooldown holds."""
+    base, token = home_assistant
+    rc = load_ha_check().main(["--ha", base, "--token", token, "--broker", "127.0.0.1", "--port",
+                               str(mosquitto.port), "--gate", "switch.gate"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "all checks passed" in out, out
+    status, state = call(base, "GET", "/api/states/counter.gate_opened", token=token)
+    assert status == 200 and state["state"] == "4", state  # 3 known readings, then 1 within the cooldown

@@ -54,8 +54,10 @@ import yaml
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_ocr.config import load_config
-from edge_ocr.publish.mqtt_contract import device_name, discovery_payload, make_topics
+from edge_ocr.config import MqttConfig, OutboxConfig, load_config
+from edge_ocr.decide.known_plates import KnownPlates
+from edge_ocr.publish.mqtt_contract import device_name, discovery_payload, make_topics, utc_iso
+from edge_ocr.types import PlateEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "mqtt.md"
@@ -378,6 +380,66 @@ def life_cycle(args: argparse.Namespace, ha: Ha, report: Report) -> None:
         ha.call("DELETE", f"/api/config/automation/config/{auto_id}")
 
 
+# (plate read, whether the gate opens): the known plate, a near miss of it, a plate on no list
+GATE_PLATES = (("PJB7392", True), ("PJB739Z", True), ("PJB792", True), ("7ABC123", False))
+
+
+def gate_event(text: str, known: KnownPlates) -> PlateEvent:
+    return PlateEvent(event_id=uuid.uuid4().hex, text=text, confidence=0.95, char_confidences=(0.95,) * len(text),
+                      camera="gate", time_utc=utc_iso(), frame_size=(1280, 720), box=(0, 0, 10, 5),
+                      model="plate_crnn", model_version="check", votes=2, region=None, known=known.match(text))
+
+
+def gate_blueprint(args: argparse.Namespace, ha: Ha, report: Report) -> None:
+    """The gate blueprint (blueprints/automation/edge-ocr/gate.yaml, in HA as ``--blueprint-path``)
+    on a device ``gate-check`` that this script plays with edge-ocr's own publisher: an automation
+    made from it must open ``--gate`` for the known plate and its misreads, never for the unknown
+    one, and only once for two known plates within the cooldown."""
+    from edge_ocr.publish.publish import MqttPublisher
+
+    known = KnownPlates([("our car", ["PJB7392"])], max_edits=1, lookalikes=True)
+    mqtt = MqttConfig(host=args.broker, port=args.port, username=args.username, password=args.password)
+    pub = MqttPublisher(mqtt, OutboxConfig(path=str(Path(tempfile.mkdtemp(prefix="ha_gate-")) / "outbox.sqlite")),
+                        "gate-check", "check", reconnect_min_s=0.2, reconnect_max_s=2.0)
+    reader = entity_id("event", device_name("gate-check"), "Plate reading")
+    tag = f"edge-ocr gate check {uuid.uuid4().hex[:8]}"
+    auto_id, auto_eid = tag.replace(" ", "_").replace("-", "_"), entity_id("automation", "", tag)
+    started = datetime.now().astimezone()
+
+    def automation(cooldown: int) -> bool:
+        body = {"alias": tag, "use_blueprint": {"path": args.blueprint_path, "input": {
+            "reader": reader, "gate": args.gate, "cooldown": cooldown}}}
+        ok = ha.call("POST", f"/api/config/automation/config/{auto_id}", body)[0] == 200
+        time.sleep(2)  # the automations reload
+        return ok and wait_for(lambda: ha.state(auto_eid) == "on", 30) is not None
+
+    def openings() -> int:
+        book = ha.call("GET", f"/api/logbook/{started.isoformat()}")[1] or []
+        # HA's "triggered by ..." entry: logged once per run that passed the conditions
+        return len([e for e in book if e.get("entity_id") == auto_eid and e.get("name") == tag
+                    and str(e.get("message", "")).startswith("triggered")])
+
+    pub.start()
+    try:
+        report.check(wait_for(lambda: ha.state(reader) is not None, 60) is not None, f"{reader} exists")
+        report.check(automation(0), f"automation from {args.blueprint_path} on {reader} -> {args.gate}, no cooldown")
+        for text, _ in GATE_PLATES:
+            pub.publish_event(gate_event(text, known))
+            time.sleep(3)
+        want = sum(opens for _, opens in GATE_PLATES)
+        report.check(openings() == want, f"the gate opened once for each known plate and its misreads, never for "
+                                         f"the unknown one ({openings()} openings, want {want})")
+        report.check(automation(60), "the same automation with a 60 s cooldown")
+        for _ in range(2):
+            pub.publish_event(gate_event("PJB7392", known))
+            time.sleep(3)
+        report.check(openings() == want + 1, f"two known plates within the cooldown open the gate once "
+                                             f"({openings() - want} openings)")
+    finally:
+        pub.stop(2.0)
+        ha.call("DELETE", f"/api/config/automation/config/{auto_id}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ha", required=True, help="Home Assistant URL, e.g. http://homeassistant.local:8123")
@@ -392,6 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--restart", action="store_true", help="restart Home Assistant and check again")
     ap.add_argument("--daemon", metavar="CONFIG", help="run the daemon with this config and check its life cycle")
     ap.add_argument("--cars-s", type=float, default=20.0, help="seconds to let cars pass in each daemon run")
+    ap.add_argument("--gate", metavar="ENTITY", help="check the gate blueprint with this stand-in gate (a switch, "
+                    "cover or button that opens nothing real): it is opened up to 4 times")
+    ap.add_argument("--blueprint-path", default="edge-ocr/gate.yaml",
+                    help="where HA has the blueprint, under blueprints/automation/ (default %(default)s)")
     args = ap.parse_args(argv)
     ha = Ha(args.ha, args.token)
     report = Report()
@@ -406,6 +472,11 @@ def main(argv: list[str] | None = None) -> int:
     version = tuple(int(x) for x in re.findall(r"\d+", conf["version"])[:2])
     report.check(version >= MIN_HA, f"Home Assistant {conf['version']} >= {MIN_HA[0]}.{MIN_HA[1]}")
 
+    if args.gate:
+        gate_blueprint(args, ha, report)
+        if not args.daemon:
+            print(f"{report.failed} check(s) failed" if report.failed else "all checks passed")
+            return 1 if report.failed else 0
     if args.daemon:
         life_cycle(args, ha, report)
         print(f"{report.failed} check(s) failed" if report.failed else "all checks passed")

@@ -8,6 +8,13 @@
 #                                       keep /etc/edge-ocr and /var/lib/edge-ocr (the outbox)
 #   sudo tools/install.sh --purge       --uninstall, and remove /etc/edge-ocr and /var/lib/edge-ocr too
 #
+# More cameras on one machine: one instance of the template unit edge-ocr@.service per camera.
+#   sudo tools/install.sh --instance entry              add edge-ocr@entry: /etc/edge-ocr/entry.yaml
+#                                                       (device_id, outbox, HTTP port of its own),
+#                                                       state and outbox in /var/lib/edge-ocr-entry
+#   sudo tools/install.sh --instance entry --uninstall  remove that instance, keep its config and outbox
+#   sudo tools/install.sh --instance entry --purge      remove it with its config and outbox
+#
 # Safe to run again: an existing /etc/edge-ocr/config.yaml is never overwritten.
 # Run with --help for the options (other locations, skipping apt/venv/systemctl for tests).
 set -euo pipefail
@@ -26,12 +33,15 @@ USE_SYSTEMCTL=1
 USE_APT=1
 PI=auto
 UNIT=edge-ocr.service
+# the file that defines UNIT: the template edge-ocr@.service for an instance
+UNIT_FILE=edge-ocr.service
+INSTANCE=""
 # the drop-in this script may write (and always owns); `systemctl edit` writes override.conf beside it
 DROPIN_NAME=50-install.conf
 
 usage() {
     cat <<EOF
-Usage: sudo $0 [--uninstall | --purge] [options]
+Usage: sudo $0 [--instance NAME] [--uninstall | --purge] [options]
 
 Installs edge-ocr from this checkout ($SRC):
   a virtualenv in PREFIX/venv (with the system's site-packages, so apt's python3-picamera2 is
@@ -39,6 +49,10 @@ Installs edge-ocr from this checkout ($SRC):
   UNIT_DIR; then checks the config and enables and (re)starts the service.
 
 Options:
+  --instance NAME   one more camera: the unit edge-ocr@NAME (template edge-ocr@.service), its own
+                    config ETC/NAME.yaml (new ones get device_id NAME, the outbox in STATE_DIR-NAME
+                    and a free HTTP port), state in STATE_DIR-NAME; with --uninstall or --purge
+                    only that instance goes (the program files stay for the others)
   --region LIST     the country whose plates are read: us, eu, br or cn (generic: Latin-script
                     plates of other countries), or a comma list such as
                     eu,br; written to formats.regions in ETC/config.yaml (also in an existing one).
@@ -69,6 +83,7 @@ custom_etc=0
 REGIONS=""
 while [ $# -gt 0 ]; do
     case "$1" in
+        --instance) INSTANCE="${2:?--instance needs a name, such as entry}"; shift ;;
         --region) REGIONS="${REGIONS:+$REGIONS,}${2:?--region needs a country: us, eu, br or cn}"; shift ;;
         --prefix) PREFIX="${2:?--prefix needs a directory}"; shift ;;
         --etc) ETC="${2:?--etc needs a directory}"; custom_etc=1; shift ;;
@@ -112,9 +127,19 @@ done
 # only the real /etc holds the credential store the unit reads; keep --purge inside a custom --etc
 if [ "$custom_etc" = 1 ]; then CREDSTORE="$ETC/credstore"; fi
 
+CRED=edge-ocr.mqtt_password
+if [ -n "$INSTANCE" ]; then
+    [[ "$INSTANCE" =~ ^[A-Za-z0-9_-]{1,64}$ ]] && [ "$INSTANCE" != config ] \
+        || die "--instance: use 1..64 letters, digits, _ and - (not 'config'), got '$INSTANCE'"
+    UNIT="edge-ocr@$INSTANCE.service"
+    UNIT_FILE="edge-ocr@.service"
+    STATE_DIR="$STATE_DIR-$INSTANCE"
+    CRED="edge-ocr-$INSTANCE.mqtt_password"
+fi
+
 VENV="$PREFIX/venv"
 MODELS="$PREFIX/models"
-CONFIG="$ETC/config.yaml"
+CONFIG="$ETC/${INSTANCE:-config}.yaml"
 
 if [ "$USE_SYSTEMCTL" = 1 ] && [ "$(id -u)" -ne 0 ]; then
     die "run as root: sudo $0 $ARGS"
@@ -133,23 +158,75 @@ systemctl_() {
 
 # ----------------------------------------------------------------------------- uninstall
 
-uninstall() {
-    if [ "$USE_SYSTEMCTL" = 1 ] && systemctl cat "$UNIT" >/dev/null 2>&1; then
-        log "stopping and disabling $UNIT"
-        systemctl disable --now "$UNIT" || warn "could not stop $UNIT; removing it anyway"
+stop_unit() {
+    if [ "$USE_SYSTEMCTL" = 1 ] && systemctl cat "$1" >/dev/null 2>&1; then
+        log "stopping and disabling $1"
+        systemctl disable --now "$1" || warn "could not stop $1; removing it anyway"
     fi
-    if [ -e "$UNIT_DIR/$UNIT" ]; then
-        log "removing $UNIT_DIR/$UNIT"
-        rm -f "$UNIT_DIR/$UNIT"
+}
+
+# a unit file and the drop-in this script wrote for it; the user's own drop-ins stay unless --purge
+remove_unit_file() {
+    local f="$1"
+    if [ -e "$UNIT_DIR/$f" ]; then
+        log "removing $UNIT_DIR/$f"
+        rm -f "$UNIT_DIR/$f"
     fi
-    rm -f "$UNIT_DIR/$UNIT.d/$DROPIN_NAME"
-    if [ -d "$UNIT_DIR/$UNIT.d" ]; then
+    rm -f "$UNIT_DIR/$f.d/$DROPIN_NAME"
+    if [ -d "$UNIT_DIR/$f.d" ]; then
         if [ "$ACTION" = purge ]; then
-            rm -rf "$UNIT_DIR/$UNIT.d"
+            rm -rf "$UNIT_DIR/$f.d"
         else
-            rmdir "$UNIT_DIR/$UNIT.d" 2>/dev/null || log "keeping your drop-ins in $UNIT_DIR/$UNIT.d"
+            rmdir "$UNIT_DIR/$f.d" 2>/dev/null || log "keeping your drop-ins in $UNIT_DIR/$f.d"
         fi
     fi
+}
+
+# the instances whose configs are in ETC (every NAME.yaml but config.yaml)
+instances() {
+    local f
+    for f in "$ETC"/*.yaml; do
+        [ -e "$f" ] && [ "$(basename "$f")" != config.yaml ] && basename "$f" .yaml
+    done
+    return 0
+}
+
+purge_paths() {
+    local p
+    for p in "$@"; do
+        if [ -e "$p" ] || [ -L "$p" ]; then
+            log "purging $p"
+            rm -rf "$p"
+        fi
+    done
+}
+
+# DynamicUser= keeps the real state directory under private/ and links it from STATE_DIR
+private_of() { printf '%s' "$(dirname "$1")/private/$(basename "$1")"; }
+
+uninstall_instance() {
+    stop_unit "$UNIT"
+    remove_unit_file "$UNIT"
+    if [ "$USE_SYSTEMCTL" = 1 ]; then
+        systemctl daemon-reload
+        systemctl reset-failed "$UNIT" 2>/dev/null || true
+    fi
+    if [ "$ACTION" = purge ]; then
+        purge_paths "$CONFIG" "$STATE_DIR" "$(private_of "$STATE_DIR")" "$CREDSTORE/$CRED"
+        log "purged $UNIT"
+    else
+        log "uninstalled $UNIT; kept $CONFIG and $STATE_DIR (remove them with --instance $INSTANCE --purge)"
+    fi
+}
+
+uninstall() {
+    local names name
+    names="$(instances)"
+    stop_unit "$UNIT"
+    # the instances cannot run without the program files either
+    for name in $names; do stop_unit "edge-ocr@$name.service"; done
+    remove_unit_file "$UNIT"
+    remove_unit_file "edge-ocr@.service"
     if [ "$USE_SYSTEMCTL" = 1 ]; then
         systemctl daemon-reload
         systemctl reset-failed "$UNIT" 2>/dev/null || true
@@ -162,30 +239,25 @@ uninstall() {
     done
     rmdir "$PREFIX" 2>/dev/null || true
     if [ "$ACTION" = purge ]; then
-        # DynamicUser= keeps the real state directory under private/ and links it from STATE_DIR
-        local private
-        private="$(dirname "$STATE_DIR")/private/$(basename "$STATE_DIR")"
-        for d in "$ETC" "$STATE_DIR" "$private" "$CREDSTORE/edge-ocr.mqtt_password"; do
-            if [ -e "$d" ] || [ -L "$d" ]; then
-                log "purging $d"
-                rm -rf "$d"
-            fi
+        purge_paths "$ETC" "$STATE_DIR" "$(private_of "$STATE_DIR")" "$CREDSTORE/$CRED"
+        for name in $names; do
+            purge_paths "$STATE_DIR-$name" "$(private_of "$STATE_DIR-$name")" "$CREDSTORE/edge-ocr-$name.mqtt_password"
         done
         log "purged"
     else
-        log "uninstalled; kept $ETC and $STATE_DIR (remove them with --purge)"
+        log "uninstalled; kept $ETC and $STATE_DIR${names:+ and the state of the instances} (remove them with --purge)"
     fi
 }
 
 if [ "$ACTION" != install ]; then
-    uninstall
+    if [ -n "$INSTANCE" ]; then uninstall_instance; else uninstall; fi
     exit 0
 fi
 
 # ----------------------------------------------------------------------------- install
 
-[ -f "$SRC/pyproject.toml" ] && [ -f "$SRC/config.yaml" ] && [ -f "$SRC/systemd/$UNIT" ] \
-    || die "$SRC does not look like an edge-ocr checkout (pyproject.toml, config.yaml, systemd/$UNIT)"
+[ -f "$SRC/pyproject.toml" ] && [ -f "$SRC/config.yaml" ] && [ -f "$SRC/systemd/$UNIT_FILE" ] \
+    || die "$SRC does not look like an edge-ocr checkout (pyproject.toml, config.yaml, systemd/$UNIT_FILE)"
 
 if [ "$PI" = auto ]; then
     PI=no
@@ -282,6 +354,21 @@ set_regions() {
     fi
 }
 
+# a new instance's config: its own device id, camera name, outbox and HTTP port (the first from
+# 8081 that no config in ETC names; the single camera's config has 8080)
+own_instance() {
+    local file="$1" used port=8081 f
+    used="$(for f in "$ETC"/*.yaml; do
+        [ -e "$f" ] && sed -n '/^http:/,/^[^[:space:]#]/p' "$f" | awk '$1 == "port:" {print $2}'
+    done; echo 8080)"
+    while printf '%s\n' $used | grep -qx "$port"; do port=$((port + 1)); done
+    log "$INSTANCE: device_id $INSTANCE, outbox $STATE_DIR/outbox.sqlite, http.port $port"
+    sed -i -E "s#^device_id:.*#device_id: $INSTANCE#;
+               /^camera:/,/^[^[:space:]#]/ s#^([[:space:]]+name:[[:space:]]*).*#\1$INSTANCE#;
+               /^outbox:/,/^[^[:space:]#]/ s#^([[:space:]]+path:[[:space:]]*).*#\1$STATE_DIR/outbox.sqlite#;
+               /^http:/,/^[^[:space:]#]/ s#^([[:space:]]+port:[[:space:]]*).*#\1$port#" "$file"
+}
+
 ask_regions() {
     local answer
     while :; do
@@ -318,6 +405,9 @@ else
         sed -i -E '/^camera:/,/^[^[:space:]#]/ s#^([[:space:]]+type:[[:space:]]*)file\b#\1picamera2#;
                    /^camera:/,/^[^[:space:]#]/ s#^([[:space:]]+uri:[[:space:]]*).*#\1""#' "$tmp"
     fi
+    if [ -n "$INSTANCE" ]; then
+        own_instance "$tmp"
+    fi
     if [ -z "$REGIONS" ] && [ -t 0 ]; then
         ask_regions
     fi
@@ -333,8 +423,13 @@ else
     [ "$PI" = yes ] || warn "set camera.type and camera.uri in $CONFIG (the default reads a demo video)"
 fi
 
-log "checking $CONFIG"
-if ! effective="$("${EDGE_OCR[@]}" check-config "$CONFIG")"; then
+# with every other config in ETC: the instances of this machine must not share a topic, port or file
+others=()
+for f in "$ETC"/*.yaml; do
+    if [ -e "$f" ] && [ "$f" != "$CONFIG" ]; then others+=("$f"); fi
+done
+log "checking $CONFIG${others[*]:+ (and that it shares nothing with ${others[*]})}"
+if ! effective="$("${EDGE_OCR[@]}" check-config "$CONFIG" "${others[@]}")"; then
     die "$CONFIG has errors (listed above): fix it, then run $0 again"
 fi
 # check-config prints the effective config; recognizer.model is its only "model:" key
@@ -346,18 +441,19 @@ esac
 
 # --- systemd unit
 mkdir -p "$UNIT_DIR"
-log "installing $UNIT_DIR/$UNIT"
-tmp="$UNIT_DIR/.$UNIT.tmp.$$"
+log "installing $UNIT_DIR/$UNIT_FILE"
+tmp="$UNIT_DIR/.$UNIT_FILE.tmp.$$"
 sed -e "s#/opt/edge-ocr/venv/bin/edge-ocr#$VENV/bin/edge-ocr#" \
     -e "s#--config /etc/edge-ocr/config.yaml#--config $CONFIG#" \
-    "$SRC/systemd/$UNIT" >"$tmp"
+    -e "s#--config /etc/edge-ocr/%i.yaml#--config $ETC/%i.yaml#" \
+    "$SRC/systemd/$UNIT_FILE" >"$tmp"
 chmod 0644 "$tmp"
-mv "$tmp" "$UNIT_DIR/$UNIT"
+mv "$tmp" "$UNIT_DIR/$UNIT_FILE"
 
 # MemoryDenyWriteExecute= makes loading a library that asks for an executable stack fail. Look
 # for one in the virtualenv (ELF program header PT_GNU_STACK with PF_X) and relax that one setting
 # in a drop-in if found, rather than ship a service that cannot import onnxruntime.
-dropin="$UNIT_DIR/$UNIT.d/$DROPIN_NAME"
+dropin="$UNIT_DIR/$UNIT_FILE.d/$DROPIN_NAME"
 execstack=""
 if [ "$USE_VENV" = 1 ]; then
     execstack="$("$VENV/bin/python" - "$VENV" <<'EOF'
@@ -399,12 +495,12 @@ fi
 if [ -n "$execstack" ]; then
     warn "these libraries ask for an executable stack, so MemoryDenyWriteExecute= is turned off in $dropin:"
     printf '  %s\n' $execstack >&2
-    mkdir -p "$UNIT_DIR/$UNIT.d"
+    mkdir -p "$UNIT_DIR/$UNIT_FILE.d"
     printf '# Written by tools/install.sh: a library in the virtualenv needs an executable stack.\n[Service]\nMemoryDenyWriteExecute=no\n' >"$dropin"
     chmod 0644 "$dropin"
 else
     rm -f "$dropin"
-    rmdir "$UNIT_DIR/$UNIT.d" 2>/dev/null || true
+    rmdir "$UNIT_DIR/$UNIT_FILE.d" 2>/dev/null || true
 fi
 
 # --- enable and (re)start
@@ -421,4 +517,4 @@ if [ "$USE_SYSTEMCTL" = 1 ]; then
 else
     log "skipped (--no-systemctl): systemctl restart $UNIT"
 fi
-log "done. Config: $CONFIG (then: sudo systemctl reload edge-ocr)"
+log "done. Config: $CONFIG (then: sudo systemctl reload ${UNIT%.service})"

@@ -124,6 +124,7 @@ def event_payload(event: PlateEvent, device_id: str, include_crop: str = "off", 
         "char_confidences": [round(float(c), 4) for c in event.char_confidences],
         "votes": int(event.votes),
         "region": event.region,
+        "known_plate": known_payload(event),
         "frame_size": {"width": int(width), "height": int(height)},
         "box": {"x": int(x), "y": int(y), "w": int(w), "h": int(h)},
         "model": event.model,
@@ -135,6 +136,14 @@ def event_payload(event: PlateEvent, device_id: str, include_crop: str = "off", 
         elif include_crop == "raw":
             payload["crop_topic"] = crop_topic
     return payload
+
+
+def known_payload(event: PlateEvent) -> dict[str, Any] | None:
+    """The ``known_plates`` entry an event matched: its ``name``, the ``plate`` (or pattern) as
+    configured, how (``exact``, ``lookalike``, ``pattern``, ``near``) and the ``distance`` in
+    edits beyond look-alike swaps; None for a plate that is not known."""
+    k = event.known
+    return None if k is None else {"name": k.name, "plate": k.plate, "match": k.kind, "distance": k.distance}
 
 
 def chars_payload(reading: Reading) -> list[dict[str, Any]]:
@@ -198,7 +207,7 @@ def discovery_payload(
         "payload_available": ONLINE,
         "payload_not_available": OFFLINE,
     }
-    reading_fields = ("event_id", "camera", "time_utc", "confidence", "votes", "region")
+    reading_fields = ("event_id", "camera", "time_utc", "confidence", "votes", "region", "known_plate")
     picked = ", ".join(f"'{k}': value_json.{k}" for k in reading_fields)
     cmps: dict[str, dict[str, Any]] = {
         f"{uid}_last_plate": {
@@ -234,6 +243,17 @@ def discovery_payload(
             "state_topic": topics.last_plate,
             # A null region renders as "None", which Home Assistant's MQTT sensor shows as unknown.
             "value_template": "{{ value_json.region }}",
+            "qos": qos,
+            **availability,
+        },
+        f"{uid}_known_plate": {
+            "p": "sensor",
+            "name": "Known plate",
+            "unique_id": f"{uid}_known_plate",
+            "icon": "mdi:car-key",
+            "state_topic": topics.last_plate,
+            # The known_plates entry's name; unknown when the last plate is on no list.
+            "value_template": "{{ value_json.known_plate.name if value_json.known_plate else None }}",
             "qos": qos,
             **availability,
         },
