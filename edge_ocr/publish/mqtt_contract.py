@@ -207,6 +207,23 @@ def discovery_payload(
         "payload_available": ONLINE,
         "payload_not_available": OFFLINE,
     }
+    cmps = _plate_components(uid, topics, qos, availability)
+    cmps[f"{uid}_crop"] = _crop_component(uid, topics, include_crop, availability)
+    cmps.update(_stats_components(uid, topics, availability))
+    dev: dict[str, Any] = {
+        "ids": [uid],
+        "name": name or device_name(device_id),
+        "mf": "edge-ocr",
+        "mdl": "Plate reader",
+        "sw": sw_version,
+    }
+    if configuration_url:
+        dev["configuration_url"] = configuration_url
+    return {"dev": dev, "o": {"name": _ORIGIN, "sw": sw_version}, "cmps": cmps}
+
+
+def _plate_components(uid: str, topics: Topics, qos: int, availability: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The last plate's sensors (text, confidence, region, known plate) and the reading event."""
     reading_fields = ("event_id", "camera", "time_utc", "confidence", "votes", "region", "known_plate")
     picked = ", ".join(f"'{k}': value_json.{k}" for k in reading_fields)
     cmps: dict[str, dict[str, Any]] = {
@@ -270,8 +287,13 @@ def discovery_payload(
             **availability,
         },
     }
+    return cmps
+
+
+def _crop_component(uid: str, topics: Topics, include_crop: str, availability: dict[str, str]) -> dict[str, Any]:
+    """The last crop's image entity; its removal stub unless crops are sent raw."""
     if include_crop == "raw":
-        cmps[f"{uid}_crop"] = {
+        return {
             "p": "image",
             "name": "Last plate crop",
             "unique_id": f"{uid}_crop",
@@ -281,8 +303,12 @@ def discovery_payload(
             "content_type": "image/jpeg",
             **availability,
         }
-    else:
-        cmps[f"{uid}_crop"] = {"p": "image"}
+    return {"p": "image"}
+
+
+def _stats_components(uid: str, topics: Topics, availability: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """One diagnostic sensor per ``STATS_SENSORS`` entry, from the stats topic."""
+    cmps: dict[str, dict[str, Any]] = {}
     for s in STATS_SENSORS:
         comp: dict[str, Any] = {
             "p": "sensor",
@@ -300,13 +326,4 @@ def discovery_payload(
         if s.state_class:
             comp["state_class"] = s.state_class
         cmps[f"{uid}_{s.key}"] = comp
-    dev: dict[str, Any] = {
-        "ids": [uid],
-        "name": name or device_name(device_id),
-        "mf": "edge-ocr",
-        "mdl": "Plate reader",
-        "sw": sw_version,
-    }
-    if configuration_url:
-        dev["configuration_url"] = configuration_url
-    return {"dev": dev, "o": {"name": _ORIGIN, "sw": sw_version}, "cmps": cmps}
+    return cmps
