@@ -32,7 +32,7 @@ import numpy as np
 from tools.evaluate import split_of
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-MIX = {"frame": 0.22, "openimages": 0.13, "composite": 0.5, "negative": 0.15}
+MIX = {"frame": 0.28, "openimages": 0.17, "composite": 0.3, "negative": 0.25}
 MIN_PLATE_W = 8.0  # px at the canvas: narrower plates are unreadable; the loss ignores them
 # crops of these sources are the annotated box plus 8 % a side; the others are the plate itself
 _MARGIN_SOURCES = {"openalpr-endtoend", "openalpr-td", "openalpr-td-2row"}
