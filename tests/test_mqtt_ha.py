@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,24 +18,13 @@ from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_ocr.config import Config, ConfigError, HttpConfig, MqttConfig, OutboxConfig, parse_config
-from edge_ocr.publish.mqtt_contract import STATS_SENSORS, device_name, make_topics
+from edge_ocr.publish.mqtt_contract import STATS_SENSORS, device_name
 from edge_ocr.publish.publish import MqttPublisher, configuration_url
 from edge_ocr.types import KnownMatch
 
-from .helpers import entity_id, event, render
+from .helpers import DEVICE, FAST, TOPICS, entity_id, event, render, wait_until
 
-FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.3}
-DEVICE = "gate1"
-TOPICS = make_topics("edge-ocr", DEVICE)
 UID = f"edge_ocr_{DEVICE}"
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 
