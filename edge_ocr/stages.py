@@ -1,8 +1,11 @@
 """The reading stages built from one config, in one place, and the start-up checks.
 
-``Stages.from_config`` builds the whole set the daemon reads with (recogniser, reading core,
-voter, ROI, the HTTP API's still reader); on a reload the daemon builds a new set and swaps it
-in, and if building fails the old set keeps running. ``check_startup`` is everything ``run``
+The one mapping from config sections to the stages' plain parameters (``format_rules``,
+``plate_reader``, ``region_of_interest``, ``motion_gate``, ``voter``, ``known_plates``,
+``load_localizer``, ``load_recognizer``, ``open_source``): no stage imports ``config.py``.
+``Stages.from_config`` builds the whole set every entry point reads with (recogniser, localiser,
+reading core with its re-read policy, voter, ROI, the HTTP API's still reader, known plates); on a
+reload the daemon builds a new set and swaps it in, and if building fails the old set keeps running. ``check_startup`` is everything ``run``
 checks before it opens the camera, and ``check-config`` calls the same function, so the two
 accept exactly the same files. Every failure is a ``StartupError`` with one line naming the
 config key or file.
