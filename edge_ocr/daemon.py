@@ -15,7 +15,6 @@ import sqlite3
 import ssl
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +30,8 @@ from .capture.roi import Roi
 from .config import Config, ConfigError, load_config
 from .decide.tracks import Observation
 from .decide.voting import VoteResult
-from .publish.mqtt_contract import event_payload, utc_iso
-from .read.reading import box_aspect, verdict, view_sharpness
+from .publish.mqtt_contract import event_payload
+from .read.reading import verdict, view_sharpness
 from .sdnotify import Notifier
 from .serve.overlay import annotate
 from .stages import FrameReader, Stages, StartupError, check_startup, resolve_model
@@ -153,28 +152,7 @@ class Pipeline:
     def _emit(self, results: list[VoteResult]) -> list[PlateEvent]:
         events = []
         for r in results:
-            src = r.payload if isinstance(r.payload, EventSource) else EventSource(None, self.wall_clock(), (0, 0))
-            crop_jpeg = None
-            if self.cfg.mqtt.include_crop != "off" and src.crop is not None:
-                ok, buf = cv2.imencode(".jpg", src.crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
-                crop_jpeg = buf.tobytes() if ok else None
-            info = self.stages.recognizer.info
-            ev = PlateEvent(
-                event_id=uuid.uuid4().hex,
-                text=r.text,
-                confidence=round(float(r.confidence), 4),
-                char_confidences=tuple(round(float(c), 4) for c in r.char_confidences),
-                camera=self.cfg.camera.name,
-                time_utc=utc_iso(src.wall),
-                frame_size=src.frame_size,
-                box=tuple(int(v) for v in (r.box or (0, 0, 0, 0))),  # type: ignore[arg-type]
-                model=info.name,
-                model_version=info.version,
-                votes=r.votes,
-                region=self.stages.reader.formats.region_of(r.text, box_aspect(r.box)),
-                crop_jpeg=crop_jpeg,
-                known=self.stages.known.match(r.text),
-            )
+            ev = self.stages.events.event(r, self.wall_clock)
             # Stored first (the MQTT sink commits to its outbox before returning): an event that is
             # logged or counted survives a SIGKILL right after the log line. One the disk refused
             # waits in the sink's memory; the sink logs it as produced once it is stored.

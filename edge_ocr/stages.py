@@ -37,6 +37,7 @@ from .config import (
 )
 from .decide.known_plates import KnownPlates
 from .decide.voting import Voter
+from .events import EventMaker
 from .find.detector import LearntLocalizer, PlateDetector
 from .find.localize import Localizer
 from .read.formats import FormatRules
@@ -198,6 +199,7 @@ class Stages:
     still: StillReader
     live_reader: PlateReader
     known: KnownPlates
+    events: EventMaker
 
     @classmethod
     def from_config(cls, cfg: Config, recognizer: Recognizer | None = None,
@@ -213,6 +215,7 @@ class Stages:
                                              for k in _MODEL_KEYS)
         rec = recognizer if recognizer is not None and same else load_recognizer(cfg.recognizer)
         reader = plate_reader(cfg, rec, load_localizer(cfg.localizer))
+        known = known_plates(cfg.known_plates)
         return cls(
             cfg=cfg,
             recognizer=rec,
@@ -222,7 +225,9 @@ class Stages:
             still=StillReader(reader, cfg.recognizer.min_confidence),
             # frames vote, so the live pipeline re-reads unsure crops only when asked to
             live_reader=reader.with_retry(cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0),
-            known=known_plates(cfg.known_plates),
+            known=known,
+            events=EventMaker(cfg.camera.name, rec.info.name, rec.info.version, cfg.mqtt.include_crop != "off",
+                              reader.formats, known),
         )
 
     @property

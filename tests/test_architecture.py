@@ -27,7 +27,7 @@ ROOMS: dict[str, set[str]] = {
     "serve": {"capture", "find", "read", "publish"},
 }
 # The top: entry points and the stage set may import every room; nothing imports them but each other.
-TOP = {"__init__", "__main__", "stages", "daemon", "cli", "tools_cli", "instances"}
+TOP = {"__init__", "__main__", "stages", "daemon", "cli", "tools_cli", "instances", "events"}
 # config.py is read once, by the mapping in stages.py (and the entry points that load the file): the
 # stages take plain values. publish/ still takes its config sections until its own rework.
 CONFIG_READERS = TOP | {"publish"}
