@@ -19,11 +19,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .capture.motion import MotionGate
 from .capture.roi import Roi
-from .capture.sources import FrameSource
 from .config import (
     CameraConfig,
     Config,
@@ -46,6 +45,9 @@ from .read.recognizer import Recognizer
 from .read.session import ModelError
 from .serve.still import StillReader
 from .types import FrameRecord
+
+if TYPE_CHECKING:  # the sources (and their image decoder) load only when a camera is opened
+    from .capture.sources import FrameSource
 
 log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
