@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Self, TypeVar
 
-from ..config import OutboxConfig
-
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -151,10 +149,6 @@ class Outbox:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if max_events < 1:
-            raise ValueError(f"max_events must be >= 1, got {max_events}")
-        if max_age_h <= 0:
-            raise ValueError(f"max_age_h must be > 0, got {max_age_h}")
         self.path = Path(path)
         self.max_events = max_events
         self.max_age_s = max_age_h * 3600.0
@@ -175,11 +169,6 @@ class Outbox:
         if self._depth:
             log.info("outbox %s holds %d message(s) from before", self.path, self._depth)
         self.prune()
-
-    @classmethod
-    def from_config(cls, cfg: OutboxConfig) -> Outbox:
-        """An outbox with the path and bounds from the ``outbox`` config section."""
-        return cls(cfg.path, cfg.max_events, cfg.max_age_h)
 
     # ------------------------------------------------------------------ opening
 

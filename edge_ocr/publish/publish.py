@@ -113,7 +113,7 @@ class MqttPublisher:
         self._on_change = on_connection_change
         self.topics = make_topics(mqtt.topic_prefix, device_id, mqtt.discovery.prefix)
         self._where = f"{mqtt.host}:{mqtt.port}"
-        self._outbox = Outbox.from_config(outbox)
+        self._outbox = Outbox(outbox.path, outbox.max_events, outbox.max_age_h)
         self._delivery = Delivery(
             self._outbox, self._send,
             retained_copies={self.topics.plate: self.topics.last_plate, self.topics.crop: self.topics.last_crop},
