@@ -4,7 +4,7 @@ The one mapping from config sections to the stages' plain parameters (``format_r
 ``plate_reader``, ``region_of_interest``, ``motion_gate``, ``voter``, ``known_plates``,
 ``load_localizer``, ``load_recognizer``, ``open_source``): no stage imports ``config.py``.
 ``Stages.from_config`` builds the whole set every entry point reads with (recogniser, localiser,
-reading core with its re-read policy, voter, ROI, the HTTP API's still reader, known plates); on a
+reading core with its re-read policy, voter, ROI, the HTTP API's still reader, the event maker with the known plates); on a
 reload the daemon builds a new set and swaps it in, and if building fails the old set keeps running. ``check_startup`` is everything ``run``
 checks before it opens the camera, and ``check-config`` calls the same function, so the two
 accept exactly the same files. Every failure is a ``StartupError`` with one line naming the
@@ -200,7 +200,6 @@ class Stages:
     roi: Roi
     still: StillReader
     live_reader: PlateReader
-    known: KnownPlates
     events: EventMaker
 
     @classmethod
@@ -227,14 +226,9 @@ class Stages:
             still=StillReader(reader, cfg.recognizer.min_confidence),
             # frames vote, so the live pipeline re-reads unsure crops only when asked to
             live_reader=reader.with_retry(cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0),
-            known=known,
             events=EventMaker(cfg.camera.name, rec.info.name, rec.info.version, cfg.mqtt.include_crop != "off",
                               reader.formats, known),
         )
-
-    @property
-    def live_retry_below(self) -> float:
-        return self.live_reader.retry_below
 
     def for_frame_size(self, size: tuple[int, int]) -> tuple[Roi, MotionGate]:
         """The ROI tied to frames of ``size`` (width, height) and a motion gate over it: what the

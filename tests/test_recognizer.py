@@ -111,9 +111,9 @@ def test_still_images_retry_and_the_live_pipeline_only_when_asked() -> None:
     stages = Stages.from_config(cfg, rec)
     stages.still.read(noise, crop=True)
     assert seen == [1, 5]
-    assert stages.live_retry_below == 0.0
+    assert stages.live_reader.retry_below == 0.0
     live = parse_config("mqtt: {enabled: false}\nrecognizer: {retry_live: true, retry_below: 0.5}")
-    assert Stages.from_config(live, rec).live_retry_below == 0.5
+    assert Stages.from_config(live, rec).live_reader.retry_below == 0.5
 
 
 def test_region_aware_decoding_never_emits_a_character_the_regions_cannot_hold() -> None:
