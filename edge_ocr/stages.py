@@ -4,11 +4,11 @@ The one mapping from config sections to the stages' plain parameters (``format_r
 ``plate_reader``, ``region_of_interest``, ``motion_gate``, ``voter``, ``known_plates``,
 ``load_localizer``, ``load_recognizer``, ``open_source``): no stage imports ``config.py``.
 ``Stages.from_config`` builds the whole set every entry point reads with (recogniser, localiser,
-reading core with its re-read policy, voter, ROI, the HTTP API's still reader, the event maker with the known plates); on a
-reload the daemon builds a new set and swaps it in, and if building fails the old set keeps running. ``check_startup`` is everything ``run``
-checks before it opens the camera, and ``check-config`` calls the same function, so the two
-accept exactly the same files. Every failure is a ``StartupError`` with one line naming the
-config key or file.
+reading core with its re-read policy, voter, ROI, the HTTP API's still reader, the event maker
+with the known plates); on a reload the daemon builds a new set and swaps it in, and if building
+fails the old set keeps running. ``check_startup`` is everything ``run`` checks before it opens
+the camera, and ``check-config`` calls the same function, so the two accept exactly the same
+files. Every failure is a ``StartupError`` with one line naming the config key or file.
 """
 
 from __future__ import annotations
