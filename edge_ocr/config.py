@@ -88,12 +88,12 @@ class MotionConfig(_Section):
 # what each localiser reads with when the config does not say: the learnt detector's score is a
 # plate probability (threshold chosen on the dev frames and no-plate scenes, models/DETECTOR_CARD.md);
 # the classic one's is a hand-made 0..1 plate-likeness
-LOCALIZER_DEFAULTS = {"learnt": {"min_score": 0.5, "work_width": 640}, "classic": {"min_score": 0.3, "work_width": 960}}
+LOCALIZER_DEFAULTS = {"learnt": {"min_score": 0.4, "work_width": 640}, "classic": {"min_score": 0.3, "work_width": 960}}
 
 
 class LocalizerConfig(_Section):
     type: Literal["learnt", "classic"] = Field(
-        "classic", description="learnt: the plate detector network; classic: the OpenCV character-chain search.")
+        "learnt", description="learnt: the plate detector network; classic: the OpenCV character-chain search.")
     model: str = Field("models/plate_det_int8.onnx", description="Learnt: the detector's ONNX file.")
     work_width: int | None = Field(
         None, ge=64, le=4096, description="The frame is searched at most this wide, px (learnt 640, classic 960).")
@@ -102,7 +102,7 @@ class LocalizerConfig(_Section):
     min_aspect: float = Field(1.5, gt=0, le=20, description="Classic: narrowest width/height of a plate box.")
     max_aspect: float = Field(7.0, gt=0, le=30, description="Classic: widest width/height of a plate box.")
     min_score: float | None = Field(
-        None, ge=0, le=1, description="Candidates scoring below are not read (learnt 0.5, classic 0.3).")
+        None, ge=0, le=1, description="Candidates scoring below are not read (learnt 0.4, classic 0.3).")
 
     def setting(self, key: str) -> Any:
         """``min_score`` or ``work_width`` as given, else the default of this localiser type."""

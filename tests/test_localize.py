@@ -146,7 +146,7 @@ def test_pixel_roi_refers_to_the_full_frame_when_searching_a_small_copy() -> Non
 
 
 def test_from_config() -> None:
-    loc = load_localizer(LocalizerConfig(max_candidates=3, min_height=20, min_score=0.4))
+    loc = load_localizer(LocalizerConfig(type="classic", max_candidates=3, min_height=20, min_score=0.4))
     assert isinstance(loc, Localizer) and (loc.max_candidates, loc.min_height, loc.min_score) == (3, 20, 0.4)
     with pytest.raises(ConfigError, match="max_aspect"):  # checked once, by the schema
         parse_config("localizer: {min_aspect: 5, max_aspect: 2}")

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from edge_ocr.config import parse_config
+from edge_ocr.find.localize import Localizer
 from edge_ocr.read.reading import PlateReader, drop_stacked
 from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 from edge_ocr.stages import Stages
@@ -16,9 +17,14 @@ from edge_ocr.stages import Stages
 from . import scenes
 
 
-@pytest.fixture(scope="module")
-def reader() -> PlateReader:
-    return Stages.from_config(parse_config("mqtt: {enabled: false}"), Recognizer(DEFAULT_MODEL)).reader
+@pytest.fixture(scope="module", params=["learnt", "classic"])
+def reader(request: pytest.FixtureRequest) -> PlateReader:
+    cfg = parse_config(f"mqtt: {{enabled: false}}\nlocalizer: {{type: {request.param}}}")
+    return Stages.from_config(cfg, Recognizer(DEFAULT_MODEL)).reader
+
+
+def is_classic(reader: PlateReader) -> bool:
+    return isinstance(reader.localizer, Localizer)
 
 
 def with_line_above(text: str) -> np.ndarray:
@@ -36,7 +42,10 @@ def with_line_above(text: str) -> np.ndarray:
 def test_a_dealer_line_above_a_plate_is_not_read_as_a_plate(reader: PlateReader, line: str) -> None:
     img = with_line_above(line)
     everything = reader.read_crops([c.crop for c in reader.localizer.find(img)])
-    assert line in [p.text for p in everything if p.format_ok]  # it is found and would pass the formats
+    found = line in [p.text for p in everything if p.format_ok]
+    # the classic search finds the line (it would pass the formats) and the reading core drops it;
+    # the learnt detector does not take it for a plate at all
+    assert found if is_classic(reader) else not found
     plates = [p.text for p in reader.read(img) if p.format_ok]
     assert plates == ["RK115AN"]
 
@@ -66,5 +75,7 @@ def test_a_plate_cut_by_the_frame_edge_is_not_read(reader: PlateReader) -> None:
     img, (px, _, pw, _) = scenes.still_with_box("RK115AN", "eu", 1280, 720)
     cut = np.ascontiguousarray(img[:, px + int(pw * 0.3):])
     piece = [p for p in reader.read(cut) if p.format_ok]
-    assert [p.text for p in piece] == ["115AN"] and piece[0].box[0] > 1
+    assert [p.text for p in piece] == ["115AN"]
+    # the classic box ends at the last whole character, inside the edge; the learnt one at the edge
+    assert piece[0].box[0] > 1 if is_classic(reader) else piece[0].box[0] <= 1
     assert [p.text for p in reader.read(cut, drop_edge_cut=True) if p.format_ok] == []

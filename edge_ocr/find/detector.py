@@ -130,6 +130,10 @@ class LearntLocalizer:
         self.detector = detector
         self.crop_margin = crop_margin
 
+    @property
+    def max_candidates(self) -> int:
+        return self.detector.max_det
+
     def find(self, image: npt.NDArray[np.uint8], roi: Roi | None = None,
              full: npt.NDArray[np.uint8] | None = None) -> list[Candidate]:
         """Plates in ``image`` (BGR or grey; a small copy such as the lores plane may be given,
