@@ -75,7 +75,11 @@ def test_a_plate_cut_by_the_frame_edge_is_not_read(reader: PlateReader) -> None:
     img, (px, _, pw, _) = scenes.still_with_box("RK115AN", "eu", 1280, 720)
     cut = np.ascontiguousarray(img[:, px + int(pw * 0.3):])
     piece = [p for p in reader.read(cut) if p.format_ok]
-    assert [p.text for p in piece] == ["115AN"]
-    # the classic box ends at the last whole character, inside the edge; the learnt one at the edge
-    assert piece[0].box[0] > 1 if is_classic(reader) else piece[0].box[0] <= 1
+    # the classic box ends at the last whole character, inside the edge, and reads 115AN; the
+    # learnt one reaches (within a plate height of) the edge, and what it reads of the cut first
+    # letter varies (115AN, K115AN)
+    if is_classic(reader):
+        assert [p.text for p in piece] == ["115AN"] and piece[0].box[0] > 1
+    else:
+        assert len(piece) == 1 and piece[0].text in ("115AN", "K115AN") and piece[0].box[0] < piece[0].box[3]
     assert [p.text for p in reader.read(cut, drop_edge_cut=True) if p.format_ok] == []

@@ -6,7 +6,7 @@
 The graph takes ``image`` float32 (1, 1, H, W), grey 0..1, H and W multiples of 16 (any size: the
 network is fully convolutional), and gives ``maps`` (1, 9, H/4, W/4): the plate-centre heat map
 through a sigmoid and eight corner offsets (``edge_ocr.detector``). INT8: onnxruntime's
-``quantize_static`` in QDQ format, S8S8, per-channel 7-bit weights (``reduce_range``: x86 without
+``quantize_static`` in QDQ format, U8S8, per-channel 7-bit weights (``reduce_range``: x86 without
 VNNI then computes what ARM64 computes), calibrated on ``--calib`` training samples; the first
 conv (raw pixels) and the output conv stay float.
 """
@@ -60,16 +60,17 @@ def quantise(fp32: Path, out: Path, images: list[np.ndarray]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        # U8S8: measured 4.9 ms against 11.7 ms for S8S8 at 640x368 on one x86 core (the S8S8
+        # graph fell back to float around most ops); FP32 takes 5.9 ms
         quantize_static(str(pre), str(out), Samples(images), quant_format=QuantFormat.QDQ,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8, per_channel=True,
-                        reduce_range=True, nodes_to_exclude=[convs[0], convs[-1]],
-                        extra_options={"ActivationSymmetric": True})
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, per_channel=True,
+                        reduce_range=True, nodes_to_exclude=[convs[0], convs[-1]])
     q = onnx.load(str(out))
     del q.metadata_props[:]
     for p in m.metadata_props:
         q.metadata_props.add(key=p.key, value=p.value)
     q.metadata_props.add(key="edge_ocr.quantization",
-                         value=f"static QDQ S8S8 reduce_range per_channel n={len(images)}; first and last conv float")
+                         value=f"static QDQ U8S8 reduce_range per_channel n={len(images)}; first and last conv float")
     onnx.save(q, str(out))
 
 
