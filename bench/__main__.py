@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import resource
 import signal
 import socket
@@ -39,9 +38,8 @@ import numpy as np
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
 from bench.daemon_rss import SECTION as DAEMON_SECTION
+from bench.machine import machine
 from bench.many_cameras import SECTION as CAMERAS_SECTION
 from bench.mqtt_bench import bench_mqtt
 from bench.peers import (
@@ -56,31 +54,11 @@ from bench.still_eval import SECTION as STILL_SECTION
 from bench.video_eval import keep_section
 from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.read.recognizer import Recognizer
 from edge_ocr.stages import Stages
 from edge_ocr.types import Frame
 
 MODELS = {"fp32": ROOT / "models/plate_crnn_fp32.onnx", "int8": ROOT / "models/plate_crnn_int8.onnx"}
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        flags = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "asimddp") if f" {f}" in text)
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "arch": platform.machine(), "cpu_flags": flags,
-            "python": platform.python_version(), "onnxruntime": ort.__version__, "numpy": np.__version__,
-            "opencv": cv2.__version__}
 
 
 def pct(xs: list[float]) -> dict:
@@ -132,7 +110,7 @@ def bench_widths(n: int) -> list[dict]:
 
 
 def _video(size: tuple[int, int], seconds: float, path: Path) -> None:
-    import make_demo_video
+    from tools import make_demo_video
 
     make_demo_video.render(path, [("RK115AN", "eu"), ("PJC4903", "br")], size[0], size[1], 10,
                            seconds_per_car=seconds / 2, gap_s=0.5)
@@ -199,14 +177,14 @@ def bench_daemon(seconds: float, fps: float) -> dict:
 
 
 def load_crops(labels: Path, split: str, limit: int) -> tuple[list, list, list]:
-    import evaluate
+    from tools import evaluate
 
     with open(labels, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if split != "all":
         rows = [r for r in rows if evaluate.row_split(r) == split]
     imgs, truths, regions = [], [], []
-    from crnn import CHARSET
+    from tools.crnn import CHARSET
 
     for r in rows[:limit] if limit else rows:
         img = cv2.imread(str(labels.parent / r["file"]), cv2.IMREAD_COLOR)
@@ -218,7 +196,7 @@ def load_crops(labels: Path, split: str, limit: int) -> tuple[list, list, list]:
 
 
 def pi_estimate() -> dict:
-    from crnn import count_macs
+    from tools.crnn import count_macs
 
     return {f"macs_at_width_{w}": count_macs(width=w) for w in (64, 96, 128, 160)}
 
@@ -235,8 +213,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.smoke:
         args.n, args.synthetic = 3, 12
-    import evaluate
-    import synth_plates
+    from tools import evaluate, synth_mix
+    from tools.crnn import CHARSET
 
     res: dict = {"machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]),
                  "date": time.strftime("%Y-%m-%d")}
@@ -248,7 +226,7 @@ def main() -> None:
             wr.writerow(["file", "text", "region"])
             synth = []
             for i in range(args.synthetic):
-                img, label, region = synth_plates.sample(99, i)
+                img, label, region = synth_mix.sample(99, i)
                 cv2.imwrite(str(synth_dir / f"{i}.png"), img)
                 wr.writerow([f"{i}.png", label, region])
                 synth.append(img)
@@ -263,16 +241,16 @@ def main() -> None:
             imgs, truths, regions = load_crops(args.crops, args.split, 10 if args.smoke else 0)
             crop_set = f"{args.crops} (split {args.split}, {len(imgs)} crops)"
         else:
-            imgs, truths = synth, [evaluate.normalise(synth_plates.sample(99, i)[1], synth_plates.sample(99, i)[2],
-                                                      __import__("crnn").CHARSET) for i in range(len(synth))]
-            regions = [synth_plates.sample(99, i)[2] for i in range(len(synth))]
+            imgs, truths = synth, [evaluate.normalise(synth_mix.sample(99, i)[1], synth_mix.sample(99, i)[2],
+                                                      CHARSET) for i in range(len(synth))]
+            regions = [synth_mix.sample(99, i)[2] for i in range(len(synth))]
             crop_set = f"synthetic test set ({len(imgs)} crops, seed 99)"
     res["recognizer_crops"] = crop_set
     print(f"recogniser latency on {crop_set}", flush=True)
     res["recognizer"] = bench_recognizer(imgs, args.n)
     res["widths"] = bench_widths(args.n)
 
-    from crnn import CHARSET
+    from tools.crnn import CHARSET
 
     def norm(text: str, region: str) -> str:
         return evaluate.normalise(text, region, CHARSET)
@@ -380,6 +358,8 @@ def render(res: dict) -> str:
     for w in res.get("widths", []):
         L.append(f"| {w['width']} px | " + " | ".join(str(w[m]) for m in MODELS) + " |")
     L += ["", "## Accuracy (`tools/evaluate.py`: exact plate / CER)", "",
+          "Each crop read by the product's reader (the stage set's `PlateReader`: the crop's own region's "
+          "characters and format rules), as `/api/ocr?crop=1` reads it.", "",
           "| set / model | region | n | exact | CER | published at 0.6 | exact of published |", "|---|---|---|---|---|---|---|"]
     for k, ev in res["accuracy"].items():
         for reg, v in ev["regions"].items():

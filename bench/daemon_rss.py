@@ -31,9 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
 from bench.broker import LocalBroker, free_port
+from bench.machine import LoadMeter, load_sentence, machine
 
 SECTION = "## Daemon memory and speed, before and after"
 PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us"), ("MX4821K", "eu"),
@@ -41,7 +40,7 @@ PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us"), ("MX4821K", "
 
 
 def make_video(path: Path, seconds: float, fps: int = 25) -> int:
-    import make_demo_video
+    from tools import make_demo_video
 
     per_car = seconds / len(PLATES)
     return make_demo_video.render(path, PLATES, 1280, 720, fps, seconds_per_car=per_car - 0.5, gap_s=0.5)
@@ -117,12 +116,9 @@ def run_daemon(code: Path, video: Path, tmp: Path, port: int, camera_fps: float,
 
 
 def machine_line() -> str:
-    from bench.__main__ import machine
-
     m = machine()
-    load = os.getloadavg()[0]
     return (f"{m['cpu']}, {m['cores']} cores ({m['arch']}), Python {m['python']}, onnxruntime {m['onnxruntime']}, "
-            f"OpenCV {m['opencv']}; load average {load:.1f} at the end")
+            f"OpenCV {m['opencv']}")
 
 
 def render(res: dict) -> str:
@@ -135,8 +131,7 @@ def render(res: dict) -> str:
              "time from ready to the end of the video. At camera.fps 120 the capture thread decodes up to 120 "
              "frames/s on the same pinned core and the slot drops what the pipeline cannot take, so that fps is "
              "the pipeline's throughput less the decoding of dropped frames. Goal for RSS (issue 17): ≤ 100 MB.", "",
-             f"Machine: {res['machine']}. **The machine was busy**: a model was training on the other core "
-             "throughout, so the fps figures are low and noisy (memory figures are not affected).", "",
+             f"Machine: {res['machine']}." + (f" {load_sentence(res['load'])}" if "load" in res else ""), "",
              "| version | camera.fps | peak RSS MB | median RSS MB | VmHWM MB | fps processed | frames | dropped "
              "| events | start→ready s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -195,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"video: {make_video(video, args.seconds)} frames", flush=True)
         broker = LocalBroker(tmp, free_port())
         broker.start()
+        meter = LoadMeter()
         old = Path(tempfile.gettempdir()) / f"before-{before}-{os.getpid()}"
         subprocess.run(["git", "worktree", "add", "--detach", str(old), before], cwd=ROOT, check=True,
                        capture_output=True)
@@ -209,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, check=False)
     res["machine"] = machine_line()
+    res["load"] = meter.stop()
     update(args.out, res)
     args.out.with_name("BENCHMARKS-daemon.json").write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
     print(render(res))

@@ -25,8 +25,8 @@ from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_ocr.config import MqttConfig, OutboxConfig
-from edge_ocr.mqtt_contract import utc_iso
-from edge_ocr.publish import MqttPublisher
+from edge_ocr.publish.mqtt_contract import utc_iso
+from edge_ocr.publish.publish import MqttPublisher
 from edge_ocr.types import PlateEvent
 
 from .broker import LocalBroker, free_port

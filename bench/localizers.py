@@ -23,15 +23,12 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from detector_data import DATA, frame_split, load_frames, load_openimages, load_scenes
-from eval_localizer import frames_report, openimages_report, scenes_report
-
 from edge_ocr.config import LocalizerConfig, load_config
-from edge_ocr.detector import LearntLocalizer, prepare
-from edge_ocr.reading import PlateReader
-from edge_ocr.stages import load_localizer, load_recognizer
-from edge_ocr.still import StillReader
+from edge_ocr.find.detector import LearntLocalizer, prepare
+from edge_ocr.serve.still import StillReader
+from edge_ocr.stages import load_localizer, load_recognizer, plate_reader
+from tools.detector_data import DATA, frame_split, load_frames, load_openimages, load_scenes
+from tools.eval_localizer import frames_report, openimages_report, scenes_report
 
 SECTION = "## Plate localisers: learnt detector and classic search"
 
@@ -61,7 +58,7 @@ def time_network(loc: LearntLocalizer, frames: list[np.ndarray]) -> list[float]:
 def answered_with_a_plate(loc, scenes: list[np.ndarray]) -> int:
     """No-plate photos to which ``/api/ocr`` (the shipped config's still reader) answers with a plate."""
     cfg = load_config(str(ROOT / "config.yaml"))
-    still = StillReader(PlateReader.from_config(cfg, load_recognizer(cfg.recognizer), loc), cfg.recognizer.min_confidence)
+    still = StillReader(plate_reader(cfg, load_recognizer(cfg.recognizer), loc), cfg.recognizer.min_confidence)
     return sum(bool(still.read(cv2.cvtColor(s, cv2.COLOR_GRAY2BGR))["text"]) for s in scenes)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from bench.broker import LocalBroker, free_port, mosquitto_path
 from edge_ocr.config import parse_config
-from edge_ocr.publish import MqttPublisher
+from edge_ocr.publish.publish import MqttPublisher
 from edge_ocr.types import PlateEvent
 
 

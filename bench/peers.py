@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ocr.textdist import edit_distance
+from edge_ocr.read.textdist import edit_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 WHITELIST = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -39,12 +39,12 @@ class Engine:
 def edge_ocr_engine(model: Path, name: str, retry_below: float = 0.0) -> Engine:
     """``retry_below`` 0: one read per crop, as the live pipeline; 0.6: unsure crops re-read from
     re-cut copies, as a still image (``recognizer.retry_below``)."""
-    from edge_ocr.recognizer import Recognizer
+    from edge_ocr.read.recognizer import Recognizer
 
-    rec = Recognizer(model, threads=1, batch_size=1, retry_below=retry_below)
+    rec = Recognizer(model, threads=1, batch_size=1)
 
     def read(img: np.ndarray) -> tuple[str, float]:
-        r = rec.recognize([img])[0]
+        r = rec.recognize([img], retry_below=retry_below)[0]
         return r.text, r.confidence
 
     return Engine(name, read)

@@ -18,7 +18,6 @@ import argparse
 import csv
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -26,14 +25,13 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-from edge_ocr.ctc import greedy_decode, softmax
-from edge_ocr.formats import FormatRules
-from edge_ocr.portable import clahe
-from edge_ocr.preprocess import model_pixels, pixels_batch, resize_keep_aspect, to_grey
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
-from edge_ocr.tworow import find_rows, join_rows
+from edge_ocr.capture.grey import to_grey
+from edge_ocr.read.ctc import greedy_decode, softmax
+from edge_ocr.read.formats import FormatRules
+from edge_ocr.read.portable import clahe
+from edge_ocr.read.preprocess import model_pixels, pixels_batch, resize_keep_aspect
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.read.tworow import find_rows, join_rows
 
 STEPS = ("grey", "two-row test", "join", "resize", "clahe", "normalise+pad", "network", "softmax+decode")
 
@@ -48,9 +46,9 @@ def load_crops(labels: Path | None, synthetic: int) -> list[tuple[str, np.ndarra
                 if img is not None:
                     out.append((r["file"], img))
     if synthetic:
-        import synth_plates
+        from tools import synth_mix
 
-        out += [(f"synthetic-99-{i}", synth_plates.sample(99, i)[0]) for i in range(synthetic)]
+        out += [(f"synthetic-99-{i}", synth_mix.sample(99, i)[0]) for i in range(synthetic)]
     return out
 
 
@@ -70,7 +68,7 @@ def time_steps(rec: Recognizer, crop: np.ndarray) -> dict[str, float]:
     small, ms["resize"] = _clock(resize_keep_aspect, line, spec.height, spec.width)
     px, ms["clahe"] = _clock(clahe, small, spec.clahe_clip, spec.clahe_tile)
     x, ms["normalise+pad"] = _clock(pixels_batch, [px], spec, rec.trim)
-    logits, ms["network"] = _clock(lambda: rec.session.run(None, {rec.input_name: x})[0])
+    logits, ms["network"] = _clock(lambda: rec.model.session.run(None, {rec.model.input_name: x})[0])
     _, ms["softmax+decode"] = _clock(lambda: greedy_decode(softmax(logits[0] / rec.info.temperature), rec.charset))
     _, ms["whole recognize"] = _clock(rec.recognize, [crop])
     return ms

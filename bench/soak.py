@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
 from bench.broker import LocalBroker, free_port
 
 
@@ -47,8 +45,9 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=10.0)
     ap.add_argument("--out", type=Path, default=ROOT / "SOAK.md")
     args = ap.parse_args()
-    import make_demo_video
     import paho.mqtt.client as mqtt
+
+    from tools import make_demo_video
 
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="edge-ocr-soak-"))

@@ -26,11 +26,10 @@ import cv2
 
 from bench.video_eval import add_photo_args, same_plate
 from bench.video_scene import Car, load_cars, plate_crop
+from edge_ocr.capture.quad import iou
 from edge_ocr.config import load_config
-from edge_ocr.quad import iou
-from edge_ocr.reading import PlateReader
-from edge_ocr.stages import load_localizer, load_recognizer
-from edge_ocr.still import StillReader
+from edge_ocr.serve.still import StillReader
+from edge_ocr.stages import load_localizer, load_recognizer, plate_reader
 
 SECTION = "## Whole photos, as `POST /api/ocr` reads them"  # in BENCHMARKS.md, kept by `python -m bench`
 
@@ -45,7 +44,7 @@ def evaluate(cars: list[Car], photos: Path, config: Path, mode: str) -> dict[str
         if key not in readers:
             c = cfg if mode == "shipped" else cfg.model_copy(
                 update={"formats": cfg.formats.model_copy(update={"regions": [region]})})
-            readers[key] = StillReader(PlateReader.from_config(c, rec, load_localizer(c.localizer)),
+            readers[key] = StillReader(plate_reader(c, rec, load_localizer(c.localizer)),
                                        c.recognizer.min_confidence)
         return readers[key]
 

@@ -16,7 +16,7 @@ event, but one within half its characters of the plate), **missed** (neither); a
 **duplicate** (a second right event for the same car) and **extra** (any event whose text is not
 the car's plate: misreads of the plate, signs, half plates). For comparison, the per-crop
 accuracy of the same plates: the annotated box plus 8 % margin cut from the full photo, read
-through ``Recognizer`` with the same regions' characters and format rules, as a still image.
+by the stage set's reader with the same regions' characters and format rules, as a still image.
 
 Videos run ``--jobs`` at a time (2 by default: a whole run of the 210 dev photos takes about
 8 minutes on 2 cores). Writes a JSON report (``--json``) and, with ``--benchmarks``, its block of
@@ -48,10 +48,9 @@ import yaml
 
 from bench.broker import LocalBroker, free_port
 from bench.video_scene import Car, Pass, load_cars, plate_crop, render
-from edge_ocr.config import load_config
-from edge_ocr.daemon import resolve_model
-from edge_ocr.formats import FormatRules
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.config import load_config, override
+from edge_ocr.read.reading import verdict
+from edge_ocr.stages import Stages
 from tools.evaluate import split_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,21 +128,25 @@ def summarise(cars: list[dict], stray: int = 0) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- per-crop reading
 
 def crop_readings(cars: list[Car], photos: Path, cfg, regions_of: dict[str, list[str]]) -> list[tuple[str, bool]]:
-    """(reading after the format rules, right?) of each car's annotated crop, read as a still
-    image (``recognizer.retry_below`` re-reads) with the characters and rules of its regions."""
-    rc = cfg.recognizer
-    rec = Recognizer(resolve_model(rc.model), 1, rc.graph_optimization, rc.decoder, rc.beam_width, rc.batch_size,
-                     format_margin=rc.format_margin, retry_below=rc.retry_below)
+    """(reading, right?) of each car's annotated crop, read as ``/api/ocr?crop=1`` reads it: by the
+    reader of the stage set the config builds (``recognizer.retry_below`` re-reads, one thread)
+    with the characters and rules of the car's regions; a reading counts when the daemon would
+    accept it (``reading.verdict``), else it is ""."""
+    stages: dict[tuple[str, ...], Stages] = {}
     out = []
     for car in cars:
-        rules = FormatRules(regions_of[car.region], cfg.formats.extra, cfg.formats.enabled)
-        pats = rules.decoder_patterns(strict_only=True) if rc.decoder == "beam" else None
+        key = tuple(regions_of[car.region])
+        if key not in stages:
+            c = override(cfg, "video_eval", recognizer={"threads": 1}, formats={"regions": list(key)})
+            shared = next(iter(stages.values()), None)  # one model for every region set
+            stages[key] = (Stages.from_config(c, shared.recognizer, shared.cfg.recognizer) if shared
+                           else Stages.from_config(c))
         photo = cv2.imread(str(photos / car.file), cv2.IMREAD_COLOR)
         if photo is None:
             raise FileNotFoundError(f"{photos / car.file}: cannot read the photo")
-        rd = rec.recognize([plate_crop(photo, car.box)], pats, allowed=rules.charset())[0]
-        text = rules.normalize(rd.text) if rd.text and rd.confidence >= rc.min_confidence else None
-        out.append((text or "", text is not None and same_plate(text, car.text, car.region)))
+        p = stages[key].reader.read_crops([plate_crop(photo, car.box)])[0]
+        text = p.text if verdict(p, cfg.recognizer.min_confidence) == "accept" else ""
+        out.append((text, bool(text) and same_plate(text, car.text, car.region)))
     return out
 
 
@@ -292,7 +295,6 @@ def run_shard_offline(k: int, cars: list[Car], first: int, regions: list[str], a
     (``--offline``; the default mode runs the real daemon at camera pace, frame drops included)."""
     from edge_ocr.config import parse_config
     from edge_ocr.daemon import Pipeline
-    from edge_ocr.stages import Stages
     from edge_ocr.types import Frame
 
     with tempfile.TemporaryDirectory(prefix="edge-ocr-video-") as tmp:

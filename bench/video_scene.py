@@ -11,7 +11,6 @@ compressed stream, as from a camera).
 from __future__ import annotations
 
 import csv
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,8 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import make_demo_video  # tools/ is not a package
+from tools import make_demo_video
 
 W, H = 1280, 720
 CROP_MARGIN = 0.08  # the labelled crops are the box plus 8 % of its width/height per side

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, RecognizerConfig, dump_config, load_config
+from .config import Config, ConfigError, RecognizerConfig, dump_config, load_config, override
 
 log = logging.getLogger("edge_ocr")
 
@@ -26,8 +26,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from .instances import collisions
     from .stages import StartupError, check_startup
 
+    paths = [*(args.config or []), *args.paths] or ["config.yaml"]
     checked = []
-    for path in args.paths:
+    for path in paths:
         cfg = _load_or_report(path)
         if cfg is None:
             return 2
@@ -45,12 +46,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if clashes:
         return 2
     sys.stdout.write(dump_config(checked[0][1]))
-    print(f"# {', '.join(args.paths)}: OK", file=sys.stderr)
+    print(f"# {', '.join(paths)}: OK", file=sys.stderr)
     return 0
 
 
 def _read_image(path: str):
-    from .image_io import ImageError, read_image
+    from .capture.image_io import ImageError, read_image
 
     try:
         return read_image(path), None
@@ -58,52 +59,41 @@ def _read_image(path: str):
         return None, str(exc)
 
 
-def _recognize_settings(args: argparse.Namespace):
-    """(model path, decoder, retry_below, FormatRules) from the flags, then ``--config``, then the
-    defaults. Raises ConfigError (a bad ``--config``) or ValueError (an unknown region)."""
-    from .formats import KNOWN_REGIONS, REGIONS, FormatRules
-    from .recognizer import DEFAULT_MODEL
-    from .stages import resolve_model
+def _recognize_config(args: argparse.Namespace) -> Config:
+    """The config ``recognize`` reads with: ``--config`` (or the defaults), the flags over it.
+    Raises ConfigError (a bad ``--config`` or flag value) or ValueError (an unknown region)."""
+    from .read.formats import KNOWN_REGIONS
 
-    cfg = load_config(args.config) if args.config else None
-    rc = cfg.recognizer if cfg else RecognizerConfig()
-    model = args.model or (resolve_model(cfg.recognizer.model) if cfg else DEFAULT_MODEL)
-    decoder = args.decoder or rc.decoder
-    retry_below = rc.retry_below if args.retry_below is None else args.retry_below
+    cfg = load_config(args.config) if args.config else Config()
+    flags = {"model": args.model, "decoder": args.decoder, "retry_below": args.retry_below,
+             "threads": args.threads, "batch_size": args.batch}
+    formats = {}
     if args.regions:
         regions = [r.strip() for r in args.regions.split(",") if r.strip()]
         unknown = [r for r in regions if r not in KNOWN_REGIONS]
         if unknown:
             raise ValueError(f"--regions: unknown {', '.join(unknown)}; known: {', '.join(KNOWN_REGIONS)}")
-    else:
-        regions = list(cfg.formats.regions) if cfg else list(REGIONS)
-    formats = FormatRules(regions, cfg.formats.extra if cfg else (), cfg.formats.enabled if cfg else True)
-    return model, decoder, retry_below, rc, formats
+        formats["regions"] = regions
+    return override(cfg, "command line", recognizer={k: v for k, v in flags.items() if v is not None},
+                    formats=formats)
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
-    from .localize import Localizer
-    from .mqtt_contract import plate_payload
-    from .reading import PlateReader
-    from .recognizer import ModelError, Recognizer
+    from .publish.mqtt_contract import plate_payload
+    from .stages import Stages, StartupError
 
     try:
-        model, decoder, retry_below, rc, formats = _recognize_settings(args)
+        # the reader every entry point reads with (stages.Stages), so each image, one crop, reads as
+        # the daemon and /api/ocr?crop=1 read it
+        reader = Stages.from_config(_recognize_config(args)).reader
     except ConfigError as exc:
         for p in exc.problems:
             print(f"{exc.source}: {p}", file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except (ValueError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        rec = Recognizer(model, threads=args.threads, decoder=decoder, beam_width=rc.beam_width,
-                         batch_size=args.batch, format_margin=rc.format_margin)
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    # each image is one crop, read by the same core as the daemon and /api/ocr?crop=1
-    reader = PlateReader(rec, Localizer(), formats, use_patterns=decoder == "beam", retry_below=retry_below)
+    batch = reader.recognizer.batch_size
     failed = 0
     # (name, image, error) in input order: output lines keep the order of the arguments
     pending: list[tuple[str, object, str | None]] = []
@@ -132,7 +122,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         img, err = _read_image(name)
         failed += err is not None
         pending.append((name, img, err))
-        if len(pending) >= args.batch:
+        if len(pending) >= batch:
             flush()
     flush()
     return 1 if failed else 0
@@ -190,17 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate config files (several: the instances of one machine, "
                        "which must not share a topic, port or file) and print the first one's effective config")
-    p.add_argument("paths", nargs="*", default=["config.yaml"], metavar="path")
+    p.add_argument("paths", nargs="*", metavar="path", help="config files (default config.yaml), or --config")
+    p.add_argument("--config", "-c", action="append", default=None, metavar="FILE",
+                   help="a config file, as for run (may be given more than once)")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("recognize", help="read plate crops (each image is one plate)")
     p.add_argument("images", nargs="+")
     p.add_argument("--model", default=None, help="ONNX model (default: the shipped INT8 model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line per image")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: recognizer.threads, 1)")
+    p.add_argument("--batch", type=int, default=16, help="crops per session call (default 16)")
     p.add_argument("--config", "-c", default=None,
-                   help="take the model, decoder, retry_below and formats from this config file")
+                   help="read with this config file's recognizer and formats sections (flags override them)")
     p.add_argument("--decoder", choices=["greedy", "beam"], default=None,
                    help="CTC decoder (default: recognizer.decoder, greedy); beam follows the formats' layouts")
     p.add_argument("--retry-below", type=float, default=None,

@@ -423,6 +423,18 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(text, str(p))
 
 
+def override(cfg: Config, source: str, **sections: dict[str, Any]) -> Config:
+    """``cfg`` with some keys of some sections replaced (command-line flags over a config file),
+    checked by the same schema. Raises ConfigError naming ``source`` and each bad key."""
+    data = cfg.model_dump()
+    for name, values in sections.items():
+        data[name].update(values)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+
+
 def dump_config(cfg: Config) -> str:
     """The effective config as YAML, with the password masked."""
     data = cfg.model_dump(mode="json")

@@ -15,7 +15,6 @@ import sqlite3
 import ssl
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -25,17 +24,18 @@ import cv2
 import numpy as np
 
 from . import __version__
+from .capture.frames import frame_record, usable_image
+from .capture.motion import MotionGate
+from .capture.roi import Roi
 from .config import Config, ConfigError, load_config
-from .frames import frame_record, usable_image
-from .motion import MotionGate
-from .mqtt_contract import event_payload, utc_iso
-from .overlay import annotate
-from .reading import box_aspect, view_sharpness
-from .roi import Roi
+from .decide.tracks import Observation
+from .decide.voting import VoteResult
+from .publish.mqtt_contract import event_payload
+from .read.reading import verdict, view_sharpness
 from .sdnotify import Notifier
-from .stages import Stages, StartupError, check_startup, resolve_model
+from .serve.overlay import annotate
+from .stages import FrameReader, Stages, StartupError, check_startup, resolve_model
 from .types import Box, EventSource, Frame, FrameRecord, PlateEvent, Reading
-from .voting import Observation, VoteResult
 
 __all__ = ["Daemon", "LogSink", "Pipeline", "resolve_model", "run_daemon", "usable_image"]
 
@@ -70,11 +70,9 @@ class Pipeline:
         self.sink = sink
         self.clock = clock
         self.wall_clock = wall_clock
-        self.roi: Roi | None = None
-        self.motion: MotionGate | None = None
+        self.frames = FrameReader(stages)
         self.counters = {"frames": 0, "gated": 0, "candidates": 0, "readings": 0, "rejected": 0, "events": 0,
                          "bad_frames": 0}
-        self._size: tuple[int, int] = (0, 0)
         self.latencies: deque[float] = deque(maxlen=500)
         # for the live view: the last frame only, drawn on request by whoever asks
         self.last_view: tuple[FrameRecord, list[tuple[Box, Reading]]] | None = None
@@ -84,12 +82,14 @@ class Pipeline:
     def cfg(self) -> Config:
         return self.stages.cfg
 
-    def _setup(self, size: tuple[int, int]) -> None:
-        if self.roi is not None:
-            log.info("frame size %dx%d or config changed: ROI and motion reset", *size)
-        self.roi = self.stages.roi.with_frame_size(size)
-        self.motion = MotionGate.from_config(self.cfg.motion, self.roi)
-        self._size = size
+    @property
+    def roi(self) -> Roi | None:
+        """The ROI of the current frame size (None before the first frame)."""
+        return self.frames.roi
+
+    @property
+    def motion(self) -> MotionGate | None:
+        return self.frames.motion
 
     def reload(self, stages: Stages) -> list[PlateEvent]:
         """Swap in a new set of stages. The old voter is flushed first (its pending plates become
@@ -100,7 +100,7 @@ class Pipeline:
         events = self._emit(old.voter.flush(self.clock()))
         stages.voter.carry_over(old.voter)
         self.stages = stages
-        self.roi = None  # ROI and motion gate are rebuilt from the new config on the next frame
+        self.frames = FrameReader(stages)  # ROI and motion gate from the new config, on the next frame
         return events
 
     def process(self, frame: Frame) -> list[PlateEvent]:
@@ -118,23 +118,19 @@ class Pipeline:
                 log.warning("bad frame skipped (shape %s, dtype %s); %d so far", shape,
                             getattr(frame.image, "dtype", type(frame.image).__name__), self.counters["bad_frames"])
             return self._emit(voter.tick(frame.ts))
-        if self.roi is None or rec.size != self._size:
-            self._setup(rec.size)
-        assert self.roi is not None and self.motion is not None
         t0 = time.perf_counter()
         self.counters["frames"] += 1
-        if not self.motion.update(rec.grey, rec.ts):
+        if not self.frames.moved(rec):
             self.counters["gated"] += 1
             self.last_view = (rec, [])
             return self._emit(voter.tick(rec.ts))
-        reads = self.stages.read_frame(rec, self.roi)
+        reads = self.frames.read(rec)
         self.counters["candidates"] += len(reads)
         obs = []
         for p in reads:
-            if not p.text or p.confidence < self.cfg.recognizer.min_confidence:
-                continue
-            if not p.format_ok:
-                self.counters["rejected"] += 1
+            v = verdict(p, self.cfg.recognizer.min_confidence)
+            self.counters["rejected"] += int(v == "no format")
+            if v != "accept":
                 continue
             self.counters["readings"] += 1
             # the crop, never the frame: an undecided track keeps up to 100 of these
@@ -156,28 +152,7 @@ class Pipeline:
     def _emit(self, results: list[VoteResult]) -> list[PlateEvent]:
         events = []
         for r in results:
-            src = r.payload if isinstance(r.payload, EventSource) else EventSource(None, self.wall_clock(), (0, 0))
-            crop_jpeg = None
-            if self.cfg.mqtt.include_crop != "off" and src.crop is not None:
-                ok, buf = cv2.imencode(".jpg", src.crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
-                crop_jpeg = buf.tobytes() if ok else None
-            info = self.stages.recognizer.info
-            ev = PlateEvent(
-                event_id=uuid.uuid4().hex,
-                text=r.text,
-                confidence=round(float(r.confidence), 4),
-                char_confidences=tuple(round(float(c), 4) for c in r.char_confidences),
-                camera=self.cfg.camera.name,
-                time_utc=utc_iso(src.wall),
-                frame_size=src.frame_size,
-                box=tuple(int(v) for v in (r.box or (0, 0, 0, 0))),  # type: ignore[arg-type]
-                model=info.name,
-                model_version=info.version,
-                votes=r.votes,
-                region=self.stages.reader.formats.region_of(r.text, box_aspect(r.box)),
-                crop_jpeg=crop_jpeg,
-                known=self.stages.known.match(r.text),
-            )
+            ev = self.stages.events.event(r, self.wall_clock)
             # Stored first (the MQTT sink commits to its outbox before returning): an event that is
             # logged or counted survives a SIGKILL right after the log line. One the disk refused
             # waits in the sink's memory; the sink logs it as produced once it is stored.
@@ -252,7 +227,8 @@ class Daemon:
     def open(cls, config_path: str, stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> Daemon:
         """Load and check the config, load the model, open MQTT and the HTTP API (the camera is
         started by ``run``). ``clock`` is the pipeline's (tests). Raises StartupError."""
-        from .sources import SourceUnavailable, open_source
+        from .capture.sources import SourceUnavailable
+        from .stages import open_source
 
         d = cls(config_path, stop, clock)
         cfg = _load(config_path)
@@ -275,8 +251,8 @@ class Daemon:
     def _open_mqtt(self, cfg: Config) -> Sink:
         if not cfg.mqtt.enabled:
             return LogSink()
-        from .outbox import storage_problem
-        from .publish import MqttPublisher
+        from .publish.outbox import storage_problem
+        from .publish.publish import MqttPublisher
 
         try:
             self.publisher = MqttPublisher.from_config(cfg, __version__, stats_fn=self.stats)
@@ -290,7 +266,7 @@ class Daemon:
         return self.publisher  # type: ignore[no-any-return]
 
     def _open_http(self, cfg: Config) -> None:
-        from .http_api import HttpApi
+        from .serve.http_api import HttpApi
 
         pipeline = self.pipeline
         assert pipeline is not None

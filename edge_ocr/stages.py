@@ -1,30 +1,53 @@
 """The reading stages built from one config, in one place, and the start-up checks.
 
-``Stages.from_config`` builds the whole set the daemon reads with (recogniser, reading core,
-voter, ROI, the HTTP API's still reader); on a reload the daemon builds a new set and swaps it
-in, and if building fails the old set keeps running. ``check_startup`` is everything ``run``
-checks before it opens the camera, and ``check-config`` calls the same function, so the two
-accept exactly the same files. Every failure is a ``StartupError`` with one line naming the
-config key or file.
+The one mapping from config sections to the stages' plain parameters (``format_rules``,
+``plate_reader``, ``region_of_interest``, ``motion_gate``, ``voter``, ``known_plates``,
+``load_localizer``, ``load_recognizer``, ``open_source``): no stage imports ``config.py``.
+``Stages.from_config`` builds the whole set every entry point reads with (recogniser, localiser,
+reading core with its re-read policy, voter, ROI, the HTTP API's still reader, the event maker
+with the known plates); on a reload the daemon builds a new set and swaps it in, and if building
+fails the old set keeps running. ``check_startup`` is everything ``run`` checks before it opens
+the camera, and ``check-config`` calls the same function, so the two accept exactly the same
+files. Every failure is a ``StartupError`` with one line naming the config key or file.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .config import Config, LocalizerConfig, RecognizerConfig
-from .detector import LearntLocalizer, PlateDetector
-from .known_plates import KnownPlates
-from .localize import Localizer
-from .reading import PlateRead, PlateReader
-from .recognizer import ModelError, Recognizer
-from .roi import Roi
-from .still import StillReader
+from .capture.motion import MotionGate
+from .capture.roi import Roi
+from .config import (
+    CameraConfig,
+    Config,
+    FormatsConfig,
+    KnownPlatesConfig,
+    LocalizerConfig,
+    MotionConfig,
+    RecognizerConfig,
+    RoiConfig,
+    VotingConfig,
+)
+from .decide.known_plates import KnownPlates
+from .decide.voting import Voter
+from .events import EventMaker
+from .find.detector import LearntLocalizer, PlateDetector
+from .find.localize import Localizer
+from .read.formats import FormatRules
+from .read.reading import PlateRead, PlateReader
+from .read.recognizer import Recognizer
+from .read.session import ModelError
+from .serve.still import StillReader
 from .types import FrameRecord
-from .voting import Voter
+
+if TYPE_CHECKING:  # the sources (and their image decoder) load only when a camera is opened
+    from .capture.sources import FrameSource
 
 log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +85,8 @@ def load_recognizer(cfg: RecognizerConfig) -> Recognizer:
 def load_localizer(cfg: LocalizerConfig) -> Localizer | LearntLocalizer:
     """The localiser the ``localizer`` section describes. Raises StartupError."""
     if cfg.type == "classic":
-        return Localizer.from_config(cfg)
+        return Localizer(cfg.max_candidates, cfg.min_height, cfg.min_aspect, cfg.max_aspect, cfg.setting("min_score"),
+                         cfg.setting("work_width"))
     path = resolve_model(cfg.model)
     if not path.is_file():
         raise StartupError(f"localizer.model: {path}: no such file")
@@ -71,6 +95,65 @@ def load_localizer(cfg: LocalizerConfig) -> Localizer | LearntLocalizer:
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private exception types
         raise StartupError(f"localizer.model: {path}: cannot load ({type(exc).__name__}: {exc})") from None
     return LearntLocalizer(det)
+
+
+# ----------------------------------------------------------------------------- config -> stages
+# The one mapping from config sections to the stages' plain parameters: the stages themselves
+# know nothing of config.py, and every range and default is the schema's alone.
+
+def format_rules(cfg: FormatsConfig) -> FormatRules:
+    """The plate formats the ``formats`` section enables."""
+    return FormatRules(cfg.regions, cfg.extra, cfg.enabled)
+
+
+def plate_reader(cfg: Config, recognizer: Recognizer, localizer: Localizer | LearntLocalizer) -> PlateReader:
+    """The reading core from the ``formats`` and ``recognizer`` sections, with the loaded model
+    and localiser (``load_localizer``): the re-read policy is decided here, once."""
+    return PlateReader(recognizer, localizer, format_rules(cfg.formats), use_patterns=cfg.recognizer.decoder == "beam",
+                       retry_below=cfg.recognizer.retry_below)
+
+
+def region_of_interest(cfg: RoiConfig) -> Roi:
+    """The ``roi`` section's polygons, not yet tied to a frame size."""
+    return Roi(cfg.polygons, cfg.units, None, cfg.fixed_box)
+
+
+def motion_gate(cfg: MotionConfig, roi: Roi | None = None) -> MotionGate:
+    """The ``motion`` section's gate over ``roi``."""
+    return MotionGate(cfg.enabled, cfg.pixel_delta, cfg.min_area, cfg.width, cfg.hold_s, roi)
+
+
+def known_plates(cfg: KnownPlatesConfig) -> KnownPlates:
+    """The ``known_plates`` section's entries, ready to match published plates against."""
+    return KnownPlates([(e.name, e.plates) for e in cfg.entries], cfg.max_edits, cfg.lookalikes)
+
+
+def voter(cfg: VotingConfig) -> Voter:
+    """The ``voting`` section's voter."""
+    return Voter(cfg.window_s, cfg.min_votes, cfg.min_confidence, cfg.repeat_after_s, min_seen=cfg.min_seen)
+
+
+def open_source(cfg: CameraConfig, rng: random.Random | None = None,
+                picamera2_factory: Callable[[], Any] | None = None) -> FrameSource:
+    """Build (not start) the source the ``camera`` section describes.
+
+    Args:
+        cfg: the camera section.
+        rng: random source for back-off jitter (tests).
+        picamera2_factory: makes the ``Picamera2`` object (tests); default imports picamera2.
+
+    Raises:
+        SourceUnavailable: picamera2 configured but not installed.
+    """
+    from .capture.sources import FolderSource, Picamera2Source, VideoCaptureSource
+
+    common: dict[str, Any] = {"name": cfg.name, "reconnect_min_s": cfg.reconnect_min_s,
+                              "reconnect_max_s": cfg.reconnect_max_s, "rng": rng}
+    if cfg.type == "picamera2":
+        return Picamera2Source(cfg.width, cfg.height, cfg.fps, factory=picamera2_factory, **common)
+    if cfg.type == "folder":
+        return FolderSource(cfg.uri, cfg.fps, cfg.loop, **common)
+    return VideoCaptureSource(cfg.uri, cfg.type, cfg.width, cfg.height, cfg.fps, cfg.loop, **common)
 
 
 def _readable(key: str, path: str | None) -> str | None:
@@ -105,8 +188,8 @@ def check_environment(cfg: Config) -> None:
 class Stages:
     """One complete set of reading stages for one config.
 
-    ``reader`` reads for the live pipeline (with ``live_retry_below``) and, through ``still``, for
-    the HTTP API; ``roi`` is not yet tied to a frame size (the pipeline does that per frame
+    ``reader`` reads stills (``still``, the HTTP API; ``recognize``), re-reading unsure crops;
+    ``live_reader`` is the same reader with the live pipeline's re-read policy; ``roi`` is not yet tied to a frame size (the pipeline does that per frame
     size, with the motion gate); ``voter`` holds the tracks of the plates in view.
     """
 
@@ -116,8 +199,8 @@ class Stages:
     voter: Voter
     roi: Roi
     still: StillReader
-    live_retry_below: float
-    known: KnownPlates
+    live_reader: PlateReader
+    events: EventMaker
 
     @classmethod
     def from_config(cls, cfg: Config, recognizer: Recognizer | None = None,
@@ -132,26 +215,64 @@ class Stages:
         same = recognizer_cfg is None or all(getattr(recognizer_cfg, k) == getattr(cfg.recognizer, k)
                                              for k in _MODEL_KEYS)
         rec = recognizer if recognizer is not None and same else load_recognizer(cfg.recognizer)
-        reader = PlateReader.from_config(cfg, rec, load_localizer(cfg.localizer))
+        reader = plate_reader(cfg, rec, load_localizer(cfg.localizer))
+        known = known_plates(cfg.known_plates)
         return cls(
             cfg=cfg,
             recognizer=rec,
             reader=reader,
-            voter=Voter.from_config(cfg.voting),
-            roi=Roi.from_config(cfg.roi),
+            voter=voter(cfg.voting),
+            roi=region_of_interest(cfg.roi),
             still=StillReader(reader, cfg.recognizer.min_confidence),
             # frames vote, so the live pipeline re-reads unsure crops only when asked to
-            live_retry_below=cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0,
-            known=KnownPlates(cfg.known_plates),
+            live_reader=reader.with_retry(cfg.recognizer.retry_below if cfg.recognizer.retry_live else 0.0),
+            events=EventMaker(cfg.camera.name, rec.info.name, rec.info.version, cfg.mqtt.include_crop != "off",
+                              reader.formats, known),
         )
+
+    def for_frame_size(self, size: tuple[int, int]) -> tuple[Roi, MotionGate]:
+        """The ROI tied to frames of ``size`` (width, height) and a motion gate over it: what the
+        daemon sets up per frame size, and ``tune`` for the frame it draws."""
+        roi = self.roi.with_frame_size(size)
+        return roi, motion_gate(self.cfg.motion, roi)
 
     def read_frame(self, rec: FrameRecord, roi: Roi) -> list[PlateRead]:
         """One camera frame through the reading core, as the daemon reads it (and ``tune`` shows
         it): the ROI's polygons as plates in fixed-box mode, else plates found on the frame's grey
         plane, those cut by the frame edge skipped; no re-reads unless ``recognizer.retry_live``."""
         fixed = self.cfg.roi.fixed_box
-        return self.reader.read(rec.image, where="fixed" if fixed else "find", roi=roi, search=rec.grey,
-                                drop_edge_cut=not fixed, retry_below=self.live_retry_below)
+        return self.live_reader.read(rec.image, where="fixed" if fixed else "find", roi=roi, search=rec.grey,
+                                     drop_edge_cut=not fixed)
+
+
+class FrameReader:
+    """A camera's frames as the daemon looks at them, for its ``Pipeline`` and for ``tune``: the
+    stages' ROI and motion gate tied to the frames' size (set up again when the size changes, a
+    camera reconfigured mid-stream), the gate's verdict per frame, the plates read on a frame."""
+
+    def __init__(self, stages: Stages) -> None:
+        self.stages = stages
+        self.roi: Roi | None = None
+        self.motion: MotionGate | None = None
+        self._size: tuple[int, int] = (0, 0)
+
+    def moved(self, rec: FrameRecord) -> bool:
+        """Whether anything moved in the ROI since the previous frame (always, with motion off)."""
+        _, gate = self._for(rec.size)
+        return gate.update(rec.grey, rec.ts)
+
+    def read(self, rec: FrameRecord) -> list[PlateRead]:
+        """The plates of ``rec`` (``Stages.read_frame``, within the ROI of its size)."""
+        roi, _ = self._for(rec.size)
+        return self.stages.read_frame(rec, roi)
+
+    def _for(self, size: tuple[int, int]) -> tuple[Roi, MotionGate]:
+        if self.roi is None or self.motion is None or size != self._size:
+            if self.roi is not None:
+                log.info("frame size %dx%d: ROI and motion reset", *size)
+            self.roi, self.motion = self.stages.for_frame_size(size)
+            self._size = size
+        return self.roi, self.motion
 
 
 def check_startup(cfg: Config, recognizer: Recognizer | None = None,

@@ -82,12 +82,10 @@ def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
     """
     import cv2
 
-    from .frames import frame_record
-    from .motion import MotionGate
-    from .mqtt_contract import plate_payload
-    from .overlay import annotate
-    from .sources import open_source
-    from .stages import check_startup
+    from .capture.frames import frame_record
+    from .publish.mqtt_contract import plate_payload
+    from .serve.overlay import annotate
+    from .stages import FrameReader, check_startup, open_source
 
     stages = check_startup(cfg)
     src = open_source(cfg.camera)
@@ -108,11 +106,12 @@ def tune(cfg: Config, out: Path, frames: int = 5) -> dict:
         raise RuntimeError(f"no frame from camera {cfg.camera.name} ({cfg.camera.type} {cfg.camera.uri})")
     rec = grabbed[-1]
     w, h = rec.size
-    roi = stages.roi.with_frame_size((w, h))
-    gate = MotionGate.from_config(cfg.motion, roi)
+    look = FrameReader(stages)
     for r in grabbed:
-        gate.update(r.grey, r.ts)
-    reads = stages.read_frame(rec, roi)
+        look.moved(r)
+    reads = look.read(rec)
+    roi, gate = look.roi, look.motion
+    assert roi is not None and gate is not None
     drawn = [{**plate_payload(p.reading, p.box, p.format_ok, p.region), "score": round(p.score, 3)} for p in reads]
     img = annotate(rec.image, roi.polygons(w, h),
                    [(p.box, f"{p.text} {p.confidence:.2f} s={p.score:.2f}") for p in reads], gate.last_mask)

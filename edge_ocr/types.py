@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from .known_plates import KnownMatch
-
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
+
+
+@dataclass(frozen=True)
+class KnownMatch:
+    """The entry a text matched. ``plate`` is the entry's plate or pattern as configured;
+    ``distance`` the edits beyond look-alike swaps (0 unless ``kind`` is ``near``)."""
+
+    name: str
+    plate: str
+    kind: str
+    distance: int
 
 
 @dataclass(frozen=True)

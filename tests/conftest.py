@@ -13,12 +13,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 # edge_ocr sets OpenCV's decoder pixel limit, which cv2 reads once when it loads; test modules
 # import cv2 before edge_ocr, and conftest is imported before them
 import edge_ocr  # noqa: F401
+from edge_ocr.publish.publish import MqttPublisher
+
+from .helpers import FAST, MOSQUITTO, PLATES, Subscriber, free_port
+from .scenes import render as render_video
 
 # ----------------------------------------------------------------------------- torch
 
@@ -46,15 +51,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 # ----------------------------------------------------------------------------- mosquitto
 
-MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -269,3 +266,44 @@ def tls_files(tmp_path: Path) -> TlsFiles:
         "ext.cnf",
     )
     return TlsFiles(ca=d / "ca.crt", cert=d / "server.crt", key=d / "server.key")
+
+
+# ----------------------------------------------------------------------------- videos
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "cars.avi"
+    render_video(path, PLATES, width=960, height=540, fps=10)
+    return path
+
+
+# ----------------------------------------------------------------------------- MQTT publishers and subscribers
+
+@pytest.fixture
+def subscribers() -> Iterator[Callable[..., Subscriber]]:
+    made: list[Subscriber] = []
+
+    def factory(broker: Broker, topics: list[str], **kw: Any) -> Subscriber:
+        made.append(Subscriber(broker, topics, **kw))
+        return made[-1]
+
+    yield factory
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def publishers() -> Iterator[Callable[..., MqttPublisher]]:
+    """Builds publishers and makes sure each is stopped, so no paho thread outlives its test."""
+    made: list[MqttPublisher] = []
+
+    def factory(*args: Any, start: bool = True, **kw: Any) -> MqttPublisher:
+        pub = MqttPublisher(*args, **{**FAST, **kw})
+        made.append(pub)
+        if start:
+            pub.start()
+        return pub
+
+    yield factory
+    for p in made:
+        p.stop(0.2)

@@ -14,10 +14,10 @@ import jinja2
 import pytest
 import yaml
 
-from edge_ocr.known_plates import KnownMatch
-from edge_ocr.mqtt_contract import discovery_payload, event_payload, make_topics
+from edge_ocr.publish.mqtt_contract import discovery_payload, event_payload, make_topics
+from edge_ocr.types import KnownMatch
 
-from .test_mqtt_ha import event, render
+from .helpers import event, render
 
 ROOT = Path(__file__).resolve().parents[1]
 BLUEPRINT = ROOT / "blueprints" / "automation" / "edge-ocr" / "gate.yaml"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 
 from . import scenes
 
@@ -34,7 +34,7 @@ def test_calibrate_fits_on_one_half_reports_the_other_and_writes_the_temperature
             w.writerow([f"{k}.png", text, region, f"rendered-{region}"])
     model = tmp_path / "m.onnx"
     shutil.copy(DEFAULT_MODEL, model)
-    out = _run("tools/calibrate.py", str(tmp_path / "labels.csv"), "--split", "all", "--models", str(model), "--write")
+    out = _run("-m", "tools.calibrate", str(tmp_path / "labels.csv"), "--split", "all", "--models", str(model), "--write")
     fitted = float(out.split("-> temperature ")[1].split()[0])
     assert "fitted on" in out and "test half" in out and "| 0.99–1.00 |" in out and "source rendered-us" in out
     assert f"wrote edge_ocr.temperature = {fitted:g}" in out

@@ -90,3 +90,14 @@ def test_check_config_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "mqtt.port: must be 1..65535, got 70000" in capsys.readouterr().err
     assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_check_config_takes_the_config_like_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mqtt:\n  port: 70000\n")
+    assert main(["check-config", "--config", str(bad)]) == 2
+    assert f"{bad}: mqtt.port: must be 1..65535, got 70000" in capsys.readouterr().err
+    assert main(["check-config", "-c", str(ROOT / "config.yaml")]) == 0
+    assert "mqtt:" in capsys.readouterr().out
+    assert main(["check-config", str(ROOT / "config.yaml"), "--config", str(bad)]) == 2  # both are checked
+    assert f"{bad}: mqtt.port: must be 1..65535" in capsys.readouterr().err

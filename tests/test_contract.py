@@ -12,8 +12,8 @@ import cv2
 from edge_ocr.cli import main
 from edge_ocr.config import parse_config
 from edge_ocr.daemon import LogSink, Pipeline
-from edge_ocr.mqtt_contract import event_payload, example_json, ocr_payload, plate_payload
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.publish.mqtt_contract import event_payload, example_json, ocr_payload, plate_payload
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 from edge_ocr.stages import Stages
 from edge_ocr.types import Frame, PlateEvent, Reading
 

@@ -5,6 +5,7 @@ and picamera2's lores plane is what the localiser and the motion gate work on.""
 from __future__ import annotations
 
 import json
+import logging
 import tracemalloc
 import urllib.request
 from pathlib import Path
@@ -13,15 +14,18 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.video_eval import crop_readings
+from bench.video_scene import Car
+from edge_ocr.capture.quad import iou
+from edge_ocr.capture.sources.picam import LoresFrame
 from edge_ocr.cli import main
 from edge_ocr.config import parse_config
 from edge_ocr.daemon import LogSink, Pipeline
-from edge_ocr.http_api import HttpApi
-from edge_ocr.quad import iou
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
-from edge_ocr.sources.picam import LoresFrame
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.serve.http_api import HttpApi
 from edge_ocr.stages import Stages
 from edge_ocr.types import Frame
+from tools.evaluate import evaluate
 
 from . import scenes
 
@@ -103,9 +107,21 @@ def test_the_same_crop_reads_the_same_through_every_entry_point(tmp_path: Path, 
     assert main(["tune", "--config", str(cfg_path), "--out", str(tmp_path / "snap.png"), "--frames", "2"]) == 0
     tune_text = json.loads(capsys.readouterr().out)["candidates"][0]["text"]
 
+    # bench/video_eval.py's per-crop figure: the crop file as a photo whose plate box is all of it
+    h, w = crop.shape[:2]
+    car = Car(crop_file.name, (0, 0, w, h), "PJC4983", "br")
+    [(video_eval_text, video_eval_right)] = crop_readings([car], tmp_path, parse_config(cfg_path.read_text()),
+                                                          {"br": ["br"]})
+
+    # tools/evaluate.py (the model card's and BENCHMARKS.md's accuracy), the crop labelled br
+    (tmp_path / "labels.csv").write_text(f"file,text,region\n{crop_file.name},PJC4983,br\n")
+    ev = evaluate(str(DEFAULT_MODEL), tmp_path / "labels.csv", latency_n=1)
+    assert ev["regions"]["overall"] == {"n": 1, "exact": 1.0, "cer": 0.0} and ev["failures"] == []  # read PJC4983
+
     assert raw == "PJC49B3"  # the case is the one meant: the format rules change the reading
     assert daemon_text == ["PJC4983"]
-    assert (recognize_text, http_text, tune_text) == ("PJC4983", "PJC4983", "PJC4983")
+    assert (recognize_text, http_text, tune_text, video_eval_text) == ("PJC4983",) * 4
+    assert video_eval_right
 
 
 def test_recognize_regions_default_from_the_config_else_all(tmp_path: Path, capsys) -> None:
@@ -129,6 +145,23 @@ def test_recognize_regions_default_from_the_config_else_all(tmp_path: Path, caps
     assert read("--config", str(cfg), "--regions", "br,us")["text"] == "PJC4983"  # the flag wins
     assert main(["recognize", "--regions", "xx", str(crop)]) == 2
     assert "--regions: unknown xx" in capsys.readouterr().err
+
+
+def test_recognize_builds_its_reader_from_the_config_with_the_flags_over_it(tmp_path: Path, capsys, caplog) -> None:
+    # recognize used to build its own recogniser with one thread whatever recognizer.threads said
+    crop = tmp_path / "crop.png"
+    cv2.imwrite(str(crop), scenes.clean_plate("PJC49B3", "br", 48))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("recognizer: {threads: 2, graph_optimization: basic}\n")
+    caplog.set_level(logging.INFO, logger="edge_ocr.read.session")
+    assert main(["recognize", "--json", "--config", str(cfg), str(crop)]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == "PJC4983"
+    assert "2 thread(s)" in caplog.text
+    caplog.clear()
+    assert main(["recognize", "--json", "--config", str(cfg), "--threads", "3", str(crop)]) == 0
+    assert "3 thread(s)" in caplog.text
+    assert main(["recognize", "--retry-below", "2", str(crop)]) == 2  # the schema checks the flags too
+    assert "command line: recognizer.retry_below" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- reload

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_ocr.ctc import beam_search, greedy_decode, softmax
+from edge_ocr.read.ctc import beam_search, greedy_decode, softmax
 
 CHARSET = "AB"  # class 1 = A, class 2 = B, class 0 = blank
 

@@ -9,83 +9,19 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-import pytest
-
 from edge_ocr.cli import main
-from edge_ocr.daemon import Daemon, run_daemon
+from edge_ocr.daemon import run_daemon
 
 from . import scenes
+from .helpers import PLATES, run_and_collect, subscribe, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PLATES = [("RK115AN", "eu"), ("PJC4903", "br"), ("7ABC123", "us")]
 
 
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("video") / "cars.avi"
-    scenes.render(path, PLATES, width=960, height=540, fps=10)
-    return path
-
-
-def write_config(tmp_path: Path, video: Path, port: int, extra: str = "") -> Path:
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text(
-        f"device_id: test-gate\n"
-        f"camera: {{name: gate, type: file, uri: '{video}', fps: 10}}\n"
-        f"roi: {{polygons: [[[0, 0.4], [1, 0.4], [1, 1], [0, 1]]]}}\n"
-        f"mqtt: {{host: 127.0.0.1, port: {port}, stats_interval_s: 1}}\n"
-        f"outbox: {{path: '{tmp_path / 'outbox.sqlite'}'}}\n" + extra
-    )
-    return cfg
-
-
-def subscribe(port: int) -> tuple[mqtt.Client, list[tuple[str, bytes]]]:
-    got: list[tuple[str, bytes]] = []
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    c.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
-    c.connect("127.0.0.1", port)
-    c.subscribe("edge-ocr/#", qos=1)
-    c.loop_start()
-    time.sleep(0.3)
-    return c, got
-
-
-def play(config: Path, video: Path, fps: float = 10) -> Daemon:
-    """The daemon ``run`` would start with ``config``, fed ``video`` frame by frame on the video's
-    clock, then stopped as on SIGTERM (tracks flushed, MQTT ``offline``)."""
-    now = [0.0]
-    d = Daemon.open(str(config), threading.Event(), clock=lambda: now[0])
-    assert d.pipeline is not None
-    try:
-        for frame in scenes.video_frames(video, fps):
-            now[0] = frame.ts
-            d.pipeline.process(frame)
-        now[0] += 60.0
-        d.pipeline.flush()
-    finally:
-        d.close()
-    return d
-
-
-def run_and_collect(tmp_path: Path, video: Path, port: int, extra: str = "") -> list[tuple[str, bytes]]:
-    """Play ``video`` through the daemon (``extra`` config lines added); everything a subscriber
-    saw, up to ``offline``."""
-    client, got = subscribe(port)
-    try:
-        play(write_config(tmp_path, video, port, extra), video)
-        deadline = time.time() + 5
-        while time.time() < deadline and not any(t.endswith("/status") and p == b"offline" for t, p in got):
-            time.sleep(0.1)
-    finally:
-        client.loop_stop()
-        client.disconnect()
-    return got
 
 
 def test_one_event_per_car_reaches_the_subscriber(tmp_path: Path, video: Path, mosquitto) -> None:

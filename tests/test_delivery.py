@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_ocr.delivery import Delivery
-from edge_ocr.outbox import NewMessage, Outbox
+from edge_ocr.publish.delivery import Delivery
+from edge_ocr.publish.outbox import NewMessage, Outbox
 
 PLATE, LAST = "edge-ocr/d/plate", "edge-ocr/d/last_plate"
 

@@ -9,14 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_ocr.capture.quad import iou
+from edge_ocr.capture.roi import Roi
 from edge_ocr.config import LocalizerConfig, parse_config
-from edge_ocr.detector import REG_SCALE, STRIDE, LearntLocalizer, decode, prepare
-from edge_ocr.localize import Localizer
-from edge_ocr.quad import iou
-from edge_ocr.reading import PlateReader
-from edge_ocr.roi import Roi
-from edge_ocr.stages import StartupError, load_localizer, load_recognizer
-from edge_ocr.still import StillReader
+from edge_ocr.find.detector import REG_SCALE, STRIDE, LearntLocalizer, decode, prepare
+from edge_ocr.find.localize import Localizer
+from edge_ocr.serve.still import StillReader
+from edge_ocr.stages import StartupError, load_localizer, load_recognizer, plate_reader
 
 from . import scenes
 
@@ -113,7 +112,7 @@ def test_config_picks_the_localiser_and_its_defaults() -> None:
 def test_a_photo_with_no_plate_gets_no_text_from_the_still_reader() -> None:
     cfg = parse_config("")
     rec = load_recognizer(cfg.recognizer)
-    still = StillReader(PlateReader.from_config(cfg, rec, load_localizer(cfg.localizer)),
+    still = StillReader(plate_reader(cfg, rec, load_localizer(cfg.localizer)),
                         cfg.recognizer.min_confidence)
     # text everywhere, no plate: a sign and loose lettering on a plain wall
     wall = np.full((540, 960, 3), 120, np.uint8)

@@ -26,12 +26,10 @@ import pytest
 
 from edge_ocr.config import Config, LocalizerConfig, MqttConfig, VotingConfig
 from edge_ocr.daemon import EX_CONFIG, EX_TEMPFAIL, _changed_keys, run_daemon
-from edge_ocr.outbox import Outbox
-from edge_ocr.publish import MqttPublisher
+from edge_ocr.publish.outbox import Outbox
+from edge_ocr.publish.publish import MqttPublisher
 
-from .test_publish import DEVICE, TOPICS, make_event, mqtt_cfg, outbox_cfg, publishers, subscribers, wait_until
-
-__all__ = ["publishers", "subscribers"]  # fixtures, used by name
+from .helpers import DEVICE, TOPICS, make_event, mqtt_cfg, outbox_cfg, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = 4096
@@ -123,7 +121,7 @@ def logged(caplog: pytest.LogCaptureFixture, text: str, level: int = logging.WAR
 
 def store_offline(tmp_path: Path, n: int, size: int = 0) -> list[str]:
     """``n`` events committed by a publisher that never reached a broker (port with no listener)."""
-    from .test_publish import free_port
+    from .helpers import free_port
 
     pub = MqttPublisher(mqtt_cfg(free_port()), outbox_cfg(tmp_path), DEVICE, "t")
     ids = []
@@ -171,7 +169,7 @@ def test_damaged_outbox_salvages_every_readable_event(damage: str, mosquitto, tm
 def test_damage_found_while_the_disk_is_full_is_salvaged_once_there_is_room(tmpfs, caplog) -> None:
     import sqlite3
 
-    from edge_ocr.outbox import NewMessage
+    from edge_ocr.publish.outbox import NewMessage
 
     fs = tmpfs(512 * 1024)
     path = fs.path / "o.sqlite"
@@ -237,11 +235,11 @@ def test_disk_refusing_writes_holds_new_events_and_keeps_delivering(
 def test_pipeline_does_not_count_or_log_an_event_the_disk_refused(tmpfs, caplog) -> None:
     from edge_ocr.config import OutboxConfig
     from edge_ocr.daemon import Pipeline
+    from edge_ocr.decide.tracks import Observation
     from edge_ocr.stages import Stages
     from edge_ocr.types import Reading
-    from edge_ocr.voting import Observation
 
-    from .test_publish import free_port
+    from .helpers import free_port
 
     caplog.set_level(logging.INFO)
     fs = tmpfs(256 * 1024)
@@ -268,7 +266,7 @@ def test_pipeline_does_not_count_or_log_an_event_the_disk_refused(tmpfs, caplog)
 
 
 def test_stop_with_a_full_disk_never_calls_memory_kept(tmpfs, publishers, caplog) -> None:
-    from .test_publish import free_port
+    from .helpers import free_port
 
     fs = tmpfs(256 * 1024)
     pub = publishers(mqtt_cfg(free_port()), outbox_cfg(fs.path), DEVICE, "t")
@@ -301,7 +299,7 @@ def test_disk_refusing_at_start_exits_75_naming_it(fault: str, tmpfs, tmp_path: 
 
 
 def test_unit_restarts_tempfail_but_not_a_broken_config() -> None:
-    from .test_systemd import UNIT, parse_unit
+    from .helpers import UNIT, parse_unit
 
     service = parse_unit(UNIT.read_text(encoding="utf-8"))["Service"]
     assert service["Restart"] == ["on-failure"]
@@ -406,8 +404,8 @@ def test_a_broker_refusing_mqtt5_gets_311_on_the_next_attempt() -> None:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.reasoncodes import ReasonCode
 
-    from edge_ocr.mqtt_client import fall_back_to_311, make_client
-    from edge_ocr.outbox import NewMessage
+    from edge_ocr.publish.mqtt_client import fall_back_to_311, make_client
+    from edge_ocr.publish.outbox import NewMessage
 
     client = make_client(mqtt_cfg(1883), "c", NewMessage("t/status", b"offline"), 0.5, 10)
     assert client.protocol == paho.MQTTv5

@@ -15,9 +15,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.fleet import Outage, plate_event, run_outage
 from edge_ocr.config import MqttConfig, OutboxConfig
-from edge_ocr.publish import MqttPublisher
+from edge_ocr.publish.publish import MqttPublisher
 
-from .conftest import MOSQUITTO
+from .helpers import MOSQUITTO
 
 
 def test_bridge_outage_loses_nothing_and_keeps_order(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edge_ocr.config import FormatsConfig
-from edge_ocr.formats import CONFUSIONS, DIGITS, LETTERS, PROVINCES, REGIONS, FormatRules, allowed_chars
+from edge_ocr.read.formats import CONFUSIONS, DIGITS, LETTERS, PROVINCES, REGIONS, FormatRules, allowed_chars
+from edge_ocr.stages import format_rules
 
 # Labels of the real dev data (../shared/data/plates-real-dev), copied here so the test runs without
 # it: the shortest, longest and odd shapes of each region (all-letter and all-digit vanity plates,
@@ -211,7 +212,7 @@ def test_normalize_fixes_or_rejects() -> None:
 
 
 def test_disabled_accepts_everything_and_fixes_nothing() -> None:
-    rules = FormatRules.from_config(FormatsConfig(enabled=False, regions=["br"]))
+    rules = format_rules(FormatsConfig(enabled=False, regions=["br"]))
     assert rules.matches("anything at all")
     assert rules.fix("AZJ699I") == "AZJ699I"
     assert rules.normalize("x") == "x"
@@ -220,7 +221,7 @@ def test_disabled_accepts_everything_and_fixes_nothing() -> None:
 
 
 def test_extra_patterns_from_config() -> None:
-    rules = FormatRules.from_config(FormatsConfig(regions=["br"], extra=["DDDLLL", "AAAA"]))
+    rules = format_rules(FormatsConfig(regions=["br"], extra=["DDDLLL", "AAAA"]))
     assert rules.matches("123ABC") and rules.region_of("123ABC") == "extra"
     assert rules.fix("12BABC") == "128ABC"  # extra patterns with classes are strict
     assert rules.matches("ZZZZ") and rules.fix("Z2Z2") == "Z2Z2"  # all-A extras only accept

@@ -21,11 +21,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge_ocr.capture.image_io import ImageError, decode_image
 from edge_ocr.config import Config, ConfigError, parse_config
 from edge_ocr.daemon import LogSink, Pipeline, run_daemon
-from edge_ocr.http_api import HttpApi, HttpError, parse_upload
-from edge_ocr.image_io import ImageError, decode_image
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.serve.http_api import HttpApi, HttpError, parse_upload
 from edge_ocr.stages import Stages
 from edge_ocr.types import Frame
 
@@ -260,7 +260,7 @@ def test_a_network_stream_that_stalls_is_reopened() -> None:
     times out, the source reconnects with back-off and frames flow again."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from edge_ocr.sources.opencv import VideoCaptureSource
+    from edge_ocr.capture.sources.opencv import VideoCaptureSource
 
     jpg = cv2.imencode(".jpg", scenes.still("RK115AN", "eu", 320, 240))[1].tobytes()
     connections: list[int] = []

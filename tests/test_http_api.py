@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,46 +21,13 @@ from edge_ocr.config import ConfigError, parse_config
 from edge_ocr.daemon import run_daemon
 
 from . import bombs, scenes
-from .conftest import free_port
+from .helpers import FRAME, HttpDaemon, start_daemon
 
 TOKEN = "s3cret-token"
 
 
-class Daemon:
-    def __init__(self, url: str, thread: threading.Thread, stop: threading.Event, result: list[int]) -> None:
-        self.url, self.thread, self.stop_event, self.result = url, thread, stop, result
-
-
-def start_daemon(tmp_path: Path, extra_http: str = "") -> Daemon:
-    video = tmp_path / "cars.avi"
-    scenes.render(video, [("RK115AN", "eu"), ("PJC4903", "br")], width=640, height=360, fps=10)
-    port = free_port()
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text(
-        "device_id: web-test\n"
-        f"camera: {{name: gate, type: file, uri: '{video}', fps: 10, loop: true}}\n"
-        "mqtt: {enabled: false}\n"
-        f"outbox: {{path: '{tmp_path / 'outbox.sqlite'}'}}\n"
-        f"http: {{enabled: true, host: 127.0.0.1, port: {port}, max_body_mb: 4{extra_http}}}\n"
-    )
-    stop, result = threading.Event(), []
-    t = threading.Thread(target=lambda: result.append(run_daemon(str(cfg), stop)), daemon=True)
-    t.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1).read()
-            return Daemon(url, t, stop, result)
-        except OSError:
-            if not t.is_alive():
-                raise AssertionError(f"daemon exited early with {result}") from None
-            time.sleep(0.2)
-    raise AssertionError("daemon did not serve /healthz within 30 s")
-
-
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpDaemon]:
     d = start_daemon(tmp_path_factory.mktemp("web"))
     yield d
     d.stop_event.set()
@@ -95,11 +61,10 @@ def jpeg(img: np.ndarray) -> bytes:
     return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
 
 
-FRAME = scenes.still("RK115AN", "eu", 960, 540, seed=3)
 CROP = scenes.clean_plate("PJC4903", "br", 48)
 
 
-def test_whole_frame_json_base64_finds_and_reads_the_plate(daemon: Daemon) -> None:
+def test_whole_frame_json_base64_finds_and_reads_the_plate(daemon: HttpDaemon) -> None:
     status, res = post_json(daemon.url + "/api/ocr", {"image": base64.b64encode(jpeg(FRAME)).decode()})
     assert status == 200, res
     assert res["text"] == "RK115AN" and res["mode"] == "frame"
@@ -110,7 +75,7 @@ def test_whole_frame_json_base64_finds_and_reads_the_plate(daemon: Daemon) -> No
     assert 300 < x + w / 2 < 660 and 300 < y + h / 2 < 540 and w < 300
 
 
-def test_crop_mode_multipart_upload(daemon: Daemon) -> None:
+def test_crop_mode_multipart_upload(daemon: HttpDaemon) -> None:
     body, ctype = multipart("image", "plate.png", cv2.imencode(".png", CROP)[1].tobytes(), "image/png")
     status, _, raw = call(daemon.url + "/api/ocr?crop=1", body, {"Content-Type": ctype})
     res = json.loads(raw)
@@ -120,7 +85,7 @@ def test_crop_mode_multipart_upload(daemon: Daemon) -> None:
     assert res["plates"][0]["region"] == "br"
 
 
-def test_corrupt_base64_is_a_400_naming_base64(daemon: Daemon) -> None:
+def test_corrupt_base64_is_a_400_naming_base64(daemon: HttpDaemon) -> None:
     status, res = post_json(daemon.url + "/api/ocr", {"image": "not*base64!!"})
     assert status == 400 and "base64" in res["error"]
     status, res = post_json(daemon.url + "/api/ocr", {"picture": "AAAA"})
@@ -129,7 +94,7 @@ def test_corrupt_base64_is_a_400_naming_base64(daemon: Daemon) -> None:
     assert status == 400 and "JSON" in json.loads(raw)["error"]
 
 
-def test_text_file_and_truncated_jpeg_are_rejected_as_images(daemon: Daemon) -> None:
+def test_text_file_and_truncated_jpeg_are_rejected_as_images(daemon: HttpDaemon) -> None:
     body, ctype = multipart("file", "notes.txt", b"just some text, not a picture\n" * 20, "text/plain")
     status, _, raw = call(daemon.url + "/api/ocr", body, {"Content-Type": ctype})
     assert status == 422 and "not a decodable image" in json.loads(raw)["error"]
@@ -147,20 +112,20 @@ def test_text_file_and_truncated_jpeg_are_rejected_as_images(daemon: Daemon) -> 
     ("WebP, 5000x5000", bombs.encoded(".webp", 5000)),
     ("TIFF, 5000x5000", bombs.encoded(".tiff", 5000)),
 ])
-def test_small_files_of_huge_images_are_refused_413_before_decoding(daemon: Daemon, name: str, data: bytes) -> None:
+def test_small_files_of_huge_images_are_refused_413_before_decoding(daemon: HttpDaemon, name: str, data: bytes) -> None:
     assert len(data) < 2_000_000, name  # all far under http.max_body_mb: only the pixel limit stops them
     status, _, raw = call(daemon.url + "/api/ocr", data, {"Content-Type": "application/octet-stream"})
     assert status == 413 and "too large" in json.loads(raw)["error"], (name, raw)
 
 
-def test_a_corrupt_webp_is_a_422(daemon: Daemon) -> None:
+def test_a_corrupt_webp_is_a_422(daemon: HttpDaemon) -> None:
     webp = bytearray(bombs.encoded(".webp", 64))
     webp[30:] = b"\x5a" * (len(webp) - 30)  # the header survives, the bitstream does not
     status, _, raw = call(daemon.url + "/api/ocr", bytes(webp), {"Content-Type": "image/webp"})
     assert status == 422 and "not a decodable image" in json.loads(raw)["error"]
 
 
-def test_a_50_mb_body_is_refused_unread_and_the_server_keeps_serving(daemon: Daemon) -> None:
+def test_a_50_mb_body_is_refused_unread_and_the_server_keeps_serving(daemon: HttpDaemon) -> None:
     host, port = daemon.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(b"POST /api/ocr HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
@@ -177,7 +142,7 @@ def test_a_50_mb_body_is_refused_unread_and_the_server_keeps_serving(daemon: Dae
     assert status == 200 and json.loads(raw)["http"]["errors"] >= 1
 
 
-def test_status_snapshot_and_events_while_the_pipeline_runs(daemon: Daemon) -> None:
+def test_status_snapshot_and_events_while_the_pipeline_runs(daemon: HttpDaemon) -> None:
     status, _, raw = call(daemon.url + "/api/status")
     first = json.loads(raw)
     assert status == 200 and first["frames"] >= 0 and "uptime_s" in first
@@ -200,7 +165,7 @@ def test_status_snapshot_and_events_while_the_pipeline_runs(daemon: Daemon) -> N
     assert later["frames"] > first["frames"], "the pipeline kept running"
 
 
-def test_concurrent_requests_while_the_pipeline_runs(daemon: Daemon) -> None:
+def test_concurrent_requests_while_the_pipeline_runs(daemon: HttpDaemon) -> None:
     frames_before = json.loads(call(daemon.url + "/api/status")[2])["frames"]
     payload = {"image": base64.b64encode(jpeg(FRAME)).decode()}
 
@@ -220,7 +185,7 @@ def test_concurrent_requests_while_the_pipeline_runs(daemon: Daemon) -> None:
     assert json.loads(call(daemon.url + "/api/status")[2])["frames"] > frames_before
 
 
-def test_unknown_path_and_wrong_method(daemon: Daemon) -> None:
+def test_unknown_path_and_wrong_method(daemon: HttpDaemon) -> None:
     assert call(daemon.url + "/api/nothing")[0] == 404
     assert call(daemon.url + "/api/ocr")[0] == 405
     status, headers, body = call(daemon.url + "/")

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ocr import image_io
+from edge_ocr.capture import image_io
 from edge_ocr.cli import main
 from edge_ocr.config import Config, ConfigError, parse_config
-from edge_ocr.http_api import HttpApi
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.serve.http_api import HttpApi
 from edge_ocr.stages import Stages
 
 from . import bombs
@@ -124,7 +124,7 @@ def test_recognize_cli_reports_a_bomb_and_reads_the_rest(tmp_path: Path, capsys:
 def test_decoding_is_refused_when_cv2_was_loaded_before_edge_ocr() -> None:
     # cv2 loaded first reads no limit (1 gigapixel): image_io says so instead of decoding bombs
     code = ("import cv2, numpy as np\n"
-            "from edge_ocr import image_io\n"
+            "from edge_ocr.capture import image_io\n"
             "assert not image_io.LIMIT_IN_FORCE\n"
             "try:\n"
             "    image_io.decode_image(cv2.imencode('.png', np.zeros((4, 4), np.uint8))[1].tobytes())\n"

@@ -27,7 +27,7 @@ import yaml
 from edge_ocr.cli import main
 from edge_ocr.config import load_config
 
-from .test_systemd import UNIT, parse_unit, run_install, verify
+from .helpers import UNIT, parse_unit, run_install, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "systemd" / "edge-ocr@.service"

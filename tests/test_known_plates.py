@@ -11,16 +11,18 @@ from pathlib import Path
 import pytest
 
 from edge_ocr.config import ConfigError, KnownPlatesConfig, parse_config
-from edge_ocr.known_plates import KnownMatch, KnownPlates, fold
+from edge_ocr.decide.known_plates import KnownPlates, fold
+from edge_ocr.stages import known_plates
+from edge_ocr.types import KnownMatch
 
-from .test_daemon import PLATES, run_and_collect, video  # noqa: F401 - video is a fixture
+from .helpers import PLATES, run_and_collect
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def known(yaml_entries: str, **settings: object) -> KnownPlates:
     extra = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in settings.items())
-    return KnownPlates(parse_config(f"known_plates:\n{extra}  entries:\n{yaml_entries}").known_plates)
+    return known_plates(parse_config(f"known_plates:\n{extra}  entries:\n{yaml_entries}").known_plates)
 
 
 LIST = """\
@@ -71,8 +73,8 @@ def test_tolerance_settings() -> None:
 
 
 def test_empty_list_matches_nothing() -> None:
-    assert len(KnownPlates(KnownPlatesConfig())) == 0
-    assert KnownPlates(KnownPlatesConfig()).match("PJB7392") is None
+    assert len(known_plates(KnownPlatesConfig())) == 0
+    assert known_plates(KnownPlatesConfig()).match("PJB7392") is None
 
 
 @pytest.mark.parametrize(("text", "problem"), [
@@ -89,7 +91,7 @@ def test_bad_config_names_the_key(text: str, problem: str) -> None:
     assert any(p.startswith(problem) for p in exc.value.problems), exc.value.problems
 
 
-def test_events_carry_the_entry_they_matched(tmp_path: Path, video: Path, mosquitto) -> None:  # noqa: F811
+def test_events_carry_the_entry_they_matched(tmp_path: Path, video: Path, mosquitto) -> None:
     """The daemon on a video of three cars, two of them known (one by a look-alike), over MQTT."""
     got = run_and_collect(tmp_path, video, mosquitto.port, "known_plates:\n  entries:\n"
                           "    - {name: our car, plates: [RK115AN]}\n    - {name: van, plates: [PJC49O3]}\n")

@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ocr.config import LocalizerConfig, RoiConfig
-from edge_ocr.localize import Localizer, fixed_candidates
-from edge_ocr.quad import iou, warp_quad
-from edge_ocr.roi import Roi
+from edge_ocr.capture.quad import iou, warp_quad
+from edge_ocr.capture.roi import Roi
+from edge_ocr.config import ConfigError, LocalizerConfig, RoiConfig, parse_config
+from edge_ocr.find.localize import Localizer, fixed_candidates
+from edge_ocr.stages import load_localizer, region_of_interest
 
 W, H = 1280, 720
 
@@ -145,10 +146,10 @@ def test_pixel_roi_refers_to_the_full_frame_when_searching_a_small_copy() -> Non
 
 
 def test_from_config() -> None:
-    loc = Localizer.from_config(LocalizerConfig(max_candidates=3, min_height=20, min_score=0.4))
-    assert (loc.max_candidates, loc.min_height, loc.min_score) == (3, 20, 0.4)
-    with pytest.raises(ValueError):
-        Localizer(min_aspect=5, max_aspect=2)
+    loc = load_localizer(LocalizerConfig(type="classic", max_candidates=3, min_height=20, min_score=0.4))
+    assert isinstance(loc, Localizer) and (loc.max_candidates, loc.min_height, loc.min_score) == (3, 20, 0.4)
+    with pytest.raises(ConfigError, match="max_aspect"):  # checked once, by the schema
+        parse_config("localizer: {min_aspect: 5, max_aspect: 2}")
 
 
 def test_too_small_plates_are_ignored() -> None:
@@ -225,11 +226,12 @@ def test_roi_pixels_scale_to_smaller_images_and_union_of_polygons() -> None:
 
 def test_roi_from_config_and_validation() -> None:
     cfg = RoiConfig(units="pixels", polygons=[[(10, 10), (50, 10), (50, 40)]], fixed_box=True)
-    roi = Roi.from_config(cfg, frame_size=(100, 100))
+    roi = region_of_interest(cfg).with_frame_size((100, 100))
     assert roi.fixed_box and roi.bbox(100, 100) == (10, 10, 40, 30)
-    with pytest.raises(ValueError):
-        Roi([[(0, 0), (1, 1)]])
-    with pytest.raises(ValueError):
-        Roi([[(0, 0), (1, 0), (1, 1)]], units="inches")
-    with pytest.raises(ValueError):
-        Roi([])
+    # checked once, by the schema
+    with pytest.raises(ConfigError, match="roi.polygons"):
+        parse_config("roi: {polygons: [[[0, 0], [1, 1]]]}")
+    with pytest.raises(ConfigError, match="roi.units"):
+        parse_config("roi: {units: inches}")
+    with pytest.raises(ConfigError, match="roi.polygons"):
+        parse_config("roi: {polygons: []}")

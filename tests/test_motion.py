@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_ocr.config import MotionConfig
-from edge_ocr.motion import MotionGate
-from edge_ocr.roi import Roi
+from edge_ocr.capture.motion import MotionGate
+from edge_ocr.capture.roi import Roi
+from edge_ocr.config import ConfigError, MotionConfig, parse_config
+from edge_ocr.stages import motion_gate
 
 W, H = 640, 360
 
@@ -75,7 +76,7 @@ def test_min_area_sets_the_sensitivity() -> None:
 
 
 def test_disabled_gate_is_always_open() -> None:
-    gate = MotionGate.from_config(MotionConfig(enabled=False))
+    gate = motion_gate(MotionConfig(enabled=False))
     assert all(gate.update(frame(), float(t)) for t in range(5))
 
 
@@ -110,7 +111,10 @@ def test_reset_forgets_the_previous_frame() -> None:
 
 
 def test_from_config_and_validation() -> None:
-    g = MotionGate.from_config(MotionConfig(pixel_delta=40, min_area=0.05, width=200, hold_s=1.5))
+    g = motion_gate(MotionConfig(pixel_delta=40, min_area=0.05, width=200, hold_s=1.5))
     assert (g.pixel_delta, g.min_area, g.width, g.hold_s) == (40, 0.05, 200, 1.5)
-    with pytest.raises(ValueError):
-        MotionGate(pixel_delta=0)
+    # the ranges are checked once, by the schema
+    with pytest.raises(ConfigError, match="motion.pixel_delta"):
+        parse_config("motion: {pixel_delta: 0}")
+    with pytest.raises(ConfigError, match="motion.width"):
+        parse_config("motion: {width: 16}")

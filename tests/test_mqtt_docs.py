@@ -9,14 +9,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edge_ocr.announce import Announcer
 from edge_ocr.config import Config
 from edge_ocr.daemon import LogSink, Pipeline, resolve_model
-from edge_ocr.mqtt_contract import device_name, discovery_payload, event_payload, make_topics, utc_iso
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.publish.announce import Announcer
+from edge_ocr.publish.mqtt_contract import device_name, discovery_payload, event_payload, make_topics, utc_iso
+from edge_ocr.read.recognizer import Recognizer
 from edge_ocr.stages import Stages
 from edge_ocr.types import PlateEvent
-from tests.test_mqtt_ha import entity_id
+
+from .helpers import entity_id
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "mqtt.md"
 BLOCK = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- end:\2 -->)", re.DOTALL)

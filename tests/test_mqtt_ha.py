@@ -6,53 +6,31 @@ clean stop."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_ocr.config import Config, ConfigError, HttpConfig, MqttConfig, OutboxConfig, parse_config
-from edge_ocr.known_plates import KnownMatch
-from edge_ocr.mqtt_contract import STATS_SENSORS, device_name, make_topics
-from edge_ocr.publish import MqttPublisher, configuration_url
-from edge_ocr.types import PlateEvent
+from edge_ocr.publish.mqtt_contract import STATS_SENSORS, device_name
+from edge_ocr.publish.publish import MqttPublisher, configuration_url
+from edge_ocr.types import KnownMatch
 
-FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.3}
-DEVICE = "gate1"
-TOPICS = make_topics("edge-ocr", DEVICE)
+from .helpers import DEVICE, FAST, TOPICS, entity_id, event, render, wait_until
+
 UID = f"edge_ocr_{DEVICE}"
 
 
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
-def event(i: int, region: str | None = "eu", crop: bytes | None = None, known: KnownMatch | None = None) -> PlateEvent:
-    return PlateEvent(event_id=f"evt-{i}", text=f"AB{i:03d}CD", confidence=0.9312, char_confidences=(0.93,) * 7,
-                      camera="gate", time_utc=f"2026-11-25T20:13:{i:02d}.000Z", frame_size=(1280, 720),
-                      box=(1, 2, 3, 4), model="plate_crnn", model_version="1.2.0", votes=4, region=region,
-                      crop_jpeg=crop, known=known)
 
 
-_jinja = jinja2.Environment(autoescape=False)
-_jinja.filters["to_json"] = json.dumps  # Home Assistant's own filter; Jinja2 has only tojson
-
-
-def render(template: str, payload: bytes) -> str:
-    return _jinja.from_string(template).render(value_json=json.loads(payload))
 
 
 class FakeHomeAssistant:
@@ -293,11 +271,6 @@ def test_counters_units_state_classes_and_started_at(mosquitto, tmp_path: Path, 
     assert {k.removeprefix(f"{UID}_") for k, c in cmps.items() if c.get("state_topic") == TOPICS.stats} == {
         s.key for s in STATS_SENSORS
     }
-
-
-def entity_id(platform: str, device: str, entity: str) -> str:
-    """Home Assistant's entity id for a named entity of a named device."""
-    return f"{platform}." + re.sub(r"[^a-z0-9]+", "_", f"{device} {entity}".lower()).strip("_")
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from edge_ocr.config import parse_config
-from edge_ocr.localize import Localizer
-from edge_ocr.reading import PlateReader, drop_stacked
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.find.localize import Localizer
+from edge_ocr.read.reading import PlateReader, drop_stacked
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 from edge_ocr.stages import Stages
 
 from . import scenes

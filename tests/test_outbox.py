@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_ocr.config import OutboxConfig
-from edge_ocr.outbox import NewMessage, Outbox
+from edge_ocr.config import ConfigError, parse_config
+from edge_ocr.publish.outbox import NewMessage, Outbox
 
 
 class FakeClock:
@@ -76,7 +76,7 @@ def test_sequence_numbers_are_never_reused(tmp_path: Path) -> None:
 
 
 def test_max_events_drops_oldest_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="edge_ocr.outbox")
+    caplog.set_level(logging.WARNING, logger="edge_ocr.publish.outbox")
     with Outbox(tmp_path / "o.sqlite", 10, 24) as box:
         box.add_many(msgs(8))
         assert box.dropped_total == 0
@@ -121,10 +121,13 @@ def test_age_is_applied_when_opening(tmp_path: Path) -> None:
         assert box.dropped()["max_age"] == 3
 
 
-def test_from_config(tmp_path: Path) -> None:
-    cfg = OutboxConfig(path=str(tmp_path / "c.sqlite"), max_events=10, max_age_h=2)
-    with Outbox.from_config(cfg) as box:
+def test_bounds_come_from_the_schema_checked_once(tmp_path: Path) -> None:
+    with Outbox(str(tmp_path / "c.sqlite"), 10, 2) as box:
         assert (box.max_events, box.max_age_s, box.path) == (10, 7200.0, tmp_path / "c.sqlite")
+    with pytest.raises(ConfigError, match="outbox.max_events"):
+        parse_config("outbox: {max_events: 5}")
+    with pytest.raises(ConfigError, match="outbox.max_age_h"):
+        parse_config("outbox: {max_age_h: 0}")
 
 
 def test_corrupt_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -139,13 +142,6 @@ def test_corrupt_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFi
     lines = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
     assert len(lines) == 1 and str(aside[0]) in lines[0]
     assert any("salvaged 0 queued message(s)" in r.getMessage() for r in caplog.records)
-
-
-def test_bad_bounds_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="max_events"):
-        Outbox(tmp_path / "o.sqlite", 0, 1)
-    with pytest.raises(ValueError, match="max_age_h"):
-        Outbox(tmp_path / "o.sqlite", 10, 0)
 
 
 PAGE = 4096

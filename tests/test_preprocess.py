@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from edge_ocr.preprocess import PreprocessSpec, preprocess, preprocess_batch, to_grey
+from edge_ocr.capture.grey import to_grey
+from edge_ocr.read.preprocess import PreprocessSpec, preprocess, preprocess_batch
 
 SPEC = PreprocessSpec(height=32, width=160, mean=0.5, std=0.5, clahe_clip=2.0, clahe_tile=4, pad_value=0.0)
 LO, HI = (0 - SPEC.mean) / SPEC.std, (1 - SPEC.mean) / SPEC.std
@@ -85,7 +86,7 @@ def test_portable_clahe_and_area_resize_match_opencv_byte_for_byte() -> None:
 
     import cv2
 
-    from edge_ocr.portable import area_resize, clahe
+    from edge_ocr.read.portable import area_resize, clahe
 
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("OpenCV itself rounds differently on this CPU; x86 OpenCV is the reference "

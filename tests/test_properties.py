@@ -14,10 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from edge_ocr.ctc import beam_search, greedy_decode
-from edge_ocr.preprocess import PreprocessSpec, preprocess, preprocess_batch
+from edge_ocr.decide.fusion import fuse
+from edge_ocr.decide.tracks import Observation
+from edge_ocr.decide.voting import Voter
+from edge_ocr.read.ctc import beam_search, greedy_decode
+from edge_ocr.read.preprocess import PreprocessSpec, preprocess, preprocess_batch
 from edge_ocr.types import Reading
-from edge_ocr.voting import Observation, Voter, fuse
 
 N = int(os.environ.get("EDGE_OCR_FUZZ_EXAMPLES", "150"))
 CFG = settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,161 +9,22 @@ import logging
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from paho.mqtt import client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_ocr.config import MqttConfig, OutboxConfig
-from edge_ocr.mqtt_contract import STATS_SENSORS, discovery_payload, event_payload, make_topics
-from edge_ocr.publish import MqttPublisher
-from edge_ocr.types import PlateEvent
+from edge_ocr.publish.mqtt_contract import STATS_SENSORS, discovery_payload, event_payload, make_topics
+
+from .helpers import DEVICE, TOPICS, free_port, make_event, mqtt_cfg, outbox_cfg, wait_until
 
 Broker = Any  # tests/conftest.py's Broker; not imported, conftest is no module to import from
 TlsFiles = Any
 REPO = Path(__file__).resolve().parents[1]
-DEVICE = "gate1"
-FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.3}
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def make_event(i: int, crop: bytes | None = None) -> PlateEvent:
-    return PlateEvent(
-        event_id=f"evt-{i:04d}",
-        text=f"AB{i:04d}",
-        confidence=0.9123,
-        char_confidences=(0.99, 0.98, 0.97, 0.96, 0.95, 0.9123),
-        camera="gate",
-        time_utc="2026-11-25T20:13:29.123Z",
-        frame_size=(1280, 720),
-        box=(100, 200, 180, 45),
-        model="plate_crnn_int8",
-        model_version="2026.11.1",
-        votes=3,
-        region="eu",
-        crop_jpeg=crop,
-    )
-
-
-def mqtt_cfg(port: int, **kw: Any) -> MqttConfig:
-    base: dict[str, Any] = {"host": "127.0.0.1", "port": port, "keepalive_s": 5}
-    base.update(kw)
-    return MqttConfig(**base)
-
-
-def outbox_cfg(tmp_path: Path, name: str = "outbox.sqlite", **kw: Any) -> OutboxConfig:
-    return OutboxConfig(path=str(tmp_path / name), **kw)
-
-
-class Subscriber:
-    """A test-side paho client that records every message it receives."""
-
-    def __init__(
-        self,
-        broker: Broker,
-        topics: list[str],
-        *,
-        client_id: str = "",
-        persistent: bool = False,
-        auth: tuple[str, str] | None = None,
-    ) -> None:
-        self.messages: list[paho.MQTTMessage] = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent, protocol=paho.MQTTv311
-        )
-        self.client.reconnect_delay_set(0.1, 0.3)  # type: ignore[arg-type]
-        if auth:
-            self.client.username_pw_set(*auth)
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
-        self.client.on_subscribe = lambda *_: self._subscribed.set()
-        self.client.connect(broker.host, broker.port, keepalive=5)
-        self.client.loop_start()
-        assert self._subscribed.wait(5), "subscriber did not get SUBACK"
-
-    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append(msg)
-
-    def on(self, topic: str) -> list[paho.MQTTMessage]:
-        with self._lock:
-            return [m for m in self.messages if m.topic == topic]
-
-    def payloads(self, topic: str) -> list[bytes]:
-        return [bytes(m.payload) for m in self.on(topic)]
-
-    def events(self, topic: str) -> list[dict[str, Any]]:
-        return [json.loads(p) for p in self.payloads(topic)]
-
-    def clear(self) -> None:
-        with self._lock:
-            self.messages.clear()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@pytest.fixture
-def subscribers() -> Iterator[Callable[..., Subscriber]]:
-    made: list[Subscriber] = []
-
-    def factory(broker: Broker, topics: list[str], **kw: Any) -> Subscriber:
-        made.append(Subscriber(broker, topics, **kw))
-        return made[-1]
-
-    yield factory
-    for s in made:
-        s.close()
-
-
-@pytest.fixture
-def publishers() -> Iterator[Callable[..., MqttPublisher]]:
-    """Builds publishers and makes sure each is stopped, so no paho thread outlives its test."""
-    made: list[MqttPublisher] = []
-
-    def factory(*args: Any, start: bool = True, **kw: Any) -> MqttPublisher:
-        pub = MqttPublisher(*args, **{**FAST, **kw})
-        made.append(pub)
-        if start:
-            pub.start()
-        return pub
-
-    yield factory
-    for p in made:
-        p.stop(0.2)
-
-
-TOPICS = make_topics("edge-ocr", DEVICE)
-
-
 # ----------------------------------------------------------------------------- payloads
 
 
@@ -271,7 +132,7 @@ CHILD = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {repo!r})
     from edge_ocr.config import MqttConfig, OutboxConfig
-    from edge_ocr.publish import MqttPublisher
+    from edge_ocr.publish.publish import MqttPublisher
     from edge_ocr.types import PlateEvent
 
     pub = MqttPublisher(
@@ -476,7 +337,7 @@ def test_wrong_password_not_connected_then_right_one_delivers(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="edge_ocr.publish")
+    caplog.set_level(logging.INFO, logger="edge_ocr.publish.publish")
     ((user, password),) = mosquitto_auth.users.items()
     changes: list[bool] = []
     bad = publishers(

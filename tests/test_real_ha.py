@@ -10,7 +10,6 @@ venv (minutes); later runs take about three minutes. CI does not set the variabl
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import free_port
+from .helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = os.environ.get("EDGE_OCR_HA_VENV", "")
@@ -142,10 +141,8 @@ def home_assistant(mosquitto, tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 def load_ha_check() -> Any:
-    spec = importlib.util.spec_from_file_location("ha_check", ROOT / "tools" / "ha_check.py")
-    assert spec is not None and spec.loader is not None
-    ha_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ha_check)
+    from tools import ha_check
+
     return ha_check
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from edge_ocr.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 
 from . import scenes
 
@@ -36,11 +36,11 @@ def _probs(charset: str, frames: list[dict[str, float]]) -> np.ndarray:
 
 def test_formats_mend_a_look_alike_but_do_not_force_a_vanity_plate() -> None:
     from edge_ocr.config import FormatsConfig
-    from edge_ocr.formats import FormatRules
+    from edge_ocr.stages import format_rules
 
     rec = Recognizer(DEFAULT_MODEL)
     cs = rec.charset
-    br = FormatRules.from_config(FormatsConfig(regions=["br"])).decoder_patterns(strict_only=True)
+    br = format_rules(FormatsConfig(regions=["br"])).decoder_patterns(strict_only=True)
     frames = []
     for ch in "NY?3834":
         frames += [{"1": 0.55, "I": 0.45} if ch == "?" else {ch: 1.0}, {"": 1.0}]
@@ -59,21 +59,21 @@ def test_formats_mend_a_look_alike_but_do_not_force_a_vanity_plate() -> None:
 
 
 def test_unsure_crops_are_reread_from_recut_copies_and_only_those() -> None:
-    from edge_ocr.preprocess import recut_variants
+    from edge_ocr.read.preprocess import recut_variants
 
     plate = scenes.clean_plate("7ABC123", "us", 60)
     assert [v.shape for v in recut_variants(plate)] == [
         (60, 120 + 2 * 4), (60, int(120 * 1.12)), (60, 120 - 2 * 4), (60, 108), (60 - 2 * 3, 120)]
     assert len(recut_variants(np.zeros((6, 9), np.uint8))) == 2  # too small to cut: only pad and stretch
 
-    rec = Recognizer(DEFAULT_MODEL, batch_size=8, retry_below=0.6)
+    rec = Recognizer(DEFAULT_MODEL, batch_size=8)
     seen: list[int] = []
     probabilities = rec.probabilities
     rec.probabilities = lambda crops: (seen.append(len(crops)), probabilities(crops))[1]  # counts what is read
     noise = np.random.default_rng(3).integers(0, 256, (40, 140, 3), dtype=np.uint8)
     once = Recognizer(DEFAULT_MODEL, batch_size=8).recognize([plate, noise])
     assert once[0].confidence >= 0.6 > once[1].confidence
-    again = rec.recognize([plate, noise])
+    again = rec.recognize([plate, noise], retry_below=0.6)
     assert seen == [2, 5]  # the confident plate is read once, the unsure crop five more times
     assert again[0] == once[0]
     # the kept reading's confidence is discounted by the share of the six reads agreeing with it,
@@ -85,7 +85,7 @@ def test_unsure_crops_are_reread_from_recut_copies_and_only_those() -> None:
 
 
 def test_the_most_confident_read_is_discounted_by_disagreement() -> None:
-    from edge_ocr.recognizer import _most_confident_discounted
+    from edge_ocr.read.recognizer import _most_confident_discounted
     from edge_ocr.types import Reading
 
     reads = [Reading("AB12", 0.5, (0.9, 0.9, 0.8, 0.77)), Reading("A812", 0.8, (0.95, 0.94, 0.95, 0.94)),
@@ -111,15 +111,15 @@ def test_still_images_retry_and_the_live_pipeline_only_when_asked() -> None:
     stages = Stages.from_config(cfg, rec)
     stages.still.read(noise, crop=True)
     assert seen == [1, 5]
-    assert stages.live_retry_below == 0.0
+    assert stages.live_reader.retry_below == 0.0
     live = parse_config("mqtt: {enabled: false}\nrecognizer: {retry_live: true, retry_below: 0.5}")
-    assert Stages.from_config(live, rec).live_retry_below == 0.5
+    assert Stages.from_config(live, rec).live_reader.retry_below == 0.5
 
 
 def test_region_aware_decoding_never_emits_a_character_the_regions_cannot_hold() -> None:
     """A crop whose first column the model reads as a Hanzi (the failure seen on a new
     Brazilian camera) reads as the Latin letter underneath once ``cn`` is not enabled."""
-    from edge_ocr.formats import FormatRules
+    from edge_ocr.read.formats import FormatRules
 
     rec = Recognizer(DEFAULT_MODEL)
     cs = rec.charset
@@ -148,14 +148,11 @@ def test_the_calibrated_temperature_lowers_confidence_but_never_changes_the_text
     the logits by it, so a crop reads the same text as at temperature 1, less sure; a file
     without the key reads at 1.0, a nonsense value is refused naming the file and the key."""
     import shutil
-    import sys
 
     import pytest
 
-    from edge_ocr.recognizer import ModelError
-
-    sys.path.insert(0, str(DEFAULT_MODEL.parents[1] / "tools"))
-    from calibrate import write_temperature
+    from edge_ocr.read.session import ModelError
+    from tools.calibrate import write_temperature
 
     shipped = Recognizer(DEFAULT_MODEL)
     assert shipped.info.temperature > 1.0  # the network is overconfident: the fit spreads it out

@@ -6,8 +6,8 @@ import tracemalloc
 
 import numpy as np
 
-from edge_ocr import roi
-from edge_ocr.roi import Roi
+from edge_ocr.capture import roi
+from edge_ocr.capture.roi import Roi
 
 HALF = Roi([[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]])
 

@@ -13,8 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ocr.config import CameraConfig
-from edge_ocr.sources import (
+from edge_ocr.capture.sources import (
     Backoff,
     FolderSource,
     FrameSource,
@@ -23,8 +22,9 @@ from edge_ocr.sources import (
     Picamera2Source,
     SourceUnavailable,
     VideoCaptureSource,
-    open_source,
 )
+from edge_ocr.config import CameraConfig
+from edge_ocr.stages import open_source
 from edge_ocr.types import Frame
 
 W, H = 96, 64
@@ -397,7 +397,7 @@ def test_refused_stream_keeps_retrying() -> None:
 def test_failures_are_logged_once_per_state_change(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "v.avi"
     src = VideoCaptureSource(str(path), "file", fps=100, loop=True, reconnect_min_s=0.01, reconnect_max_s=0.02)
-    with caplog.at_level("INFO", logger="edge_ocr.sources"):
+    with caplog.at_level("INFO", logger="edge_ocr.capture.sources"):
         src.start()
         try:
             assert wait_for(lambda: src.stats().errors >= 5)

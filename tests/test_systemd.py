@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,26 +10,10 @@ import pytest
 
 from edge_ocr.config import load_config
 
+from .helpers import UNIT, parse_unit, run_install, verify
+
 ROOT = Path(__file__).resolve().parent.parent
-UNIT = ROOT / "systemd" / "edge-ocr.service"
-INSTALL = ROOT / "tools" / "install.sh"
 EXEC_START = "/opt/edge-ocr/venv/bin/edge-ocr run --config /etc/edge-ocr/config.yaml"
-
-
-def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
-    """Unit file -> {section: {key: [values in order]}}; comments dropped."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current: dict[str, list[str]] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1], {})
-            continue
-        key, _, value = line.partition("=")
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
 
 
 @pytest.fixture(scope="module")
@@ -47,22 +29,6 @@ def one(service: dict[str, list[str]], key: str) -> str:
 # ----------------------------------------------------------------------------- systemd-analyze verify
 
 
-def verify(unit_text: str, tmp_path: Path, name: str = "edge-ocr.service",
-           load: str | None = None) -> tuple[int, list[str]]:
-    """Run ``systemd-analyze verify`` on a copy (file ``name``) whose ExecStart exists, loading
-    ``load`` (an instance of a template) or the file itself; (exit code, lines about the unit)."""
-    exe = shutil.which("systemd-analyze")
-    if exe is None:
-        pytest.fail("systemd-analyze not found: install the Debian package 'systemd' (apt-get install systemd)")
-    # verify insists that ExecStart's program exists; the virtualenv is not installed here
-    copy = tmp_path / name
-    copy.write_text(unit_text.replace("ExecStart=/opt/edge-ocr/venv/bin/edge-ocr", "ExecStart=/bin/true"))
-    proc = subprocess.run([exe, "verify", str(tmp_path / (load or name))], check=False, capture_output=True,
-                          text=True, timeout=60)
-    # verify exits 0 even for unknown keys or unparsable values; it only prints a warning naming
-    # the file and line, so those lines are the real verdict
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if name in ln or (load and load in ln)]
-    return proc.returncode, lines
 
 
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
@@ -161,32 +127,6 @@ def test_installed_at_boot() -> None:
 # ----------------------------------------------------------------------------- tools/install.sh
 
 
-def run_install(tmp_path: Path, *args: str, ok: bool = True,
-                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """tools/install.sh with every location under tmp_path and no apt, venv or systemctl."""
-    cmd = [
-        "bash",
-        str(INSTALL),
-        "--prefix",
-        str(tmp_path / "opt"),
-        "--etc",
-        str(tmp_path / "etc"),
-        "--unit-dir",
-        str(tmp_path / "unit"),
-        "--state-dir",
-        str(tmp_path / "state" / "edge-ocr"),
-        "--no-systemctl",
-        "--no-apt",
-        "--no-venv",
-        *args,
-    ]
-    # --no-venv checks the config with $PYTHON running the package from the checkout
-    env = {**os.environ, "PYTHON": sys.executable, **(extra_env or {})}
-    # stdin is not a terminal: the installer must not ask for the region
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=120,
-                          stdin=subprocess.DEVNULL)
-    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
-    return proc
 
 
 def test_install_upgrade_uninstall_purge(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_ocr.textdist import align, edit_distance, edit_path, similarity
+from edge_ocr.read.textdist import align, edit_distance, edit_path, similarity
 
 TEXT = st.text(alphabet="AB01O", max_size=10)
 

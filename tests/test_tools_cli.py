@@ -12,10 +12,10 @@ from edge_ocr.cli import main
 from edge_ocr.config import parse_config
 from edge_ocr.tools_cli import listen
 
-from .test_daemon import PLATES, play, video, write_config  # noqa: F401 - fixture reuse
+from .helpers import PLATES, play, write_config
 
 
-def test_listen_prints_the_events_the_daemon_publishes(tmp_path: Path, video: Path, mosquitto) -> None:  # noqa: F811
+def test_listen_prints_the_events_the_daemon_publishes(tmp_path: Path, video: Path, mosquitto) -> None:
     cfg_path = write_config(tmp_path, video, mosquitto.port)
     out = io.StringIO()
     result: list[int] = []
@@ -32,7 +32,7 @@ def test_listen_prints_the_events_the_daemon_publishes(tmp_path: Path, video: Pa
         assert any(f" {text} conf=" in line for line in lines), lines
 
 
-def test_tune_draws_candidates_with_readings(tmp_path: Path, video: Path, capsys) -> None:  # noqa: F811
+def test_tune_draws_candidates_with_readings(tmp_path: Path, video: Path, capsys) -> None:
     cfg = write_config(tmp_path, video, 1883).read_text().replace("fps: 10}", "fps: 10}\nmotion: {enabled: false}")
     cfg_path = tmp_path / "tune.yaml"
     cfg_path.write_text(cfg.replace("mqtt: {", "mqtt: {enabled: false, "))

@@ -9,10 +9,9 @@ import numpy as np
 import onnx
 import pytest
 
-from edge_ocr.recognizer import Recognizer
+from edge_ocr.read.recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOLS = ROOT / "tools"
 
 
 def run(*args: str) -> str:
@@ -24,9 +23,9 @@ def run(*args: str) -> str:
 @pytest.mark.needs_torch
 def test_train_export_quantise_and_load(tmp_path: Path) -> None:
     shards = tmp_path / "shards"
-    run(str(TOOLS / "synth_plates.py"), str(shards), "--shards", "1", "--count", "48", "--seed", "5")
+    run("-m", "tools.synth_mix", str(shards), "--shards", "1", "--count", "48", "--seed", "5")
     out = tmp_path / "run"
-    log = run(str(TOOLS / "train.py"), "--shards", str(shards), "--out", str(out), "--steps", "40",
+    log = run("-m", "tools.train", "--shards", str(shards), "--out", str(out), "--steps", "40",
               "--batch", "16", "--log-every", "10", "--eval-every", "40", "--threads", "2")
     losses = [float(x) for x in re.findall(r"loss ([0-9.]+)", log)]
     assert len(losses) == 4
@@ -34,14 +33,13 @@ def test_train_export_quantise_and_load(tmp_path: Path) -> None:
     assert (out / "last.pt").is_file()
 
     fp32 = tmp_path / "m_fp32.onnx"
-    msg = run(str(TOOLS / "export_onnx.py"), str(out / "last.pt"), str(fp32), "--version", "0.0.1")
+    msg = run("-m", "tools.export_onnx", str(out / "last.pt"), str(fp32), "--version", "0.0.1")
     diff = float(re.search(r"max \|torch - onnxruntime\| = ([0-9.e+-]+)", msg).group(1))
     assert diff < 1e-3
     # quantize.py runs the float 2x2 pool as four strided slices: the same numbers, faster
     import onnxruntime as ort
 
-    sys.path.insert(0, str(TOOLS))
-    from quantize import pools_as_slices
+    from tools.quantize import pools_as_slices
 
     sliced = onnx.load(str(fp32))
     assert pools_as_slices(sliced) == 1
@@ -52,7 +50,7 @@ def test_train_export_quantise_and_load(tmp_path: Path) -> None:
     assert np.array_equal(a, b)
 
     int8 = tmp_path / "m_int8.onnx"
-    run(str(TOOLS / "quantize.py"), str(fp32), str(int8), "--calib-synth", "32")
+    run("-m", "tools.quantize", str(fp32), str(int8), "--calib-synth", "32")
     ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
     assert "QuantizeLinear" in ops and "DynamicQuantizeLSTM" in ops  # convs static, LSTM dynamic int8
     assert "Slice" in ops and "Max" in ops
@@ -73,9 +71,8 @@ def test_train_export_quantise_and_load(tmp_path: Path) -> None:
 def test_quantisation_aware_fine_tuning_rounds_like_int8_and_saves_a_plain_checkpoint(tmp_path: Path) -> None:
     import torch
 
-    sys.path.insert(0, str(TOOLS))
-    import qat
-    from crnn import CRNN
+    from tools import qat
+    from tools.crnn import CRNN
 
     torch.manual_seed(0)
     model = qat.prepare(CRNN())
@@ -100,16 +97,16 @@ def test_quantisation_aware_fine_tuning_rounds_like_int8_and_saves_a_plain_check
     assert torch.equal(plain.cnn[4].weight, convs["cnn.4"].parametrizations.weight.original)
 
     shards = tmp_path / "shards"
-    run(str(TOOLS / "synth_plates.py"), str(shards), "--shards", "1", "--count", "32", "--seed", "6")
+    run("-m", "tools.synth_mix", str(shards), "--shards", "1", "--count", "32", "--seed", "6")
     init = tmp_path / "init.pt"
     torch.save({"model": CRNN().state_dict()}, init)
     out = tmp_path / "qat"
-    log = run(str(TOOLS / "train.py"), "--shards", str(shards), "--out", str(out), "--steps", "10", "--qat",
+    log = run("-m", "tools.train", "--shards", str(shards), "--out", str(out), "--steps", "10", "--qat",
               "--init", str(init), "--batch", "8", "--lr", "1e-4", "--log-every", "5", "--eval-every", "10",
               "--threads", "2")
     assert len(re.findall(r"loss ([0-9.]+)", log)) == 2
     fp32 = tmp_path / "qat.onnx"
-    msg = run(str(TOOLS / "export_onnx.py"), str(out / "last.pt"), str(fp32), "--version", "0.0.2")
+    msg = run("-m", "tools.export_onnx", str(out / "last.pt"), str(fp32), "--version", "0.0.2")
     assert float(re.search(r"max \|torch - onnxruntime\| = ([0-9.e+-]+)", msg).group(1)) < 1e-3
     assert Recognizer(fp32).info.version == "0.0.2"
 
@@ -120,8 +117,7 @@ def test_evaluate_counts_exact_plates_errors_and_confusions(tmp_path: Path) -> N
 
     import cv2
 
-    sys.path.insert(0, str(TOOLS))
-    import make_demo_video
+    from tools import make_demo_video
 
     model = ROOT / "models" / "plate_crnn_int8.onnx"
     rec = Recognizer(model)
@@ -141,7 +137,7 @@ def test_evaluate_counts_exact_plates_errors_and_confusions(tmp_path: Path) -> N
         w = csv.DictWriter(fh, fieldnames=["file", "text", "region"])
         w.writeheader()
         w.writerows(rows)
-    res = json.loads(run(str(TOOLS / "evaluate.py"), str(model), str(tmp_path / "labels.csv"), "--json",
+    res = json.loads(run("-m", "tools.evaluate", str(model), str(tmp_path / "labels.csv"), "--json",
                          "--latency-n", "8"))
     assert res["regions"]["us"]["n"] == 3 and res["regions"]["eu"]["n"] == 1 and res["regions"]["cn"]["n"] == 1
     assert res["regions"]["us"]["exact"] == round(2 / 3, 4)

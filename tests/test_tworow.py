@@ -6,11 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ocr.preprocess import PreprocessSpec, model_pixels, recut_variants, to_grey
-from edge_ocr.recognizer import Recognizer
-from edge_ocr.tworow import find_rows, join_rows, to_one_line
+from edge_ocr.capture.grey import to_grey
+from edge_ocr.read.preprocess import PreprocessSpec, model_pixels, recut_variants
+from edge_ocr.read.recognizer import Recognizer
+from edge_ocr.read.tworow import find_rows, join_rows, to_one_line
 
-from .synth import synth_plates, synth_tworow
+from .synth import synth_mix, synth_plates, synth_tworow
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "plate_crnn_int8.onnx"
 SPEC = PreprocessSpec()
@@ -70,7 +71,7 @@ def test_one_row_plates_are_untouched(region: str) -> None:
         g = flat_plate(region, False, seed)
         assert find_rows(g) is None, f"{region} seed {seed}"
         assert to_one_line(g) is g
-        img, _label, _r = synth_plates.sample(3, seed, region)
+        img, _label, _r = synth_mix.sample(3, seed, region)
         assert find_rows(to_grey(img)) is None, f"{region} camera sample {seed}"
 
 

@@ -6,9 +6,13 @@ import random
 
 import pytest
 
-from edge_ocr.config import VotingConfig
+from edge_ocr.config import ConfigError, VotingConfig, parse_config
+from edge_ocr.decide.fusion import fuse
+from edge_ocr.decide.tracks import Observation, view_weights
+from edge_ocr.decide.voting import Voter, VoteResult
+from edge_ocr.read.textdist import edit_distance, similarity
+from edge_ocr.stages import voter
 from edge_ocr.types import Reading
-from edge_ocr.voting import Observation, Voter, VoteResult, edit_distance, fuse, similarity, view_weights
 
 ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 
@@ -168,8 +172,8 @@ def test_a_one_frame_glimpse_is_published_only_with_min_seen_1() -> None:
         voter = Voter(window_s=1.0, min_votes=3, min_confidence=0.7, min_seen=min_seen)
         assert voter.update(0.0, [Observation(reading("2015", 0.95), (0, 0, 10, 10))]) == []
         assert [r.text for r in voter.tick(1.1) + voter.flush(5.0)] == expected
-    with pytest.raises(ValueError, match="min_seen"):
-        Voter(min_seen=0)
+    with pytest.raises(ConfigError, match="voting.min_seen"):
+        parse_config("voting: {min_seen: 0}")
 
 
 def test_flush_publishes_pending_tracks() -> None:
@@ -210,10 +214,10 @@ def test_empty_readings_are_ignored() -> None:
 
 
 def test_from_config_and_validation() -> None:
-    v = Voter.from_config(VotingConfig(window_s=4, min_votes=5, min_confidence=0.8, repeat_after_s=60))
-    assert (v.window_s, v.min_votes, v.min_confidence, v.repeat_after_s) == (4, 5, 0.8, 60)
-    with pytest.raises(ValueError):
-        Voter(min_votes=0)
+    v = voter(VotingConfig(window_s=4, min_votes=5, min_confidence=0.8, repeat_after_s=60, min_seen=3))
+    assert (v.window_s, v.min_votes, v.min_confidence, v.repeat_after_s, v.min_seen) == (4, 5, 0.8, 60, 3)
+    with pytest.raises(ConfigError, match="voting.min_votes"):  # the ranges are checked once, by the schema
+        parse_config("voting: {min_votes: 0}")
 
 
 def test_text_helpers() -> None:

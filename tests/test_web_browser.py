@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from .test_http_api import FRAME, start_daemon
+from .helpers import FRAME, start_daemon
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("EDGE_OCR_ARTIFACTS", ROOT / "test-artifacts"))

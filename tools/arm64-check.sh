@@ -12,7 +12,7 @@
 #      the version installed on the host, so a difference means architecture, not a different release
 #      (ARM64_PIN_HOST=0 installs the newest versions allowed by pyproject.toml instead);
 #   4. copies the working tree (git ls-files: tracked + untracked, not ignored) to /src in the root;
-#   5. makes a fixed crop set: tools/synth_plates.py --count 30 --seed 7, plus the first 20 crops
+#   5. makes a fixed crop set: python -m tools.synth_mix --count 30 --seed 7, plus the first 20 crops
 #      of ../shared/data/plates-real-dev/crops/labels.csv when that exists;
 #   6. runs `python -m edge_ocr recognize --json` with models/plate_crnn_int8.onnx and
 #      models/plate_crnn_fp32.onnx on x86 (host python3) and in the arm64 root (qemu), and compares
@@ -278,7 +278,7 @@ step "fixed crop set"
 CROPS=$WORK/crops
 rm -rf "$CROPS"
 mkdir -p "$CROPS/synth"
-python3 "$REPO/tools/synth_plates.py" "$CROPS/synth" --count 30 --seed 7 | sed 's/^/    /'
+(cd "$REPO" && python3 -m tools.synth_mix "$CROPS/synth" --count 30 --seed 7) | sed 's/^/    /'
 REAL=${ARM64_REAL_CROPS:-$REPO/../shared/data/plates-real-dev/crops}
 if [ -f "$REAL/labels.csv" ]; then
     python3 - "$REAL" "$CROPS/real" <<'EOF'
@@ -405,8 +405,8 @@ def session(path, **cfg):
 mode = sys.argv[1]
 if mode in ("dump", "replay"):
     import cv2
-    from edge_ocr import preprocess as pp
-    from edge_ocr.recognizer import Recognizer
+    from edge_ocr.read import preprocess as pp
+    from edge_ocr.read.recognizer import Recognizer
 if mode == "dump":
     ref, mdir, files = sys.argv[2], sys.argv[3], sys.argv[4:]
     rec = Recognizer(f"{mdir}/plate_crnn_int8.onnx")
@@ -470,7 +470,7 @@ else:
     moved = [i for i in range(n) if not np.array_equal(a[f"resized{i}"], b[f"resized{i}"])]
     if any(not bool(a[f"area{i}"]) for i in moved) and images("exact").startswith("0/"):
         print("     - cv2.resize INTER_LINEAR is not bit-exact across CPU architectures (arm64 builds take other"
-              " fixed-point paths); INTER_LINEAR_EXACT is: use it in edge_ocr/preprocess.py resize_keep_aspect")
+              " fixed-point paths); INTER_LINEAR_EXACT is: use it in edge_ocr/read/preprocess.py resize_keep_aspect")
     if any(bool(a[f"area{i}"]) for i in moved):
         print("     - cv2.resize INTER_AREA (crops taller than the model) differs by 1 for non-integer factors: its"
               " float sums are rounded differently on arm64 (fused multiply-add); numpy float32 sums are not")

@@ -1,6 +1,6 @@
 """Average two checkpoints of the same network, weight by weight (a "model soup").
 
-    python tools/average_weights.py A B OUT.pt [--weight 0.5]
+    python -m tools.average_weights A B OUT.pt [--weight 0.5]
 
 A and B are ``tools/train.py`` checkpoints (``.pt``) or shipped FP32 ONNX files (read with
 ``train.load_onnx_weights``). OUT takes B's checkpoint fields (step, args) with the averaged
@@ -20,9 +20,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from crnn import CHARSET, CRNN
-from train import load_onnx_weights
+from tools.crnn import CHARSET, CRNN
+from tools.train import load_onnx_weights
 
 
 def load(path: Path) -> dict:

@@ -1,7 +1,7 @@
 """Fit the recogniser's confidence temperature and print how often a confidence is right.
 
-    python tools/calibrate.py ../shared/data/plates-real-dev/crops/labels.csv
-    python tools/calibrate.py LABELS.csv --write        # store the fitted temperature in both models
+    python -m tools.calibrate ../shared/data/plates-real-dev/crops/labels.csv
+    python -m tools.calibrate LABELS.csv --write        # store the fitted temperature in both models
 
 The temperature is fitted on one half of the validation plates (split by a hash of the plate,
 ``half_of``) and the reliability is reported on the other half, so the figures are not measured
@@ -25,15 +25,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate import normalise, row_split
-
-from edge_ocr.ctc import greedy_decode, softmax
-from edge_ocr.formats import FormatRules
-from edge_ocr.preprocess import to_grey
-from edge_ocr.recognizer import Recognizer
-from edge_ocr.tworow import find_rows
+from edge_ocr.capture.grey import to_grey
+from edge_ocr.read.ctc import greedy_decode, softmax
+from edge_ocr.read.formats import FormatRules
+from edge_ocr.read.recognizer import Recognizer
+from edge_ocr.read.tworow import find_rows
+from tools.evaluate import normalise, row_split
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"fp32": ROOT / "models/plate_crnn_fp32.onnx", "int8": ROOT / "models/plate_crnn_int8.onnx"}

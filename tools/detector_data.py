@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate import split_of
+from tools.evaluate import split_of
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MIX = {"frame": 0.28, "openimages": 0.17, "composite": 0.3, "negative": 0.25}
@@ -132,8 +130,8 @@ class PlateBank:
         self.plates = [self._render() for _ in range(size)]
 
     def _render(self) -> np.ndarray:
-        from synth_plates import RENDERERS
-        from synth_tworow import RENDERERS_2ROW
+        from tools.synth_plates import RENDERERS
+        from tools.synth_tworow import RENDERERS_2ROW
 
         rng = self.rng
         if rng.random() < 0.12:

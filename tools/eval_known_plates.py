@@ -1,7 +1,7 @@
 """How well known-plate matching (``edge_ocr.known_plates``) tells a misread known plate from
 another car, on real plate labels.
 
-    python tools/eval_known_plates.py ../shared/data/plates-real-dev/crops/labels.csv [--max-edits 1]
+    python -m tools.eval_known_plates ../shared/data/plates-real-dev/crops/labels.csv [--max-edits 1]
 
 For every distinct label text (``text`` column of a labels CSV):
 
@@ -24,9 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-from edge_ocr.config import KnownPlateEntry, KnownPlatesConfig
-from edge_ocr.known_plates import LOOKALIKE_GROUPS, KnownPlates, normalise
+from edge_ocr.config import KnownPlatesConfig
+from edge_ocr.decide.known_plates import LOOKALIKE_GROUPS, KnownPlates, normalise
 
 
 def swaps(text: str) -> list[str]:
@@ -47,8 +46,7 @@ def misreads(text: str) -> list[str]:
 
 def evaluate(texts: list[str], max_edits: int, lookalikes: bool) -> dict[str, float | int]:
     def matcher(plates: list[str]) -> KnownPlates:
-        entries = [KnownPlateEntry(name=p, plates=[p]) for p in plates]
-        return KnownPlates(KnownPlatesConfig(max_edits=max_edits, lookalikes=lookalikes, entries=entries))
+        return KnownPlates([(p, [p]) for p in plates], max_edits, lookalikes)
 
     kept = tried = kept2 = tried2 = 0
     for t in texts:

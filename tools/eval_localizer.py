@@ -1,7 +1,7 @@
 """Evaluate the plate localisers side by side: the learnt detector and the classic OpenCV search.
 
-    python tools/eval_localizer.py                      # both, validation split, dev data in ../shared/data
-    python tools/eval_localizer.py --type classic --split all --misses
+    python -m tools.eval_localizer                      # both, validation split, dev data in ../shared/data
+    python -m tools.eval_localizer --type classic --split all --misses
 
 For each localiser (as ``stages.load_localizer`` builds it from a ``localizer`` config section):
 
@@ -28,13 +28,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from detector_data import DATA, Photo, frame_split, load_frames, load_openimages, load_scenes
-
+from edge_ocr.capture.quad import bounding_box, iou
 from edge_ocr.config import LocalizerConfig
-from edge_ocr.quad import bounding_box, iou
 from edge_ocr.stages import load_localizer
+from tools.detector_data import DATA, Photo, frame_split, load_frames, load_openimages, load_scenes
 
 
 def _gt_box(q) -> tuple[int, int, int, int]:

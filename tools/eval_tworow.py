@@ -1,11 +1,11 @@
 """How well ``tworow.find_rows`` tells two-row plate crops from one-row ones, and what it costs.
 
-    python tools/eval_tworow.py --crops ../shared/data/plates-real-dev/crops/labels.csv
-    python tools/eval_tworow.py --synth 300 --neg 600 --no-real      # rendered plates only
+    python -m tools.eval_tworow --crops ../shared/data/plates-real-dev/crops/labels.csv
+    python -m tools.eval_tworow --synth 300 --neg 600 --no-real      # rendered plates only
 
 Prints one table: per real source (openalpr-td-2row are two-row, every other source one-row) and
 per rendered set (two-row: ``synth_tworow.sample2``, split into true two-row layouts and the US
-motorcycle layouts that print the serial in one row; one-row: ``synth_plates.sample`` recipes 1
+motorcycle layouts that print the serial in one row; one-row: ``synth_mix.sample`` recipes 1
 and 2 without their two-row share) the crops found two-row, and the median/p95 time of one
 ``find_rows`` call on a 100x70 crop (two-row and one-row plates resized to it) and on the real
 one-row crops as they come (most leave at the aspect gate). ``--misses DIR`` writes the missed
@@ -25,13 +25,9 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-import synth_plates
-import synth_tworow
-
-from edge_ocr.preprocess import to_grey
-from edge_ocr.tworow import find_rows
+from edge_ocr.capture.grey import to_grey
+from edge_ocr.read.tworow import find_rows
+from tools import synth_mix, synth_plates, synth_tworow
 
 TWO_ROW_SOURCES = {"openalpr-td-2row"}
 
@@ -50,13 +46,13 @@ def _us2_one_row(seed: int, index: int) -> bool:
 
 
 def _one_row_samples(seed: int, n: int, recipe: int):
-    """``n`` one-row rendered crops of ``synth_plates.sample`` (the recipe's two-row share skipped)."""
+    """``n`` one-row rendered crops of ``synth_mix.sample`` (the recipe's two-row share skipped)."""
     i = 0
     got = 0
     while got < n:
         rng = np.random.default_rng([seed, i])
-        if synth_plates._pick(rng, synth_plates.MIX[recipe]) != "2row":
-            img, _label, region = synth_plates.sample(seed, i, recipe=recipe)
+        if synth_plates._pick(rng, synth_mix.MIX[recipe]) != "2row":
+            img, _label, region = synth_mix.sample(seed, i, recipe=recipe)
             yield img, region
             got += 1
         i += 1

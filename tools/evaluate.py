@@ -1,7 +1,7 @@
 """Accuracy and speed of a recogniser model on labelled crops.
 
-    python tools/evaluate.py models/plate_crnn_int8.onnx ../shared/data/plates-real-dev/crops/labels.csv
-    python tools/evaluate.py MODEL LABELS.csv --split val --json
+    python -m tools.evaluate models/plate_crnn_int8.onnx ../shared/data/plates-real-dev/crops/labels.csv
+    python -m tools.evaluate MODEL LABELS.csv --split val --json
 
 LABELS.csv has columns file,text[,region] with files relative to the CSV. Both label and
 reading are normalised the same way before comparing (uppercase, separators dropped, on US
@@ -18,18 +18,16 @@ import collections
 import csv
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edge_ocr.config import RecognizerConfig
-from edge_ocr.formats import FormatRules
-from edge_ocr.recognizer import Recognizer
-from edge_ocr.textdist import edit_path
+from edge_ocr.config import Config, RecognizerConfig, override
+from edge_ocr.read.reading import PlateReader
+from edge_ocr.read.textdist import edit_path
+from edge_ocr.stages import Stages
 from edge_ocr.types import Reading
 
 STILL_RETRY_BELOW = RecognizerConfig().retry_below  # what a still image gets by default
@@ -62,11 +60,33 @@ def edit_ops(a: str, b: str) -> tuple[int, list[tuple[str, str]]]:
     return dist, ops
 
 
+_READERS: dict[tuple, Stages] = {}
+
+
+def reader_for(model: str, region: str, regions: str, decoder: str, retry_below: float) -> PlateReader:
+    """The product's reader (``stages.Stages``, as ``/api/ocr?crop=1`` and ``edge-ocr recognize``
+    read a crop: format rules included) for crops labelled ``region``: ``regions`` ``label`` reads
+    each crop with its own region's characters and formats (none for an unlabelled crop), ``all``
+    with no restriction, a comma list with those regions. One model, loaded once."""
+    if regions == "all" or (regions == "label" and not region):
+        fmt: dict = {"enabled": False}
+    else:
+        fmt = {"regions": [region] if regions == "label" else [x.strip() for x in regions.split(",") if x.strip()]}
+    cfg = override(Config(), "tools.evaluate", formats=fmt, recognizer={
+        "model": str(model), "threads": 1, "decoder": decoder, "batch_size": 32, "retry_below": retry_below})
+    shared = next((s for s in _READERS.values() if s.cfg.recognizer == cfg.recognizer), None)
+    stages = Stages.from_config(cfg, shared.recognizer, shared.cfg.recognizer) if shared else Stages.from_config(cfg)
+    _READERS[(str(model), region, regions, decoder, retry_below)] = stages
+    return stages.reader
+
+
 def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.6, latency_n: int = 200,
              decoder: str = "greedy", formats: str = "", retry_below: float = STILL_RETRY_BELOW,
              regions: str = "label") -> dict:
-    """``formats="region"``: decode each crop with the beam decoder and the strict plate formats
-    of its own region, as a gate in that country would (``formats.regions: [xx]``).
+    """Every crop is read by the product's reader (``reader_for``): what ships, format rules and
+    all. ``formats="region"``: the beam decoder with the strict plate formats of the crop's own
+    region, as a gate in that country would (``decoder: beam``, ``formats.regions: [xx]``); the
+    same as ``decoder="beam"`` (the reader's beam always follows the formats).
 
     ``regions``: which characters the decoder may emit (region-aware decoding, as the daemon
     does with ``formats.regions``): ``label`` those of each crop's own region, ``all`` no
@@ -75,7 +95,6 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
         rows = list(csv.DictReader(fh))
     if split != "all":
         rows = [r for r in rows if row_split(r) == split]
-    rec = Recognizer(model, threads=1, decoder=decoder, batch_size=32, retry_below=retry_below)
     imgs, kept = [], []
     unreadable = 0
     for r in rows:
@@ -85,18 +104,15 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
             continue
         imgs.append(img)
         kept.append(r)
-    def rules_for(reg: str) -> FormatRules:
-        if regions == "all":
-            return FormatRules(enabled=False)
-        return FormatRules([reg] if regions == "label" else [x.strip() for x in regions.split(",") if x.strip()])
-
+    readers = {reg: reader_for(model, reg, regions, "beam" if formats == "region" else decoder, retry_below)
+               for reg in sorted({r.get("region") or "" for r in kept})}
     readings: list[Reading | None] = [None] * len(kept)
-    for reg in sorted({r.get("region") or "" for r in kept}):
-        rules = rules_for(reg) if reg or regions != "label" else FormatRules(enabled=False)
-        pats = rules.decoder_patterns(strict_only=True) if formats == "region" else None
+    for reg, reader in readers.items():
         idx = [i for i, r in enumerate(kept) if (r.get("region") or "") == reg]
-        for i, rd in zip(idx, rec.recognize([imgs[i] for i in idx], pats, allowed=rules.charset()), strict=True):
-            readings[i] = rd
+        for i, p in zip(idx, reader.read_crops([imgs[i] for i in idx]), strict=True):
+            readings[i] = p.reading
+    rec = next(iter(readers.values())).recognizer if readers else None
+    charset = rec.charset if rec else ""
     per: dict[str, dict] = collections.defaultdict(lambda: {"n": 0, "exact": 0, "edits": 0, "chars": 0})
     conf = collections.Counter()
     above = above_ok = 0
@@ -104,8 +120,8 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
     per_source: dict[str, dict] = collections.defaultdict(lambda: {"n": 0, "exact": 0, "edits": 0, "chars": 0})
     for r, rd in zip(kept, readings):
         region = r.get("region") or "all"
-        truth = normalise(r["text"], region, rec.charset)
-        got = normalise(rd.text, region, rec.charset)
+        truth = normalise(r["text"], region, charset)
+        got = normalise(rd.text, region, charset)
         dist, ops = edit_ops(truth, got)
         for s in (per[region], per["overall"], per_source[r.get("source") or "unknown"]):
             s["n"] += 1
@@ -126,7 +142,7 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
     order = np.random.default_rng(0).permutation(len(imgs))
     for i in np.resize(order, latency_n) if imgs else []:
         t = time.perf_counter()
-        rec.recognize([imgs[int(i)]])
+        rec.recognize([imgs[int(i)]], retry_below=retry_below)  # type: ignore[union-attr]
         lat.append((time.perf_counter() - t) * 1000)
         lat_region[kept[int(i)]["region"]].append(lat[-1])
     res = {

@@ -1,6 +1,6 @@
 """Plate detector checkpoint -> FP32 ONNX -> INT8 ONNX (static QDQ), verified against PyTorch.
 
-    python tools/export_detector.py runs/det/best.pt models/plate_det_fp32.onnx models/plate_det_int8.onnx \
+    python -m tools.export_detector runs/det/best.pt models/plate_det_fp32.onnx models/plate_det_int8.onnx \
         --version 1.0.0
 
 The graph takes ``image`` float32 (1, 1, H, W), grey 0..1, H and W multiples of 16 (any size: the
@@ -25,9 +25,8 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from detector_data import DetectorData
-from train_detector import Exported, PlateDet
+from tools.detector_data import DetectorData
+from tools.train_detector import Exported, PlateDet
 
 
 class Samples(CalibrationDataReader):

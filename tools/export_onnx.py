@@ -1,6 +1,6 @@
 """Checkpoint -> self-describing ONNX model, verified against PyTorch.
 
-    python tools/export_onnx.py runs/main/last.pt models/plate_crnn_fp32.onnx --version 1.0.0
+    python -m tools.export_onnx runs/main/last.pt models/plate_crnn_fp32.onnx --version 1.0.0
 
 The exported graph takes ``image`` float32 (N, 1, 32, W) with W a multiple of 8 up to 160 and
 returns ``logits`` (N, W/2, C) (class 0 = CTC blank). Everything the runtime needs is written to ``metadata_props`` under
@@ -20,11 +20,8 @@ import numpy as np
 import onnx
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crnn import CHARSET, CRNN, count_macs
-
-from edge_ocr.preprocess import PreprocessSpec
+from edge_ocr.read.preprocess import PreprocessSpec
+from tools.crnn import CHARSET, CRNN, count_macs
 
 SPEC = PreprocessSpec()
 

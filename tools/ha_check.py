@@ -1,6 +1,6 @@
 """Check edge-ocr's entities on a real Home Assistant: run by a person, not by the test suite.
 
-    python tools/ha_check.py --ha http://homeassistant.local:8123 --token "$HA_TOKEN" \\
+    python -m tools.ha_check --ha http://homeassistant.local:8123 --token "$HA_TOKEN" \\
         --broker 192.168.1.10 --device-id gate1 [--username u --password p] [--restart]
 
 ``--token`` is a long-lived access token (HA profile page, Security). The script reads edge-ocr's
@@ -54,10 +54,9 @@ import yaml
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-from edge_ocr.config import KnownPlateEntry, KnownPlatesConfig, MqttConfig, OutboxConfig, load_config
-from edge_ocr.known_plates import KnownPlates
-from edge_ocr.mqtt_contract import device_name, discovery_payload, make_topics, utc_iso
+from edge_ocr.config import MqttConfig, OutboxConfig, load_config
+from edge_ocr.decide.known_plates import KnownPlates
+from edge_ocr.publish.mqtt_contract import device_name, discovery_payload, make_topics, utc_iso
 from edge_ocr.types import PlateEvent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -396,9 +395,9 @@ def gate_blueprint(args: argparse.Namespace, ha: Ha, report: Report) -> None:
     on a device ``gate-check`` that this script plays with edge-ocr's own publisher: an automation
     made from it must open ``--gate`` for the known plate and its misreads, never for the unknown
     one, and only once for two known plates within the cooldown."""
-    from edge_ocr.publish import MqttPublisher
+    from edge_ocr.publish.publish import MqttPublisher
 
-    known = KnownPlates(KnownPlatesConfig(entries=[KnownPlateEntry(name="our car", plates=["PJB7392"])]))
+    known = KnownPlates([("our car", ["PJB7392"])], max_edits=1, lookalikes=True)
     mqtt = MqttConfig(host=args.broker, port=args.port, username=args.username, password=args.password)
     pub = MqttPublisher(mqtt, OutboxConfig(path=str(Path(tempfile.mkdtemp(prefix="ha_gate-")) / "outbox.sqlite")),
                         "gate-check", "check", reconnect_min_s=0.2, reconnect_max_s=2.0)

@@ -1,6 +1,6 @@
 """Render a short street-scene video with cars carrying synthetic plates, for the demo and tests.
 
-    python tools/make_demo_video.py samples/demo.mp4
+    python -m tools.make_demo_video samples/demo.mp4
 
 writes the bundled demo video: 960x540 at 10 fps, 3 s per car and 1 s of empty street after
 each, three cars carrying a European RK115AN, a Brazilian PJC4903 and a US 7ABC123 (the default
@@ -13,14 +13,12 @@ not the model.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import synth_plates
+from tools import synth_plates
 
 
 def clean_plate(text: str, region: str, height: int, seed: int = 0) -> np.ndarray:

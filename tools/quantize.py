@@ -1,6 +1,6 @@
 """FP32 ONNX CRNN -> INT8 ONNX (static QDQ quantisation of the convolutional part).
 
-    python tools/quantize.py models/plate_crnn_fp32.onnx models/plate_crnn_int8.onnx \
+    python -m tools.quantize models/plate_crnn_fp32.onnx models/plate_crnn_int8.onnx \
         --calib ../shared/data/plates-real-dev/crops/labels.csv
 
 Steps: onnxruntime's ``quant_pre_process`` (shape inference + graph optimisation), then
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 import tempfile
 from pathlib import Path
 
@@ -33,10 +32,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_ocr.preprocess import preprocess
-from edge_ocr.recognizer import read_model_info
+from edge_ocr.read.preprocess import preprocess
+from edge_ocr.read.session import read_model_info
 
 
 class Crops(CalibrationDataReader):
@@ -54,7 +51,7 @@ def calibration_batches(model_path: Path, labels: Path | None, n_real: int, n_sy
     if labels:
         with open(labels, encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
-        from evaluate import row_split
+        from tools.evaluate import row_split
 
         # calibrate only on crops the model was trained on, so the validation third stays unseen
         rows = [r for r in rows if row_split(r) == "train"]
@@ -64,9 +61,9 @@ def calibration_batches(model_path: Path, labels: Path | None, n_real: int, n_sy
             if img is not None:
                 imgs.append(img)
     if n_synth:
-        import synth_plates
+        from tools import synth_mix
 
-        imgs += [synth_plates.sample(seed + 1000, i)[0] for i in range(n_synth)]
+        imgs += [synth_mix.sample(seed + 1000, i)[0] for i in range(n_synth)]
     x = np.stack([preprocess(im, info.spec) for im in imgs])
     return [x[i: i + 16] for i in range(0, len(x), 16)]
 
@@ -112,7 +109,7 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--calib", type=Path, default=None, help="labels.csv of crops for calibration")
     ap.add_argument("--calib-real", type=int, default=200, help="crops taken from --calib")
-    ap.add_argument("--calib-synth", type=int, default=200, help="synthetic crops (tools/synth_plates.py)")
+    ap.add_argument("--calib-synth", type=int, default=200, help="synthetic crops (tools/synth_mix.py)")
     ap.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
     ap.add_argument("--percentile", type=float, default=99.99, help="with --method percentile: the activation "
                     "percentile taken as the range")

@@ -4,7 +4,8 @@ Renders US, EU, Brazilian and Chinese plate layouts with Pillow, then applies th
 a camera gives (perspective, rotation, crop jitter, blur, noise, light, JPEG, low resolution).
 Deterministic for a seed: sample ``i`` of seed ``s`` is always the same image.
 
-    python tools/synth_plates.py OUT_DIR --count 2000 --seed 1     # writes PNGs + labels.csv
+The training mix of these and the two-row plates (``synth_tworow``), and the command that writes
+it, are ``synth_mix``.
 
 Labels follow the real data's conventions (``../shared/PLATES.md``): uppercase, no separators,
 Chinese plates start with the province character, and US plates write O as the digit 0.
@@ -12,21 +13,18 @@ Chinese plates start with the province character, and US plates write O as the d
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import glob
 import os
 import string
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edge_ocr.preprocess import PreprocessSpec, model_pixels
+from edge_ocr.read.preprocess import PreprocessSpec, model_pixels
 
 DIGITS = string.digits
 LETTERS = string.ascii_uppercase
@@ -596,35 +594,6 @@ def camera(rng: np.random.Generator, plate_rgb: Image.Image, region: str, robust
     return crop
 
 
-# recipe 1: what model 1.2.0 was trained on (and what the tests and the synthetic benchmark
-# render); recipe 2: crop-robust training (issue 16): generic Latin plates ("xx") and two-row
-# plates in the mix, and the robust camera
-MIX = {1: ["us", "us", "eu", "eu", "br", "cn", "cn"],
-       2: ["us", "us", "us", "eu", "eu", "eu", "br", "br", "cn", "cn", "xx", "xx", "xx", "2row", "2row"]}
-
-
-def sample(seed: int, index: int, region: str | None = None, recipe: int = 1) -> tuple[np.ndarray, str, str]:
-    """Sample ``index`` of the stream for ``seed``: (BGR crop, label, region)."""
-    rng = np.random.default_rng([seed, index])
-    if region is None:
-        region = _pick(rng, MIX[recipe])
-    if region == "2row":
-        from synth_tworow import render2
-
-        from edge_ocr.preprocess import to_grey
-        from edge_ocr.tworow import find_rows
-
-        # only crops the runtime joins into one line teach the model anything: a two-row crop
-        # it does not join is squeezed to a few columns with seven characters in them
-        for _ in range(4):
-            crop, label, region2 = render2(rng, robust=recipe >= 2)
-            if find_rows(to_grey(crop)) is not None:
-                return crop, label, region2
-        region = "xx"
-    plate, label = RENDERERS[region](rng)
-    return camera(rng, plate, region, robust=recipe >= 2), label, region
-
-
 def pack_samples(samples, spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """(BGR image, text, region) samples -> what training stores: each image as the model sees it
     before normalisation (``model_pixels``), uint8 (N, height, width) zero-padded on the right,
@@ -652,44 +621,3 @@ def write_pngs(out: Path, samples, seed: int, source: str, suffix: str = "") -> 
             name = f"{region}{suffix}-{seed}-{i:06d}.png"
             cv2.imwrite(str(out / name), img)
             wr.writerow([name, label, region, source])
-
-
-def write_shard(path: Path, seed: int, start: int, count: int, height: int, width: int, recipe: int = 1) -> None:
-    """Render ``count`` samples and store them already resized to the model height with CLAHE
-    (``pack_samples``), so training spends its cores on the network."""
-    imgs, widths, labels, regions = pack_samples((sample(seed, start + k, recipe=recipe) for k in range(count)),
-                                                 PreprocessSpec(height=height, width=width))
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, imgs=imgs, widths=widths, labels=np.array(labels), regions=np.array(regions))
-    os.replace(tmp, path)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out", type=Path, help="output folder (PNG files and labels.csv)")
-    ap.add_argument("--count", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--region", choices=[*RENDERERS, "2row"], default=None, help="only this region")
-    ap.add_argument("--shards", type=int, default=0,
-                    help="instead of PNGs, write this many .npz training shards of --count samples")
-    ap.add_argument("--first-shard", type=int, default=0)
-    ap.add_argument("--height", type=int, default=32)
-    ap.add_argument("--width", type=int, default=160)
-    ap.add_argument("--recipe", type=int, choices=sorted(MIX), default=1,
-                    help="1: the 1.2.0 mix; 2: crop-robust (generic Latin and two-row plates, tight/loose/small crops)")
-    args = ap.parse_args()
-    if args.shards:
-        args.out.mkdir(parents=True, exist_ok=True)
-        for sh in range(args.first_shard, args.first_shard + args.shards):
-            path = args.out / f"shard-{args.seed}-{sh:04d}.npz"
-            if not path.exists():
-                write_shard(path, args.seed, sh * args.count, args.count, args.height, args.width, args.recipe)
-                print(f"wrote {path}", flush=True)
-        return
-    write_pngs(args.out, (sample(args.seed, i, args.region, args.recipe) for i in range(args.count)), args.seed,
-               "synthetic")
-    print(f"wrote {args.count} crops to {args.out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -7,29 +7,25 @@ Each sample is stored the way the model sees it before normalisation: (32, 160) 
 resize + CLAHE, with its content width, so a buffer of 200,000 samples is 1 GB.
 
 Workers are plain processes forked before the trainer touches the accelerator; each renders
-its own deterministic stream (``synth_plates.sample(seed, index)`` with a per-worker seed).
+its own deterministic stream (``synth_mix.sample(seed, index)`` with a per-worker seed).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import queue
-import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CHUNK = 64
 
 
 def _synth_worker(seed: int, out: mp.Queue, height: int, width: int, recipe: int = 1) -> None:
     import cv2
-    from synth_plates import pack_samples, sample
 
-    from edge_ocr.preprocess import PreprocessSpec
+    from edge_ocr.read.preprocess import PreprocessSpec
+    from tools.synth_mix import sample
+    from tools.synth_plates import pack_samples
 
     cv2.setNumThreads(1)
     spec = PreprocessSpec(height=height, width=width)
@@ -39,9 +35,9 @@ def _synth_worker(seed: int, out: mp.Queue, height: int, width: int, recipe: int
 
 def _real_worker(seed: int, rows: list[dict], out: mp.Queue, height: int, width: int, augment_real) -> None:
     import cv2
-    from synth_plates import pack_samples
 
-    from edge_ocr.preprocess import PreprocessSpec
+    from edge_ocr.read.preprocess import PreprocessSpec
+    from tools.synth_plates import pack_samples
 
     cv2.setNumThreads(1)
     spec = PreprocessSpec(height=height, width=width)
@@ -97,7 +93,7 @@ class Stream:
                 p = ctx.Process(target=_real_worker, args=(seed * 1000 + w, real_rows, self.q, height, width, augment_real),
                                 daemon=True)
             else:
-                # seeds from 100 up never collide with the shard seeds used by synth_plates --shards
+                # seeds from 100 up never collide with the shard seeds used by synth_mix --shards
                 p = ctx.Process(target=_synth_worker, args=(100 + seed * 1000 + w, self.q, height, width, recipe),
                                 daemon=True)
             p.start()

@@ -3,20 +3,18 @@ yellow two-row rear plates. Same conventions as ``synth_plates`` (whose fonts, t
 camera it uses): a renderer takes a numpy Generator and returns (PIL RGB plate, label); the label
 is the top row followed by the bottom row, no separators.
 
-    python tools/synth_tworow.py OUT_DIR --count 300 --seed 1     # writes PNGs + labels.csv
+    python -m tools.synth_tworow OUT_DIR --count 300 --seed 1     # writes PNGs + labels.csv
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth_plates import (
+from tools.synth_plates import (
     BR_CITIES,
     DIGITS,
     LETTERS,
@@ -193,7 +191,7 @@ def render2(rng: np.random.Generator, region: str | None = None, robust: bool = 
 
 def sample2(seed: int, index: int, region: str | None = None) -> tuple[np.ndarray, str, str]:
     """Two-row sample ``index`` of the stream for ``seed``: (BGR crop, label, region). Its own
-    random stream, so mixing it with ``synth_plates.sample(seed, index)`` repeats nothing."""
+    random stream, so mixing it with ``synth_mix.sample(seed, index)`` repeats nothing."""
     return render2(np.random.default_rng([seed, index, 2]), region)
 
 

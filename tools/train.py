@@ -1,7 +1,7 @@
 """Train the plate CRNN with CTC on synthetic shards, optionally mixed with real labelled crops.
 
-    python tools/synth_plates.py data/shards --shards 40 --count 2000 --seed 1   # synthetic data
-    python tools/train.py --shards data/shards --real ../shared/data/plates-real-dev/crops/labels.csv \
+    python -m tools.synth_mix data/shards --shards 40 --count 2000 --seed 1   # synthetic data
+    python -m tools.train --shards data/shards --real ../shared/data/plates-real-dev/crops/labels.csv \
         --out runs/main --steps 30000
 
 Seeded, resumable (``--resume`` picks up ``OUT/last.pt``), logs one line per ``--log-every``
@@ -28,14 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import qat
-from crnn import CHARSET, CRNN
-from evaluate import normalise, row_split
-from synth_plates import pack_samples
-
-from edge_ocr.preprocess import PreprocessSpec
+from edge_ocr.read.preprocess import PreprocessSpec
+from tools import qat
+from tools.crnn import CHARSET, CRNN
+from tools.evaluate import normalise, row_split
+from tools.synth_plates import pack_samples
 
 SPEC = PreprocessSpec()
 CHAR_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
@@ -238,8 +235,8 @@ def joined_if_two_row(row: dict, cache: dict) -> bool:
     one line; one it cannot join would teach the network to read seven characters in 40 columns."""
     if not row.get("source", "").endswith("2row"):
         return True
-    from edge_ocr.preprocess import to_grey
-    from edge_ocr.tworow import find_rows
+    from edge_ocr.capture.grey import to_grey
+    from edge_ocr.read.tworow import find_rows
 
     img = read_cached(cache, row["path"])  # kept: training reads it again
     return img is not None and find_rows(to_grey(img)) is not None
@@ -256,11 +253,11 @@ def cpu_has_bf16() -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shards", default=None, help="folder of synthetic .npz shards (tools/synth_plates.py --shards)")
+    ap.add_argument("--shards", default=None, help="folder of synthetic .npz shards (tools/synth_mix.py --shards)")
     ap.add_argument("--stream-workers", type=int, default=0,
                     help="render synthetic plates (and augment real crops) in this many processes while training")
     ap.add_argument("--recipe", type=int, default=2, choices=[1, 2],
-                    help="what the stream workers render (tools/synth_plates.py --recipe)")
+                    help="what the stream workers render (tools/synth_mix.py --recipe)")
     ap.add_argument("--real-workers", type=int, default=2, help="of the stream workers, how many augment real crops")
     ap.add_argument("--buffer", type=int, default=200000, help="streamed synthetic samples kept for sampling")
     ap.add_argument("--real", type=Path, default=None, help="labels.csv of real crops to mix in (train split only)")
@@ -315,13 +312,13 @@ def main() -> None:
         real_val = [r for r in rows if row_split(r) == "val"]
     stream = None
     if args.stream_workers:  # fork before torch touches an accelerator
-        from synth_stream import Stream
+        from tools.synth_stream import Stream
 
         stream = Stream(args.stream_workers, args.seed, real_train, args.real_workers, args.buffer,
                         max(2000, args.buffer // 10), normalise_label, augment_real, recipe=args.recipe)
     pool = ShardPool(args.shards) if args.shards else None
     if pool is not None and not len(pool) and stream is None:
-        sys.exit(f"no shards in {args.shards}: run tools/synth_plates.py {args.shards} --shards N first")
+        sys.exit(f"no shards in {args.shards}: run python -m tools.synth_mix {args.shards} --shards N first")
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
 
     model = CRNN()

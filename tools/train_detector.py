@@ -1,8 +1,8 @@
 """Train the plate detector (a centre-point network, grey in, plate corners out).
 
-    python tools/train_detector.py runs/det --minutes 90            # CPU, one training thread
-    python tools/train_detector.py runs/det --minutes 10 --device cuda --batch 128 --workers 8
-    python tools/train_detector.py runs/det --minutes 30 --resume   # go on from runs/det/last.pt
+    python -m tools.train_detector runs/det --minutes 90            # CPU, one training thread
+    python -m tools.train_detector runs/det --minutes 10 --device cuda --batch 128 --workers 8
+    python -m tools.train_detector runs/det --minutes 30 --resume   # go on from runs/det/last.pt
 
 Samples come from ``detector_data.DetectorData`` (real frames and car photos of the train split,
 plates pasted into no-plate scenes, camera degradations), drawn live by DataLoader workers. Every
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -26,11 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from detector_data import DATA, DetectorData, load_frames, load_openimages, load_scenes
-
-from edge_ocr.detector import REG_SCALE, STRIDE, decode, prepare
+from edge_ocr.find.detector import REG_SCALE, STRIDE, decode, prepare
+from tools.detector_data import DATA, DetectorData, load_frames, load_openimages, load_scenes
 
 
 def cbr(i: int, o: int, stride: int = 1) -> nn.Sequential:

@@ -5,7 +5,7 @@
 #   tools/train_recipe.sh cpu 120  # a 2-core CPU: shards rendered in the background, 120 minutes
 #
 # Both fine-tune the shipped FP32 model (models/plate_crnn_fp32.onnx) on crop-robust synthetic
-# plates (tools/synth_plates.py --recipe 2) mixed with the train split of the real dev crops
+# plates (tools/synth_mix.py --recipe 2) mixed with the train split of the real dev crops
 # (split by plate: tools/evaluate.py split_of), then export, quantise and evaluate into runs/.
 # A CPU run can be stopped and started again: it resumes from runs/<name>/last.pt on its clock.
 # The GPU run ends by averaging its weights half and half with the model it started from
@@ -22,28 +22,28 @@ CKPT=last.pt
 OUT=runs/recipe-$MODE
 mkdir -p "$OUT"
 if [ "$MODE" = gpu ]; then
-  python tools/train.py --stream-workers "$(( $(nproc) - 2 ))" --real-workers 2 --recipe 2 --real "$L" \
+  python -m tools.train --stream-workers "$(( $(nproc) - 2 ))" --real-workers 2 --recipe 2 --real "$L" \
     --real-fraction 0.3 --init-onnx models/plate_crnn_fp32.onnx --out "$OUT" --minutes "${MINUTES:-8}" \
     --batch 256 --lr 8e-4 --var-width 0.4 --buffer 300000 --threads 4 --seed 11 --device cuda
-  python tools/average_weights.py models/plate_crnn_fp32.onnx "$OUT/last.pt" "$OUT/soup.pt"
+  python -m tools.average_weights models/plate_crnn_fp32.onnx "$OUT/last.pt" "$OUT/soup.pt"
   CKPT=soup.pt
 else
   SHARDS=${SHARDS:-data/shards2}
   # render in the background (one core); training re-scans the folder every 1,000 steps
-  python tools/synth_plates.py "$SHARDS" --shards 1 --count 2000 --seed 21 --recipe 2
-  nice -n 5 python tools/synth_plates.py "$SHARDS" --shards 200 --count 2000 --seed 22 --recipe 2 \
+  python -m tools.synth_mix "$SHARDS" --shards 1 --count 2000 --seed 21 --recipe 2
+  nice -n 5 python -m tools.synth_mix "$SHARDS" --shards 200 --count 2000 --seed 22 --recipe 2 \
     > "$OUT/render.log" 2>&1 &
   RENDER=$!
   trap 'kill $RENDER 2>/dev/null || true' EXIT
   RESUME=()
   [ -f "$OUT/last.pt" ] && RESUME=(--resume --freeze-bn) || RESUME=(--init-onnx models/plate_crnn_fp32.onnx)
-  python tools/train.py --shards "$SHARDS" --real "$L" --real-fraction 0.3 "${RESUME[@]}" --out "$OUT" \
+  python -m tools.train --shards "$SHARDS" --real "$L" --real-fraction 0.3 "${RESUME[@]}" --out "$OUT" \
     --minutes "${MINUTES:-120}" --batch 64 --lr 8e-4 --var-width 0.4 --threads 1 --seed 11 --eval-every 500
 fi
-python tools/export_onnx.py "$OUT/$CKPT" "$OUT/plate_crnn_fp32.onnx" --version "$VERSION" \
-  --training "synthetic recipe 2 (tools/synth_plates.py) + real dev crops, train split by plate"
-python tools/quantize.py "$OUT/plate_crnn_fp32.onnx" "$OUT/plate_crnn_int8.onnx" --calib "$L"
+python -m tools.export_onnx "$OUT/$CKPT" "$OUT/plate_crnn_fp32.onnx" --version "$VERSION" \
+  --training "synthetic recipe 2 (tools/synth_mix.py) + real dev crops, train split by plate"
+python -m tools.quantize "$OUT/plate_crnn_fp32.onnx" "$OUT/plate_crnn_int8.onnx" --calib "$L"
 for m in fp32 int8; do
-  python tools/evaluate.py "$OUT/plate_crnn_$m.onnx" "$L" --split val --retry-below 0 --json > "$OUT/val-$m.json"
+  python -m tools.evaluate "$OUT/plate_crnn_$m.onnx" "$L" --split val --retry-below 0 --json > "$OUT/val-$m.json"
 done
 echo "models and validation figures in $OUT"

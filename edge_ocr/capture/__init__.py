@@ -1,0 +1,1 @@
+"""Capture: frame sources, the frame record, motion gate, ROI, plate geometry and image decoding."""

@@ -1,0 +1,159 @@
+"""Regions of interest: polygons in relative (0..1) or pixel units -> masks and bounding boxes.
+
+Pixel polygons are in the coordinates of the full camera frame (``frame_size``); every method
+takes the size of the image it is used on and scales the polygons to it, so the same ROI works
+on the full frame, a downscaled copy for localisation and a small motion frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from ..types import Box
+from .quad import bounding_box
+
+log = logging.getLogger(__name__)
+
+Point = tuple[float, float]
+
+
+class Roi:
+    """One or more polygons; the union is the region of interest.
+
+    Args:
+        polygons: each a sequence of 3 or more (x, y) points.
+        units: ``"relative"`` (0..1 of the image size) or ``"pixels"`` (of ``frame_size``).
+        frame_size: (width, height) the pixel coordinates refer to. ``None`` means "the size of
+            whatever image the ROI is applied to" (only matters for pixel units).
+        fixed_box: the ROI is the plate itself (gate camera); the daemon skips localisation.
+
+    Plain values: the ranges are the ``roi`` config section's, checked once there (``config.py``).
+    """
+
+    def __init__(
+        self,
+        polygons: Sequence[Sequence[Point]],
+        units: str = "relative",
+        frame_size: tuple[int, int] | None = None,
+        fixed_box: bool = False,
+    ) -> None:
+        self.units = units
+        self.frame_size = frame_size
+        self.fixed_box = fixed_box
+        self._polys = tuple(tuple((float(x), float(y)) for x, y in p) for p in polygons)
+
+    def with_frame_size(self, frame_size: tuple[int, int]) -> Roi:
+        """This ROI with pixel coordinates tied to ``frame_size`` (width, height), unless it
+        already has one. Relative ROIs come back unchanged."""
+        if self.units == "relative" or self.frame_size is not None:
+            return self
+        return Roi(self._polys, self.units, frame_size, self.fixed_box)
+
+    @classmethod
+    def full(cls) -> Roi:
+        """The whole image."""
+        return cls([[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]])
+
+    def polygons(self, width: int, height: int) -> list[npt.NDArray[np.float32]]:
+        """The polygons as (N, 2) float32 arrays in the pixels of a ``width`` x ``height`` image."""
+        if self.units == "relative":
+            sx, sy = float(width), float(height)
+        else:
+            fw, fh = self.frame_size or (width, height)
+            sx, sy = width / fw, height / fh
+        return [np.array(p, np.float32) * np.array([sx, sy], np.float32) for p in self._polys]
+
+    def mask(self, width: int, height: int) -> npt.NDArray[np.uint8]:
+        """A ``height`` x ``width`` uint8 mask, 255 inside any polygon, 0 outside.
+
+        The returned array is cached and shared: do not write to it.
+        """
+        return _mask(self._polys, self.units, self.frame_size, width, height)
+
+    def covers_all(self, width: int, height: int) -> bool:
+        """True if the ROI is the whole image (so masking can be skipped)."""
+        for p in self.polygons(width, height):
+            # an axis-aligned rectangle around the image (Roi.full(), a whole-frame config) needs
+            # no mask: this spares a full-size mask for every upload size a still is read at
+            if _is_rectangle(p) and p[:, 0].min() <= 0 and p[:, 1].min() <= 0 \
+                    and p[:, 0].max() >= width and p[:, 1].max() >= height:
+                return True
+        m = self.mask(width, height)
+        return bool(m.min() == 255)
+
+    def bbox(self, width: int, height: int) -> Box:
+        """Bounding box (x, y, w, h) of all polygons, clipped to the image; (0, 0, 0, 0) if empty."""
+        return bounding_box(np.concatenate(self.polygons(width, height)), width, height)
+
+    def boxes(self, width: int, height: int) -> list[Box]:
+        """Bounding box of each polygon separately, clipped to the image."""
+        return [bounding_box(p, width, height) for p in self.polygons(width, height)]
+
+
+def _is_rectangle(p: npt.NDArray[np.float32]) -> bool:
+    """Four points walking an axis-aligned rectangle: its four corners, each step along one axis."""
+    corners = {(float(x), float(y)) for x, y in p}
+    if len(p) != 4 or len(corners) != 4 or len({x for x, _ in corners}) != 2 or len({y for _, y in corners}) != 2:
+        return False
+    return all((p[i, 0] == p[i - 1, 0]) != (p[i, 1] == p[i - 1, 1]) for i in range(4))
+
+
+# Masks kept for reuse, most recently used last, at most MASK_CACHE_BYTES in all: the daemon asks
+# for the same few sizes on every frame (a 1080p camera's full, localiser and motion masks take
+# under 3 MB), while stills of ever new sizes must not pile up (16 masks of 24 MP were 384 MB).
+MASK_CACHE_BYTES = 16 * 1024 * 1024
+_masks: OrderedDict[tuple, npt.NDArray[np.uint8]] = OrderedDict()
+_masks_lock = threading.Lock()
+
+
+def _mask(
+    polys: tuple[tuple[Point, ...], ...],
+    units: str,
+    frame_size: tuple[int, int] | None,
+    width: int,
+    height: int,
+) -> npt.NDArray[np.uint8]:
+    key = (polys, units, frame_size, width, height)
+    with _masks_lock:
+        m = _masks.get(key)
+        if m is not None:
+            _masks.move_to_end(key)
+            return m
+    m = _draw_mask(polys, units, frame_size, width, height)
+    if m.nbytes <= MASK_CACHE_BYTES:  # a bigger one is used once and freed
+        with _masks_lock:
+            _masks[key] = m
+            total = sum(v.nbytes for v in _masks.values())
+            while total > MASK_CACHE_BYTES:
+                total -= _masks.popitem(last=False)[1].nbytes
+    return m
+
+
+def mask_cache_bytes() -> int:
+    """Bytes held by cached masks (never more than MASK_CACHE_BYTES)."""
+    with _masks_lock:
+        return sum(v.nbytes for v in _masks.values())
+
+
+def _draw_mask(
+    polys: tuple[tuple[Point, ...], ...],
+    units: str,
+    frame_size: tuple[int, int] | None,
+    width: int,
+    height: int,
+) -> npt.NDArray[np.uint8]:
+    roi = Roi(polys, units, frame_size)
+    m = np.zeros((height, width), np.uint8)
+    # fillPoly with a shift keeps sub-pixel precision for small (motion-sized) masks
+    shift = 4
+    pts = [np.round(p * (1 << shift)).astype(np.int32) for p in roi.polygons(width, height)]
+    cv2.fillPoly(m, pts, 255, lineType=cv2.LINE_8, shift=shift)
+    m.setflags(write=False)
+    return m

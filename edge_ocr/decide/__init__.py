@@ -1,0 +1,1 @@
+"""Decide: voting across frames, turning readings into plate events."""

@@ -1,0 +1,1 @@
+"""Read: crop preparation, the CRNN recogniser, CTC decoding, plate formats and the plate reader."""
