@@ -13,7 +13,7 @@ from .decide.known_plates import KnownPlates
 from .decide.voting import VoteResult
 from .publish.mqtt_contract import utc_iso
 from .read.formats import FormatRules
-from .read.reading import box_aspect
+from .read.reading import plate_aspect
 from .types import EventSource, PlateEvent
 
 
@@ -57,7 +57,7 @@ class EventMaker:
             model_version=self.model_version,
             votes=r.votes,
             # the fused text's region: it can differ from every single reading's
-            region=self.formats.region_of(r.text, box_aspect(r.box)),
+            region=self.formats.region_of(r.text, plate_aspect(src.crop, r.box)),
             crop_jpeg=crop_jpeg,
             known=self.known.match(r.text),
         )

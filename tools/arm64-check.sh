@@ -503,7 +503,7 @@ step "plate detections on x86 and arm64 (shipped detector; boxes IoU >= 0.95, sc
 cat >"$WORK/arm64_detect.py" <<'PY'
 import glob, json, sys
 import cv2
-from edge_ocr.detector import PlateDetector
+from edge_ocr.find.detector import PlateDetector
 from tests import scenes
 det = PlateDetector(sys.argv[1], 640, 0.2, 5)
 frames = [(f"drawn-{i}", scenes.still_with_box(t, r, seed=i)[0])

@@ -135,7 +135,8 @@ class PlateReader:
 
     def read_crops(self, crops: Sequence[npt.NDArray], boxes: Sequence[Box] | None = None) -> list[PlateRead]:
         """Plate crops -> one ``PlateRead`` each, in order. ``boxes``: where each crop was cut
-        (default the whole crop); their shape breaks ties between regions sharing a layout."""
+        (default the whole crop). The crop's own shape (the plate cut out upright) breaks ties
+        between regions sharing a layout."""
         if not crops:
             return []
         readings = self.recognizer.recognize(crops, self.patterns, self.retry_below, allowed=self.allowed)
@@ -145,7 +146,7 @@ class PlateReader:
             fixed = self.formats.normalize(r.text) if r.text else None
             if fixed is not None and fixed != r.text and len(fixed) == len(r.text):
                 r = Reading(fixed, r.confidence, r.char_confidences)
-            region = self.formats.region_of(r.text, box_aspect(box)) if fixed is not None else None
+            region = self.formats.region_of(r.text, plate_aspect(crop, box)) if fixed is not None else None
             out.append(PlateRead(box, r, fixed is not None, region, 1.0, crop))
         return out
 
@@ -205,6 +206,15 @@ def box_aspect(box: Box | None) -> float | None:
     """Width/height of a plate box: the evidence ``FormatRules.region_of`` weighs when several
     regions share the reading's layout."""
     return box[2] / box[3] if box is not None and box[3] > 0 else None
+
+
+def plate_aspect(crop: npt.NDArray[np.uint8] | None, box: Box | None) -> float | None:
+    """Width/height of the plate itself: its upright crop's (the margin is the same share of
+    width and height), else its box's. A tilted plate's axis-aligned box is taller than the
+    plate: a Brazilian 3.1:1 plate rolled a few degrees boxes like a 2.5:1 US one."""
+    if crop is not None and crop.ndim >= 2 and crop.shape[0] > 0:
+        return crop.shape[1] / crop.shape[0]
+    return box_aspect(box)
 
 
 def _whole(image: npt.NDArray[np.uint8]) -> Candidate:
