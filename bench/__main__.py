@@ -39,6 +39,7 @@ import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 from bench.daemon_rss import SECTION as DAEMON_SECTION
+from bench.localizers import SECTION as LOCALIZER_SECTION
 from bench.machine import machine
 from bench.many_cameras import SECTION as CAMERAS_SECTION
 from bench.mqtt_bench import bench_mqtt
@@ -288,7 +289,7 @@ def main() -> None:
     # bench/many_cameras.py: this run keeps them
     old = args.out.read_text() if args.out.exists() else ""
     md = keep_section(old, keep_section(old, keep_section(old, render(res)), DAEMON_SECTION), STILL_SECTION)
-    args.out.write_text(keep_section(old, md, CAMERAS_SECTION))
+    args.out.write_text(keep_section(old, keep_section(old, md, CAMERAS_SECTION), LOCALIZER_SECTION))
     print(render(res))
 
 

@@ -2,6 +2,7 @@
 time per 1280x720 frame on one core, written into BENCHMARKS.md's own section.
 
     python -m bench.localizers                    # dev data in ../shared/data, validation split
+    python -m bench.localizers --no-video         # without the per-car video runs (~6 min)
 
 Times: the real dev frames that are 1280x720, each localiser's ``find`` (search + cutting the
 crops), one onnxruntime thread, after a warm-up; the detector network alone is timed too. The
@@ -12,15 +13,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 from edge_ocr.config import LocalizerConfig, load_config
@@ -96,6 +101,26 @@ def measure(data: Path) -> dict:
     return res
 
 
+def video_runs(frames_csv: Path) -> list[dict]:
+    """Per car on the validation cars' videos (``bench.video_eval --offline --split val``), each
+    localiser with the shipped regions and with each car's own."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("learnt", "classic"):
+            cfg = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+            cfg["localizer"]["type"] = kind
+            cfg["localizer"]["model"] = str(ROOT / cfg["localizer"]["model"])
+            path = Path(tmp) / f"{kind}.yaml"
+            path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+            for regions in ("shipped", "own"):
+                out = Path(tmp) / f"{kind}-{regions}.json"
+                subprocess.run([sys.executable, "-m", "bench.video_eval", "--offline", "--split", "val", "--frames",
+                                str(frames_csv), "--config", str(path), "--regions", regions, "--json", str(out)],
+                               cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                rows.append({"type": kind, "regions": regions} | json.loads(out.read_text())["summary"]["overall"])
+    return rows
+
+
 def render(res: dict) -> str:
     lines = [SECTION, "",
              f"Run: `python -m bench.localizers` on {time.strftime('%Y-%m-%d')}; {platform.processor() or platform.machine()}, "
@@ -118,6 +143,15 @@ def render(res: dict) -> str:
                      f"| {cell[0]} | {cell[1]} | {cell[2]} | {r['false_scenes']}/{res['scenes']} "
                      f"| {r['still_plates']}/{res['scenes']} "
                      f"| {r['find_ms']}{net} | {model} |")
+    if res.get("video"):
+        lines += ["", "Per car (`python -m bench.video_eval --offline --split val`, the validation cars' passes, "
+                  "every frame through the daemon's pipeline):", "",
+                  "| localiser | regions | cars | right | wrong | missed | per car | per crop | duplicates | extra events "
+                  "(misreads + other) |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for v in res["video"]:
+            lines.append(f"| {v['type']} | {v['regions']} | {v['cars']} | {v['right']} | {v['wrong']} | {v['missed']} "
+                         f"| {v['right_pct']} % | {v['crop_pct']} % | {v['duplicate_events']} | {v['extra_events']} "
+                         f"({v['extra_misreads']} + {v['extra_other']}) |")
     return "\n".join(lines) + "\n"
 
 
@@ -136,11 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--video", action=argparse.BooleanOptionalAction, default=True,
+                    help="also per car on the validation cars' videos (about 6 minutes on 2 cores)")
     args = ap.parse_args(argv)
     if not (args.data / "plates-real-dev").is_dir():
         print(f"error: {args.data / 'plates-real-dev'} not found", file=sys.stderr)
         return 2
-    section = render(measure(args.data))
+    res = measure(args.data)
+    if args.video:
+        res["video"] = video_runs(args.data / "plates-real-dev" / "frames" / "frames.csv")
+    section = render(res)
     print(section)
     write(args.out, section)
     return 0
