@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from edge_ocr.capture.quad import extent, iou
 from edge_ocr.find.detector import REG_SCALE, STRIDE, decode, prepare
 from tools.detector_data import DATA, DetectorData, load_frames, load_openimages, load_scenes
 
@@ -159,16 +160,6 @@ def predict(model: nn.Module, grey: np.ndarray, work_width: int, min_score: floa
     return [(d.quad / scale, d.score) for d in decode(y, min_score, max_det)]
 
 
-def box_iou(quad: np.ndarray, gt: np.ndarray) -> float:
-    a = np.concatenate([quad.min(0), quad.max(0)])
-    b = np.concatenate([gt.min(0), gt.max(0)])
-    iw, ih = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
-
-
 def evaluate(model: nn.Module, val: dict, work_width: int, score: float) -> dict:
     """Recall@1/@5 on frames, recall@5 of >= 60 px plates on openimages, false-plate share on scenes."""
     model.eval()
@@ -176,7 +167,7 @@ def evaluate(model: nn.Module, val: dict, work_width: int, score: float) -> dict
     r1 = r5 = 0
     for ph in val["frames"]:
         dets = predict(exp, ph.image, work_width, score)
-        ious = [box_iou(q, ph.quads[0]) for q, _ in dets]
+        ious = [iou(extent(q), extent(ph.quads[0])) for q, _ in dets]
         r1 += bool(ious) and ious[0] >= 0.5
         r5 += any(v >= 0.5 for v in ious)
     big = found = 0
@@ -185,7 +176,7 @@ def evaluate(model: nn.Module, val: dict, work_width: int, score: float) -> dict
         for gt in ph.quads:
             if gt[1, 0] - gt[0, 0] >= 60:
                 big += 1
-                found += any(box_iou(q, gt) >= 0.5 for q, _ in dets)
+                found += any(iou(extent(q), extent(gt)) >= 0.5 for q, _ in dets)
     fp = sum(bool(predict(exp, s, work_width, score, 1)) for s in val["scenes"])
     model.train()
     n = max(len(val["frames"]), 1)

@@ -25,7 +25,13 @@ def bounding_box(quad: npt.NDArray[np.float32], width: int, height: int) -> Box:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def iou(a: Box, b: Box) -> float:
+def extent(quad: npt.NDArray[np.float32]) -> tuple[float, float, float, float]:
+    """(x, y, w, h) around points (N, 2), unclipped and unrounded (for ``iou`` between quads)."""
+    lo, hi = quad.min(axis=0), quad.max(axis=0)
+    return float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])
+
+
+def iou(a: Box | tuple[float, ...], b: Box | tuple[float, ...]) -> float:
     """Intersection over union of two (x, y, w, h) boxes; 0 when either is empty."""
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..capture.grey import to_grey
-from ..capture.quad import bounding_box, centre_inside, warp_quad
+from ..capture.quad import bounding_box, centre_inside, extent, iou, warp_quad
 from ..capture.roi import Roi
 from .localize import Candidate
 
@@ -60,28 +60,19 @@ def decode(out: npt.NDArray[np.float32], min_score: float, max_det: int, nms_iou
     ys, xs = np.nonzero(peaks)
     order = np.argsort(-heat[ys, xs], kind="stable")[: max_det * 4]
     kept: list[Detection] = []
-    boxes: list[npt.NDArray[np.float32]] = []
+    boxes: list[tuple[float, float, float, float]] = []
     for i in order:
         y, x = ys[i], xs[i]
         centre = np.array([(x + 0.5) * STRIDE, (y + 0.5) * STRIDE], np.float32)
         quad = centre + out[1:9, y, x].reshape(4, 2) * np.float32(REG_SCALE)
-        box = np.concatenate([quad.min(0), quad.max(0)])
-        if any(_iou(box, b) > nms_iou for b in boxes):
+        box = extent(quad)
+        if any(iou(box, b) > nms_iou for b in boxes):
             continue
         kept.append(Detection(quad.astype(np.float32), float(heat[y, x])))
         boxes.append(box)
         if len(kept) == max_det:
             break
     return kept
-
-
-def _iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
 
 
 class PlateDetector:
