@@ -12,7 +12,6 @@ load average during the run is written beside the figures.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -32,7 +31,7 @@ from edge_ocr.config import LocalizerConfig, load_config
 from edge_ocr.find.detector import LearntLocalizer, prepare
 from edge_ocr.serve.still import StillReader
 from edge_ocr.stages import load_localizer, load_recognizer, plate_reader
-from tools.detector_data import DATA, frame_split, load_frames, load_openimages, load_scenes
+from tools.detector_data import DATA, load_frames, load_openimages, load_scenes
 from tools.eval_localizer import frames_report, openimages_report, scenes_report
 
 SECTION = "## Plate localisers: learnt detector and classic search"
@@ -75,9 +74,7 @@ def measure(data: Path) -> dict:
     real = data / "plates-real-dev" / "frames"
     hd = [cv2.imread(str(p)) for p in sorted(real.glob("*/*.jpg"))]
     hd = [f for f in hd if f is not None and f.shape[:2] == (720, 1280)]
-    rows = list(csv.DictReader((real / "frames.csv").open(encoding="utf-8")))
     photos = load_frames(real, "val")
-    regions = [r["region"] for r in rows if frame_split(r) == "val"]
     oi = load_openimages(data / "plates-openimages-dev", "val")
     scenes = load_scenes(data / "scenes-neg", "val")
     res: dict = {"frames": len(photos), "oi": len(oi), "scenes": len(scenes), "hd": len(hd), "rows": []}
@@ -85,7 +82,7 @@ def measure(data: Path) -> dict:
     for kind in ("learnt", "classic"):
         cfg = LocalizerConfig(type=kind)
         loc = load_localizer(cfg)
-        per, _ = frames_report(loc, photos, regions, 5, 0.5)
+        per, _ = frames_report(loc, photos, 5, 0.5)
         bins = openimages_report(loc, oi, 5, 0.5)
         hits, _ = scenes_report(loc, scenes)
         still_plates = answered_with_a_plate(loc, scenes)

@@ -59,11 +59,13 @@ def box_quad(x: float, y: float, w: float, h: float) -> np.ndarray:
 
 @dataclass
 class Photo:
-    """A photo with plate corners (k, 4, 2) in its pixels; ``ignore`` marks boxes too small to learn."""
+    """A photo with plate corners (k, 4, 2) in its pixels; ``ignore`` marks boxes too small to
+    learn; ``region`` is the plate's where the labels give it."""
 
     image: np.ndarray
     quads: np.ndarray
     ignore: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    region: str = ""
 
 
 def load_frames(root: Path, split: str) -> list[Photo]:
@@ -75,7 +77,7 @@ def load_frames(root: Path, split: str) -> list[Photo]:
         img = read_grey(root / r["file"])
         if img is not None:
             q = box_quad(*(float(r[k]) for k in "xywh"))[None]
-            out.append(Photo(img, q, np.zeros(1, bool)))
+            out.append(Photo(img, q, np.zeros(1, bool), r["region"]))
     return out
 
 

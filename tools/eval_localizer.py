@@ -20,7 +20,6 @@ data is read where it lies; nothing is copied.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -31,17 +30,18 @@ from pathlib import Path
 from edge_ocr.capture.quad import bounding_box, iou
 from edge_ocr.config import LocalizerConfig
 from edge_ocr.stages import load_localizer
-from tools.detector_data import DATA, Photo, frame_split, load_frames, load_openimages, load_scenes
+from tools.detector_data import DATA, Photo, load_frames, load_openimages, load_scenes
 
 
 def _gt_box(q) -> tuple[int, int, int, int]:
     return bounding_box(q, 1 << 20, 1 << 20)
 
 
-def frames_report(loc, photos: list[Photo], regions: list[str], k: int, thr: float) -> tuple[dict, list[str]]:
+def frames_report(loc, photos: list[Photo], k: int, thr: float) -> tuple[dict, list[str]]:
     per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     misses = []
-    for ph, region in zip(photos, regions):
+    for ph in photos:
+        region = ph.region
         gt = _gt_box(ph.quads[0])
         t0 = time.perf_counter()
         cands = loc.find(ph.image)[:k]
@@ -96,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {frames_dir / 'frames.csv'} not found", file=sys.stderr)
         return 2
     splits = ["train", "val"] if args.split == "all" else [args.split]
-    rows = list(csv.DictReader((frames_dir / "frames.csv").open(encoding="utf-8")))
     photos = [p for s in splits for p in load_frames(frames_dir, s)]
-    # load_frames keeps the csv order per split; regions follow the same order
-    regions = [r["region"] for s in splits for r in rows if frame_split(r) == s]
     oi = [p for s in splits for p in load_openimages(args.data / "plates-openimages-dev", s)]
     scenes = [img for s in splits for img in load_scenes(args.data / "scenes-neg", s)]
     print(f"{len(photos)} frames, {len(oi)} many-country photos, {len(scenes)} no-plate scenes ({args.split} split); "
@@ -109,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = LocalizerConfig(type=kind, min_score=args.min_score, work_width=args.work_width,
                               max_candidates=args.k, **extra)
         loc = load_localizer(cfg)
-        per, misses = frames_report(loc, photos, regions, args.k, args.iou)
+        per, misses = frames_report(loc, photos, args.k, args.iou)
         print(f"\n{kind}: top-{args.k}, min_score {cfg.setting('min_score')}, work width {cfg.setting('work_width')}, "
               f"IoU >= {args.iou}")
         print(f"{'region':8} {'frames':>6} {'recall@k':>9} {'recall@1':>9} {'cand mean':>9} {'ms/frame':>8}")
