@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+from bench.daemon_rss import put_section
 from edge_ocr.config import LocalizerConfig, load_config
 from edge_ocr.find.detector import LearntLocalizer, prepare
 from edge_ocr.serve.still import StillReader
@@ -152,17 +153,6 @@ def render(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(md_path: Path, section: str) -> None:
-    md = md_path.read_text(encoding="utf-8") if md_path.exists() else "# Benchmarks\n"
-    if SECTION in md:
-        start = md.index(SECTION)
-        nxt = md.find("\n## ", start + len(SECTION))
-        md = md[:start] + section + (md[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        md = md.rstrip("\n") + "\n\n" + section
-    md_path.write_text(md, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
@@ -178,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         res["video"] = video_runs(args.data / "plates-real-dev" / "frames" / "frames.csv")
     section = render(res)
     print(section)
-    write(args.out, section)
+    put_section(args.out, SECTION, section)
     return 0
 
 
