@@ -146,7 +146,7 @@ def make_event(i: int, crop: bytes | None = None) -> PlateEvent:
 
 
 def mqtt_cfg(port: int, **kw: Any) -> MqttConfig:
-    base: dict[str, Any] = {"host": "127.0.0.1", "port": port, "keepalive_s": 5}
+    base: dict[str, Any] = {"host": "127.0.0.1", "port": port, "keepalive_s": 5, **FAST}
     base.update(kw)
     return MqttConfig(**base)
 

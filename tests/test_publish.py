@@ -132,12 +132,13 @@ CHILD = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {repo!r})
     from edge_ocr.config import MqttConfig, OutboxConfig
-    from edge_ocr.publish.publish import MqttPublisher
+    from edge_ocr.stages import mqtt_publisher
     from edge_ocr.types import PlateEvent
 
-    pub = MqttPublisher(
-        MqttConfig(host="127.0.0.1", port={port}, keepalive_s=5, discovery={{"enabled": False}}),
-        OutboxConfig(path={outbox!r}), {device!r}, "child", reconnect_min_s=0.1, reconnect_max_s=0.3,
+    pub = mqtt_publisher(
+        MqttConfig(host="127.0.0.1", port={port}, keepalive_s=5, discovery={{"enabled": False}},
+                   reconnect_min_s=0.1, reconnect_max_s=0.3),
+        OutboxConfig(path={outbox!r}), {device!r}, "child",
     )
     pub.start()
     for i in range({n}):

@@ -395,12 +395,13 @@ def gate_blueprint(args: argparse.Namespace, ha: Ha, report: Report) -> None:
     on a device ``gate-check`` that this script plays with edge-ocr's own publisher: an automation
     made from it must open ``--gate`` for the known plate and its misreads, never for the unknown
     one, and only once for two known plates within the cooldown."""
-    from edge_ocr.publish.publish import MqttPublisher
+    from edge_ocr.stages import mqtt_publisher
 
     known = KnownPlates([("our car", ["PJB7392"])], max_edits=1, lookalikes=True)
-    mqtt = MqttConfig(host=args.broker, port=args.port, username=args.username, password=args.password)
-    pub = MqttPublisher(mqtt, OutboxConfig(path=str(Path(tempfile.mkdtemp(prefix="ha_gate-")) / "outbox.sqlite")),
-                        "gate-check", "check", reconnect_min_s=0.2, reconnect_max_s=2.0)
+    mqtt = MqttConfig(host=args.broker, port=args.port, username=args.username, password=args.password,
+                      reconnect_min_s=0.2, reconnect_max_s=2.0)
+    pub = mqtt_publisher(mqtt, OutboxConfig(path=str(Path(tempfile.mkdtemp(prefix="ha_gate-")) / "outbox.sqlite")),
+                         "gate-check", "check")
     reader = entity_id("event", device_name("gate-check"), "Plate reading")
     tag = f"edge-ocr gate check {uuid.uuid4().hex[:8]}"
     auto_id, auto_eid = tag.replace(" ", "_").replace("-", "_"), entity_id("automation", "", tag)
