@@ -55,8 +55,7 @@ from bench.still_eval import SECTION as STILL_SECTION
 from bench.video_eval import keep_section
 from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
-from edge_ocr.read.recognizer import Recognizer
-from edge_ocr.stages import Stages
+from edge_ocr.stages import Stages, load_recognizer
 from edge_ocr.types import Frame
 
 MODELS = {"fp32": ROOT / "models/plate_crnn_fp32.onnx", "int8": ROOT / "models/plate_crnn_int8.onnx"}
@@ -73,7 +72,7 @@ def bench_recognizer(crops: list[np.ndarray], n: int) -> list[dict]:
     for name, path in MODELS.items():
         for threads in sorted({1, os.cpu_count() or 1}):
             t = time.perf_counter()
-            rec = Recognizer(path, threads=threads, batch_size=8)
+            rec = load_recognizer(RecognizerConfig(model=str(path), threads=threads, batch_size=8))
             load_ms = (time.perf_counter() - t) * 1000
             for batch in (1, 8):
                 rec.recognize(crops[:batch])
@@ -130,7 +129,7 @@ def bench_pipeline(size: tuple[int, int], motion: bool, seconds: float) -> dict:
             frames.append(f)
     cfg = parse_config(f"motion: {{enabled: {str(motion).lower()}}}\nmqtt: {{enabled: false}}\n"
                        "roi: {polygons: [[[0, 0.4], [1, 0.4], [1, 1], [0, 1]]]}\n")
-    pipe = Pipeline(Stages.from_config(cfg, Recognizer(MODELS["int8"], threads=1)), LogSink())
+    pipe = Pipeline(Stages.from_config(cfg, load_recognizer(RecognizerConfig(model=str(MODELS["int8"])))), LogSink())
     cpu0, t0 = time.process_time(), time.perf_counter()
     for i, f in enumerate(frames):
         pipe.process(Frame(ts=i / 10, wall=time.time(), image=f, index=i))

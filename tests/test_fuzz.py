@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_ocr.capture.image_io import ImageError, decode_image
-from edge_ocr.config import Config, ConfigError, parse_config
+from edge_ocr.config import Config, ConfigError, HttpConfig, RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline, run_daemon
-from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.read.recognizer import Recognizer
 from edge_ocr.serve.http_api import HttpApi, HttpError, parse_upload
-from edge_ocr.stages import Stages
+from edge_ocr.stages import Stages, load_recognizer
 from edge_ocr.types import Frame
 
 from . import scenes
@@ -156,7 +156,7 @@ def test_a_decompression_bomb_header_is_refused_before_decoding() -> None:
 
 @pytest.fixture(scope="module")
 def recognizer() -> Recognizer:
-    return Recognizer(DEFAULT_MODEL)
+    return load_recognizer(RecognizerConfig())
 
 
 def test_bad_frames_are_skipped_and_counted(recognizer: Recognizer) -> None:
@@ -228,7 +228,8 @@ def test_upload_parser_answers_bytes_or_a_4xx(ctype: str, body: bytes) -> None:
 
 def test_slow_client_is_dropped_and_others_are_served_meanwhile() -> None:
     api = HttpApi("127.0.0.1", 0, None, 1 << 20, read=lambda img, crop: {"text": "", "confidence": 0.0, "ms": 0},
-                  status=lambda: {"ok": 1}, snapshot=lambda: None, events=list, client_timeout_s=1.0)
+                  status=lambda: {"ok": 1}, snapshot=lambda: None, events=list, client_timeout_s=1.0,
+                  max_reads=HttpConfig().max_concurrent_reads)
     api.start()
     try:
         slow = socket.create_connection(("127.0.0.1", api.port), timeout=5)

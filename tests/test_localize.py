@@ -80,7 +80,7 @@ def test_finds_plate_in_cluttered_scene(
 ) -> None:
     img, box = scene(seed, center=center, plate_h=plate_h, angle=angle, light_text=light)
     assert box is not None
-    cands = Localizer().find(img)
+    cands = load_localizer(LocalizerConfig(type="classic")).find(img)
     assert cands, "no candidate"
     assert iou(cands[0].box, box) >= 0.5  # the best candidate is the plate
     top = cands[0]
@@ -96,7 +96,7 @@ def test_finds_plate_in_cluttered_scene(
 @pytest.mark.parametrize("seed", range(6))
 def test_empty_scene_has_no_confident_candidate(seed: int) -> None:
     img, _ = scene(seed, plate=False)
-    assert all(c.score < 0.5 for c in Localizer().find(img))
+    assert all(c.score < 0.5 for c in load_localizer(LocalizerConfig(type="classic")).find(img))
 
 
 def test_max_candidates_and_min_score_are_honoured() -> None:
@@ -105,16 +105,16 @@ def test_max_candidates_and_min_score_are_honoured() -> None:
     for x, text in ((250, "ABC123"), (640, "XYZ987"), (1030, "KLM456")):
         p, _ = scene(4, center=(x, 400), plate_h=50, text=text)
         img[350:450, x - 100 : x + 100] = p[350:450, x - 100 : x + 100]
-    assert len(Localizer(max_candidates=2).find(img)) == 2
-    three = Localizer(max_candidates=5).find(img)
+    assert len(load_localizer(LocalizerConfig(type="classic", max_candidates=2)).find(img)) == 2
+    three = load_localizer(LocalizerConfig(type="classic", max_candidates=5)).find(img)
     assert len(three) >= 3
     assert [c.score for c in three] == sorted((c.score for c in three), reverse=True)
-    everything = Localizer(max_candidates=50, min_score=0.0).find(img)
+    everything = load_localizer(LocalizerConfig(type="classic", max_candidates=50, min_score=0.0)).find(img)
     # scores depend on the CPU's float path (all three plates score exactly 1.0 on some), so the
     # test asserts the rule, not a split it expects: each threshold keeps exactly the candidates
     # at or above it (suppression only ever removes a candidate for a better one)
     for cut in sorted({c.score for c in everything} | {0.25, 0.5, 0.75, 1.0}):
-        strict = Localizer(max_candidates=50, min_score=cut).find(img)
+        strict = load_localizer(LocalizerConfig(type="classic", max_candidates=50, min_score=cut)).find(img)
         assert [c.box for c in strict] == [c.box for c in everything if c.score >= cut], cut
 
 
@@ -123,7 +123,7 @@ def test_roi_excludes_plates_outside_it() -> None:
     assert box is not None
     left = Roi([[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]])
     right = Roi([[(0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0)]])
-    loc = Localizer()
+    loc = load_localizer(LocalizerConfig(type="classic"))
     assert any(iou(c.box, box) >= 0.5 for c in loc.find(img, left))
     assert not any(iou(c.box, box) > 0.1 for c in loc.find(img, right))
 
@@ -132,7 +132,7 @@ def test_localise_on_small_copy_crop_from_full_resolution() -> None:
     full, box = scene(2, center=(700, 400), plate_h=70)
     assert box is not None
     small = cv2.resize(full, (640, 360), interpolation=cv2.INTER_AREA)
-    cands = Localizer().find(small, full=full)
+    cands = load_localizer(LocalizerConfig(type="classic")).find(small, full=full)
     assert cands and iou(cands[0].box, box) >= 0.5  # boxes are in full-frame pixels
     assert cands[0].crop.shape[0] > 60  # cut from the full frame, not the half-size copy
 
@@ -141,7 +141,7 @@ def test_pixel_roi_refers_to_the_full_frame_when_searching_a_small_copy() -> Non
     full, box = scene(2, center=(1000, 400), plate_h=70)
     small = cv2.resize(full, (640, 360), interpolation=cv2.INTER_AREA)
     roi = Roi([[(800, 300), (1200, 300), (1200, 500), (800, 500)]], units="pixels")
-    cands = Localizer().find(small, roi, full=full)
+    cands = load_localizer(LocalizerConfig(type="classic")).find(small, roi, full=full)
     assert cands and box is not None and iou(cands[0].box, box) >= 0.5
 
 
@@ -154,8 +154,8 @@ def test_from_config() -> None:
 
 def test_too_small_plates_are_ignored() -> None:
     img, box = scene(3, center=(640, 360), plate_h=36)
-    assert any(iou(c.box, box) >= 0.5 for c in Localizer().find(img))
-    assert not any(iou(c.box, box) >= 0.5 for c in Localizer(min_height=60).find(img))
+    assert any(iou(c.box, box) >= 0.5 for c in load_localizer(LocalizerConfig(type="classic")).find(img))
+    assert not any(iou(c.box, box) >= 0.5 for c in load_localizer(LocalizerConfig(type="classic", min_height=60)).find(img))
 
 
 # ---------------------------------------------------------------------- fixed box

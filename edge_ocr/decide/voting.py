@@ -74,14 +74,15 @@ class Voter:
 
     def __init__(
         self,
-        window_s: float = 3.0,
-        min_votes: int = 2,
-        min_confidence: float = 0.7,
-        repeat_after_s: float = 30.0,
+        window_s: float,
+        min_votes: int,
+        min_confidence: float,
+        repeat_after_s: float,
         match_iou: float = 0.3,
         match_similarity: float = 0.6,
         repeat_max_distance: int = 0,
-        min_seen: int = 2,
+        *,
+        min_seen: int,
     ) -> None:
         self.window_s = window_s
         self.min_votes = min_votes

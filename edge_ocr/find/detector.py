@@ -25,7 +25,7 @@ import numpy.typing as npt
 from ..capture.grey import to_grey
 from ..capture.quad import bounding_box, centre_inside, extent, iou, warp_quad
 from ..capture.roi import Roi
-from .localize import Candidate
+from .localize import CROP_MARGIN, Candidate
 
 STRIDE = 4  # heat-map cell, input px
 PAD_TO = 16  # the network halves the input four times
@@ -86,8 +86,7 @@ class PlateDetector:
         threads: onnxruntime intra-op threads.
     """
 
-    def __init__(self, model: str | Path, work_width: int = 640, min_score: float = 0.3, max_det: int = 5,
-                 threads: int = 1) -> None:
+    def __init__(self, model: str | Path, work_width: int, min_score: float, max_det: int, threads: int = 1) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -117,7 +116,7 @@ class LearntLocalizer:
             recogniser's training crops have.
     """
 
-    def __init__(self, detector: PlateDetector, crop_margin: float = 0.08) -> None:
+    def __init__(self, detector: PlateDetector, crop_margin: float = CROP_MARGIN) -> None:
         self.detector = detector
         self.crop_margin = crop_margin
 

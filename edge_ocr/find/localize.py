@@ -42,6 +42,8 @@ from .platebox import PlateGeometry, plate_features, plate_score, snap_to_plate
 
 log = logging.getLogger(__name__)
 
+# the margin around a found plate's crop, as the recogniser's training crops have (both localisers)
+CROP_MARGIN = 0.08
 _MIN_CHAR_H = 7.0  # px at a pyramid level; smaller characters are not legible anyway
 _MAX_CHAR_H = 40.0
 _MAX_TILT_DEG = 25.0
@@ -90,13 +92,13 @@ class Localizer:
 
     def __init__(
         self,
-        max_candidates: int = 5,
-        min_height: int = 12,
-        min_aspect: float = 1.5,
-        max_aspect: float = 7.0,
-        min_score: float = 0.3,
-        work_width: int = 960,
-        crop_margin: float = 0.08,
+        max_candidates: int,
+        min_height: int,
+        min_aspect: float,
+        max_aspect: float,
+        min_score: float,
+        work_width: int,
+        crop_margin: float = CROP_MARGIN,
     ) -> None:
         self.max_candidates = max_candidates
         self.min_height = min_height
