@@ -135,7 +135,7 @@ class Pipeline:
             self.counters["readings"] += 1
             # the crop, never the frame: an undecided track keeps up to 100 of these
             obs.append(Observation(p.reading, p.box, EventSource(p.crop, rec.wall, rec.size), p.score,
-                                   view_sharpness(p.crop)))
+                                   view_sharpness(p.crop), p.region))
         self.last_view = (rec, [(p.box, p.reading) for p in reads])
         results = voter.update(rec.ts, obs) if obs else voter.tick(rec.ts)
         self.latencies.append((time.perf_counter() - t0) * 1000)

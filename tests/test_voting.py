@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from edge_ocr.config import ConfigError, VotingConfig, parse_config
@@ -205,6 +206,39 @@ def test_fuse_weighs_by_character_confidence() -> None:
 def test_fuse_without_char_confidences_uses_the_reading_confidence() -> None:
     text, confs = fuse([Reading("AB12", 0.8), Reading("AB12", 0.6)])
     assert text == "AB12" and confs == pytest.approx((0.7,) * 4)
+
+
+def test_the_region_travels_with_the_most_confident_agreeing_reading() -> None:
+    voter = make_voter(VotingConfig(min_votes=2))
+    box = (10, 10, 80, 20)
+    voter.update(0.0, [Observation(reading("ABC1234", 0.8), box, "weaker", region="us")])
+    (r,) = voter.update(0.1, [Observation(reading("ABC1234", 0.9), box, "best", region="br")])
+    assert (r.votes, r.payload, r.region) == (2, "best", "br")
+    # a text fused character by character that no reading had: no reader said its region
+    voter = make_voter(VotingConfig(min_votes=2))
+    hi, lo = 0.95, 0.3
+    voter.update(0.0, [Observation(reading("AXC1234", confs=(hi, lo) + (hi,) * 5), box, region="eu")])
+    voter.update(0.1, [Observation(reading("ABC1239", confs=(hi,) * 6 + (lo,)), box, region="eu")])
+    (r,) = voter.flush(5.0)
+    assert (r.text, r.votes, r.region) == ("ABC1234", 0, None)
+
+
+def test_the_event_takes_the_carried_region_and_finds_one_for_a_fused_text() -> None:
+    from edge_ocr.config import FormatsConfig, KnownPlatesConfig
+    from edge_ocr.decide.voting import VoteResult
+    from edge_ocr.events import EventMaker
+    from edge_ocr.stages import format_rules, known_plates
+    from edge_ocr.types import EventSource
+
+    maker = EventMaker("gate", "m", "1", False, format_rules(FormatsConfig()), known_plates(KnownPlatesConfig()))
+    crop = np.zeros((20, 62, 3), np.uint8)  # a Brazilian plate's 3.1:1, which PJC4903's layout alone cannot say
+    src = EventSource(crop, 0.0, (640, 480))
+
+    def result(votes: int, region: str | None) -> VoteResult:
+        return VoteResult("PJC4903", 0.9, (0.9,) * 7, votes, 2, 0.0, 1.0, (0, 0, 62, 20), src, "ended", region)
+
+    assert maker.event(result(2, "us"), lambda: 0.0).region == "us"  # the reader's, not worked out again
+    assert maker.event(result(0, None), lambda: 0.0).region == "br"  # no reading had it: from the plate's shape
 
 
 def test_empty_readings_are_ignored() -> None:

@@ -36,7 +36,9 @@ class VoteResult:
     """A fused plate, ready to become a ``PlateEvent``.
 
     ``votes`` counts the readings that agree with ``text`` exactly, ``readings`` all readings of
-    the track. ``box`` and ``payload`` come from the most confident agreeing observation.
+    the track. ``box``, ``payload`` and ``region`` come from the most confident agreeing
+    observation; ``region`` is None when no reading agrees (``votes`` 0: the fused text is no
+    single reading's, so no reader said its region).
     ``reason`` is ``"votes"`` (published while in view) or ``"ended"`` (published as it left).
     """
 
@@ -50,6 +52,7 @@ class VoteResult:
     box: Box | None
     payload: Any = field(repr=False, compare=False)
     reason: str = "votes"
+    region: str | None = None
 
 
 class Voter:
@@ -218,6 +221,7 @@ class Voter:
             best.box,
             best.payload,
             "ended" if ended else "votes",
+            best.region if agreeing else None,
         )
 
     def _whole_plate_of(self, t: Track, text: str) -> str | None:
