@@ -338,7 +338,8 @@ def render(res: dict) -> str:
                             f"{100 * c['exact_of_published']:.1f} %" for c in base["threshold_curve"][::2]
                             if c["exact_of_published"] is not None))
     L += ["", "Reading this: *exact* is the whole plate right after normalisation; *US+EU exact* is the "
-          "figure the project brief quotes for PP-OCRv4 (≈ 61 % there). edge-ocr rows here run each crop "
+          "figure the project brief quotes for PP-OCRv4 (≈ 61 % there). edge-ocr rows here read through "
+          "the product's reader (the default config's formats: us, eu, br, cn), each crop "
           "alone (batch 1, cut to its own width), `tools/evaluate.py` below batches 32 crops at full "
           "width, so the two can differ by a crop or two. The first two edge-ocr rows read each crop once, "
           "as the live pipeline does before its frames vote; the *still image* row is what `POST /api/ocr` "
