@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_ocr.capture.grey import to_grey
-from edge_ocr.capture.roi import Roi
+from edge_ocr.capture.roi import Roi, search_window
 
 from ..capture.quad import bounding_box, centre_inside, order_quad, warp_quad
 from ..types import Box
@@ -133,37 +133,29 @@ class Localizer:
         """
         grey = to_grey(image)
         h, w = grey.shape
-        if roi is not None:
-            # pixel ROIs are in the full frame's pixels
-            src_shape = (full if full is not None else image).shape
-            roi = roi.with_frame_size((src_shape[1], src_shape[0]))
-        ox, oy, bw, bh = roi.bbox(w, h) if roi is not None else (0, 0, w, h)
+        src = full if full is not None else image
+        win = search_window(roi, (w, h), (src.shape[1], src.shape[0]))  # pixel ROIs: in the full frame's pixels
+        bw, bh = win.w, win.h
         if bw < 8 or bh < 8:
             return []
-        sub = grey[oy : oy + bh, ox : ox + bw]
+        sub = win.cut(grey)
         scale = min(1.0, self.work_width / bw)
         small = sub
         if scale < 1.0:
             size = (max(1, round(bw * scale)), max(1, round(bh * scale)))
             small = np.asarray(cv2.resize(sub, size, interpolation=cv2.INTER_AREA), np.uint8)
-        mask = None
-        if roi is not None and not roi.covers_all(w, h):
-            mask = roi.mask(w, h)[oy : oy + bh, ox : ox + bw]
-            if scale < 1.0:
-                mask = np.asarray(cv2.resize(mask, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST))
+        mask = win.mask()
+        if mask is not None and scale < 1.0:
+            mask = np.asarray(cv2.resize(mask, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST))
 
         found = self._search(small, mask, self.min_height * scale)
         # suppression only ever removes a candidate in favour of a better one, so the ones
         # below min_score can go first
         raw = _nms([c for c in found if c.score >= self.min_score], _NMS_IOU, self.max_candidates)
 
-        src = full if full is not None else image
-        fx = src.shape[1] / w
-        fy = src.shape[0] / h
         out = []
         for p in raw:
-            q = p.quad / scale + np.array([ox, oy], np.float32)
-            q = q * np.array([fx, fy], np.float32)
+            q = win.to_source(p.quad / scale)
             out.append(
                 Candidate(
                     bounding_box(q, src.shape[1], src.shape[0]),
