@@ -124,7 +124,7 @@ def plate_reader(cfg: Config, recognizer: Recognizer, localizer: Localizer | Lea
 
 def region_of_interest(cfg: RoiConfig) -> Roi:
     """The ``roi`` section's polygons, not yet tied to a frame size."""
-    return Roi(cfg.polygons, cfg.units, None, cfg.fixed_box)
+    return Roi(cfg.polygons, cfg.units, fixed_box=cfg.fixed_box)
 
 
 def motion_gate(cfg: MotionConfig, roi: Roi | None = None) -> MotionGate:

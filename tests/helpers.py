@@ -3,6 +3,7 @@ imports another."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import pytest
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_ocr.config import MqttConfig, OutboxConfig
+from edge_ocr.config import CameraConfig, MqttConfig, OutboxConfig
 from edge_ocr.daemon import Daemon, run_daemon
 from edge_ocr.publish.mqtt_contract import make_topics
 from edge_ocr.types import KnownMatch, PlateEvent
@@ -143,6 +144,15 @@ def make_event(i: int, crop: bytes | None = None) -> PlateEvent:
         region="eu",
         crop_jpeg=crop,
     )
+
+
+def camera_source(cls: Any, *args: Any, **kw: Any) -> Any:
+    """``cls(*args, **kw)`` (a frame source) with the ``camera`` section's defaults (config.py, the
+    one place they are written) for the camera keys the test leaves out."""
+    cam = CameraConfig(uri="-")
+    names = list(inspect.signature(cls).parameters)[len(args):]
+    fill = {k: getattr(cam, k) for k in names if k in CameraConfig.model_fields and k not in kw}
+    return cls(*args, **fill, **kw)
 
 
 def mqtt_cfg(port: int, **kw: Any) -> MqttConfig:

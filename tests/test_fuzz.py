@@ -30,6 +30,7 @@ from edge_ocr.stages import Stages, load_recognizer
 from edge_ocr.types import Frame
 
 from . import scenes
+from .helpers import camera_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -291,8 +292,8 @@ def test_a_network_stream_that_stalls_is_reopened() -> None:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    src = VideoCaptureSource(f"http://127.0.0.1:{srv.server_address[1]}/video.mjpg", "rtsp", timeout_s=2.0,
-                             reconnect_min_s=0.2, reconnect_max_s=0.5)
+    src = camera_source(VideoCaptureSource, f"http://127.0.0.1:{srv.server_address[1]}/video.mjpg", "rtsp",
+                        timeout_s=2.0, reconnect_min_s=0.2, reconnect_max_s=0.5)
     src.start()
     got, t = 0, time.monotonic()
     try:

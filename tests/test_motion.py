@@ -54,7 +54,7 @@ def test_sensor_noise_is_not_motion() -> None:
 
 
 def test_motion_outside_the_roi_is_ignored() -> None:
-    left_half = Roi([[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]])
+    left_half = Roi([[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]], "relative", fixed_box=False)
     gate = motion_gate(MotionConfig(hold_s=0.0), left_half)
     gate.update(frame(), 0.0)
     assert not gate.update(frame((450, 100, 100, 100)), 0.1)  # right half
@@ -81,7 +81,7 @@ def test_disabled_gate_is_always_open() -> None:
 
 def test_grey_lores_frames_and_pixel_roi_of_the_main_stream() -> None:
     # ROI in main-stream pixels (1280x720); frames checked are a 320x180 grey lores plane
-    roi = Roi([[(0, 0), (640, 0), (640, 720), (0, 720)]], units="pixels", frame_size=(1280, 720))
+    roi = Roi([[(0, 0), (640, 0), (640, 720), (0, 720)]], "pixels", (1280, 720), fixed_box=False)
     gate = motion_gate(MotionConfig(hold_s=0, width=320), roi)
     still = np.full((180, 320), 100, np.uint8)
     gate.update(still, 0.0)

@@ -41,9 +41,10 @@ class Roi:
     def __init__(
         self,
         polygons: Sequence[Sequence[Point]],
-        units: str = "relative",
+        units: str,
         frame_size: tuple[int, int] | None = None,
-        fixed_box: bool = False,
+        *,
+        fixed_box: bool,
     ) -> None:
         self.units = units
         self.frame_size = frame_size
@@ -56,12 +57,12 @@ class Roi:
         already has one. Relative ROIs come back unchanged."""
         if self.units == "relative" or self.frame_size is not None:
             return self
-        return Roi(self._polys, self.units, frame_size, self.fixed_box)
+        return Roi(self._polys, self.units, frame_size, fixed_box=self.fixed_box)
 
     @classmethod
     def full(cls) -> Roi:
         """The whole image."""
-        return cls([[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]])
+        return cls([[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]], "relative", fixed_box=False)
 
     def polygons(self, width: int, height: int) -> list[npt.NDArray[np.float32]]:
         """The polygons as (N, 2) float32 arrays in the pixels of a ``width`` x ``height`` image."""
@@ -206,7 +207,7 @@ def _draw_mask(
     width: int,
     height: int,
 ) -> npt.NDArray[np.uint8]:
-    roi = Roi(polys, units, frame_size)
+    roi = Roi(polys, units, frame_size, fixed_box=False)
     m = np.zeros((height, width), np.uint8)
     # fillPoly with a shift keeps sub-pixel precision for small (motion-sized) masks
     shift = 4

@@ -88,7 +88,7 @@ class Tracker:
             reading to a track wherever its box is.
     """
 
-    def __init__(self, match_iou: float = 0.3, match_similarity: float = 0.6) -> None:
+    def __init__(self, match_iou: float, match_similarity: float) -> None:
         self.match_iou = match_iou
         self.match_similarity = match_similarity
         self.tracks: list[Track] = []

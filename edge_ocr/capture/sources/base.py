@@ -132,9 +132,9 @@ class FrameSource(ABC):
 
     def __init__(
         self,
-        name: str = "camera",
-        reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 60.0,
+        name: str,
+        reconnect_min_s: float,
+        reconnect_max_s: float,
         pace_fps: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
