@@ -216,7 +216,7 @@ class Subscriber:
         self.client.loop_stop()
 
 
-TOPICS = make_topics("edge-ocr", DEVICE)
+TOPICS = make_topics("edge-ocr", DEVICE, "homeassistant")
 
 
 # ----------------------------------------------------------------------------- systemd

@@ -21,7 +21,7 @@ from .helpers import entity_id
 DOC = Path(__file__).resolve().parents[1] / "docs" / "mqtt.md"
 BLOCK = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- end:\2 -->)", re.DOTALL)
 DEVICE = "gate1"
-TOPICS = make_topics("edge-ocr", DEVICE)
+TOPICS = make_topics("edge-ocr", DEVICE, "homeassistant")
 WHEN = 1795637609.123  # 2026-11-25T20:13:29.123Z
 
 
@@ -68,7 +68,7 @@ def example_stats() -> dict[str, Any]:
 
 
 def entities_table() -> str:
-    cfg = discovery_payload(TOPICS, DEVICE, "0.1.0", include_crop="raw")
+    cfg = discovery_payload(TOPICS, DEVICE, "0.1.0", 1, include_crop="raw")
     dev = cfg["dev"]["name"]
     assert dev == device_name(DEVICE)
     rows = ["| Component (`cmps` key) | Entity id it gets | Platform | Topic | Value | Unit, classes |",

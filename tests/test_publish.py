@@ -461,10 +461,10 @@ def test_discovery_off_and_raw_crop_image_entity(mosquitto: Broker, tmp_path: Pa
     time.sleep(0.3)
     assert [m.topic for m in sub.messages if m.topic != TOPICS.status] == [TOPICS.ha_status]
 
-    cfg = discovery_payload(TOPICS, DEVICE, "1", include_crop="raw")
+    cfg = discovery_payload(TOPICS, DEVICE, "1", 1, include_crop="raw")
     image = cfg["cmps"][f"edge_ocr_{DEVICE}_crop"]
     assert image["p"] == "image" and image["image_topic"] == TOPICS.last_crop and image["content_type"] == "image/jpeg"
-    assert discovery_payload(TOPICS, DEVICE, "1")["cmps"][f"edge_ocr_{DEVICE}_crop"] == {"p": "image"}
+    assert discovery_payload(TOPICS, DEVICE, "1", 1, "off")["cmps"][f"edge_ocr_{DEVICE}_crop"] == {"p": "image"}
 
 
 def test_topics_and_payload_helpers() -> None:

@@ -126,7 +126,7 @@ def entity_ids(cfg: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     """cmps key -> (entity id HA gives it, whether it is a removal stub)."""
     dev = cfg["dev"]["name"]
     # A removal stub carries no name: take it from the code's config with every component on.
-    every = discovery_payload(make_topics("t", "d"), "d", "", include_crop="raw")["cmps"]
+    every = discovery_payload(make_topics("t", "d", "homeassistant"), "d", "", 1, include_crop="raw")["cmps"]
     out = {}
     for key, comp in cfg["cmps"].items():
         if set(comp) == {"p"}:
@@ -303,7 +303,7 @@ def life_cycle(args: argparse.Namespace, ha: Ha, report: Report) -> None:
     device_id, prefix = cfg.device_id, cfg.mqtt.topic_prefix
     base = f"{prefix}/{device_id}"
     topics = make_topics(prefix, device_id, cfg.mqtt.discovery.prefix)
-    disc = discovery_payload(topics, device_id, "", include_crop="raw",
+    disc = discovery_payload(topics, device_id, "", cfg.mqtt.qos, include_crop="raw",
                              name=cfg.mqtt.discovery.device_name or device_name(device_id))
     ids = entity_ids(disc)
     uid = disc["dev"]["ids"][0]
