@@ -256,8 +256,9 @@ def main() -> None:
     ap.add_argument("--shards", default=None, help="folder of synthetic .npz shards (tools/synth_mix.py --shards)")
     ap.add_argument("--stream-workers", type=int, default=0,
                     help="render synthetic plates (and augment real crops) in this many processes while training")
-    ap.add_argument("--recipe", type=int, default=2, choices=[1, 2],
-                    help="what the stream workers render (tools/synth_mix.py --recipe)")
+    ap.add_argument("--recipe", type=int, default=2, choices=[1, 2, 3],
+                    help="what the stream workers render (tools/synth_mix.py --recipe; 3: the fast renderer, "
+                         "tools/synth_fast.py)")
     ap.add_argument("--real-workers", type=int, default=2, help="of the stream workers, how many augment real crops")
     ap.add_argument("--buffer", type=int, default=200000, help="streamed synthetic samples kept for sampling")
     ap.add_argument("--real", type=Path, default=None, help="labels.csv of real crops to mix in (train split only)")
