@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from edge_ocr.capture.grey import to_grey
+from edge_ocr.read.tworow import find_rows
 from tools.synth_plates import (
     BR_CITIES,
     DIGITS,
@@ -55,6 +57,7 @@ from tools.synth_plates import (
     us_text,
     write_pngs,
 )
+from tools.synth_tworow import _eu_rows
 
 ATLAS_SIZE = 64  # font size (px) glyphs are rasterised at; plates are composed smaller than this
 _SMALL_CHARS = LETTERS + string.ascii_lowercase + DIGITS + " -.,'"
@@ -267,8 +270,10 @@ def _characters(rng, img, groups: list[str], fonts: list[Font], cjk: Font | None
 
 
 def compose(rng: np.random.Generator, groups: list[str], lay: Layout, height: int = 60,
-            cjk: bool = False) -> np.ndarray:
-    """A plate (BGR float32, ``height`` px high) of ``groups`` laid out as ``lay`` says."""
+            cjk: bool = False, lower: list[str] | None = None, upper_scale: float = 1.0) -> np.ndarray:
+    """A plate (BGR float32, ``height`` px high) of ``groups`` laid out as ``lay`` says; with
+    ``lower`` a two-row plate: ``groups`` on top (``upper_scale`` times the height of the lower
+    row's characters), ``lower`` below, ``lay.char_h`` then the share of the free height per row."""
     fonts = latin_fonts()
     H = height
     W = max(H, int(round(H * lay.aspect)))
@@ -296,9 +301,13 @@ def compose(rng: np.random.Generator, groups: list[str], lay: Layout, height: in
         bottom = 0.2
     free = (1 - top - bottom) * H
     char_h = free * rng.uniform(*lay.char_h)
-    cy = top * H + free / 2
     cjk_font = _pick(rng, cjk_fonts()) if cjk else None
-    _characters(rng, img, groups, fonts, cjk_font, lay.ink, x0, x1, cy, char_h, lay.sep)
+    if lower is None:
+        _characters(rng, img, groups, fonts, cjk_font, lay.ink, x0, x1, top * H + free / 2, char_h, lay.sep)
+    else:
+        _characters(rng, img, groups, fonts, cjk_font, lay.ink, x0, x1, top * H + free * 0.27, char_h * upper_scale,
+                    lay.sep)
+        _characters(rng, img, lower, fonts, cjk_font, lay.ink, x0, x1, top * H + free * 0.73, char_h, "")
     if lay.border:
         cv2.rectangle(img, (0, 0), (W - 1, H - 1), lay.ink, int(rng.integers(1, 4)))
     if rng.random() < 0.4:  # bolts
@@ -393,6 +402,54 @@ def render_latin(rng, rate: float = 0.0) -> tuple[np.ndarray, str]:
     return compose(rng, groups, lay, height=56), "".join(groups)
 
 
+def render_eu2(rng, rate: float = 0.0) -> tuple[np.ndarray, str]:
+    """Square EU plate (``synth_tworow``'s countries and their rows): two rows of equal characters."""
+    country = _pick(rng, ["DE", "AT", "CZ", "NL", "PL", "FR"])
+    yellow = country == "NL" and rng.random() < 0.6
+    band = not yellow and rng.random() < 0.85
+    upper, lower = (lookalike(rng, g, rate, "eu") for g in _eu_rows(rng, country))
+    lay = Layout(rng.uniform(1.2, 1.7), (30, 210, 250) if yellow else (245, 245, 245), (15, 15, 15),
+                 sep=_pick(rng, ["-", " ", ""]), band=(160, 50, 0) if band else None, band_w=rng.uniform(0.1, 0.14),
+                 band_text={"NL": "NL", "PL": "PL", "CZ": "CZ", "AT": "A", "FR": "F"}.get(country, "D") if band else "",
+                 char_h=(0.32, 0.4))
+    return compose(rng, upper, lay, height=96, lower=lower), "".join(upper + lower)
+
+
+def render_us2(rng, rate: float = 0.0) -> tuple[np.ndarray, str]:
+    """US motorcycle plate: the state small at the top, two rows of 2-4 characters below."""
+    pool_l = LETTERS.replace("O", "")
+    upper, lower = (_rand_chars(rng, _pick(rng, [DIGITS, pool_l, pool_l + DIGITS]), int(rng.integers(2, n)))
+                    for n in (4, 5))
+    upper, lower = lookalike(rng, [upper, lower], rate, "us")
+    lay = Layout(1.75, _rgb(_pick(rng, [(245, 245, 245), (250, 250, 235), (220, 230, 245), (240, 220, 200)])),
+                 _pick(rng, _DARK), sep="", top=_pick(rng, US_STATES), border=rng.random() < 0.3, char_h=(0.36, 0.42))
+    return compose(rng, [upper], lay, height=96, lower=[lower]), upper + lower
+
+
+def render_br2(rng, rate: float = 0.0) -> tuple[np.ndarray, str]:
+    """Brazilian motorcycle plate: ABC above 1234 (grey) or above 1D23 (Mercosul)."""
+    mercosul = rng.random() < 0.5
+    upper = _rand_chars(rng, LETTERS, 3)
+    lower = (_rand_chars(rng, DIGITS, 1) + _rand_chars(rng, LETTERS, 1) + _rand_chars(rng, DIGITS, 2) if mercosul
+             else _rand_chars(rng, DIGITS, 4))
+    upper, lower = lookalike(rng, [upper, lower], rate, "br")
+    grey = float(rng.integers(150, 215))
+    lay = (Layout(1.2, (245, 245, 245), (15, 15, 15), sep="", top="BRASIL", top_band=(150, 60, 0), char_h=(0.36, 0.42))
+           if mercosul else Layout(1.4, (grey - 10, grey, grey), (15, 15, 15), sep="", top=_pick(rng, BR_CITIES),
+                                   char_h=(0.36, 0.42)))
+    return compose(rng, [upper], lay, height=96, lower=[lower]), upper + lower
+
+
+def render_cn2(rng, rate: float = 0.0) -> tuple[np.ndarray, str]:
+    """Chinese yellow two-row rear plate: province and city letter smaller on top, the serial below."""
+    prov, city, serial = cn_text(rng, "yellow")
+    city, serial = lookalike(rng, [city, serial], rate, "cn")
+    lay = Layout(2.0, (20, 190, 240), (15, 15, 15), sep="·", char_h=(0.4, 0.46))
+    return compose(rng, [prov, city], lay, height=96, cjk=True, lower=[serial], upper_scale=rng.uniform(0.6, 0.72)), \
+        prov + city + serial
+
+
+RENDERERS_2ROW = {"eu": render_eu2, "us": render_us2, "br": render_br2, "cn": render_cn2}
 RENDERERS = {"us": render_us, "eu": render_eu, "br": render_br, "cn": render_cn, "xx": render_latin}
 
 
@@ -517,14 +574,21 @@ def camera(rng: np.random.Generator, plate: np.ndarray, region: str, degrade: fl
 def sample(seed: int, index: int, region: str | None = None, lookalike_rate: float = 0.25,
            degrade: float = 1.0) -> tuple[np.ndarray, str, str]:
     """Sample ``index`` of the stream for ``seed``: (BGR crop, label, region), the mix of
-    ``synth_mix`` recipe 2 (two-row plates from ``synth_tworow``, as that recipe renders them)."""
+    ``synth_mix`` recipe 2. Like there, a two-row plate is kept only if the runtime joins its rows
+    into one line (else it would teach the network to read seven characters in a few columns)."""
     from tools import synth_mix  # synth_mix imports this module for its recipe 3
 
     rng = np.random.default_rng([seed, index, 25])
     if region is None:
         region = _pick(rng, synth_mix.MIX[2])
     if region == "2row":
-        return synth_mix.sample(seed, index, "2row", recipe=2)
+        for _ in range(4):
+            region2 = _pick(rng, ["eu", "eu", "us", "br", "cn"])
+            plate, label = RENDERERS_2ROW[region2](rng, lookalike_rate)
+            crop = camera(rng, plate, "2row", degrade)
+            if find_rows(to_grey(crop)) is not None:
+                return crop, label, region2
+        region = "xx"
     plate, label = RENDERERS[region](rng, lookalike_rate)
     return camera(rng, plate, region, degrade), label, region
 
