@@ -129,3 +129,15 @@ def test_two_row_plates_are_ones_the_runtime_joins() -> None:
         two += 1
         assert region in ("eu", "us", "br", "cn") and find_rows(to_grey(img)) is not None, (i, label)
     assert two >= 6
+
+
+def test_generic_layouts_render_their_pattern() -> None:
+    """tools.eval_generic's plates carry the layout its table names (L a letter, D a digit)."""
+    from tools.eval_generic import LAYOUTS, render
+
+    for name, (_continent, pattern, _text, _look) in LAYOUTS.items():
+        labels = {render(0, i, name, 0.5)[1] for i in range(8)}
+        assert len(labels) == 8, name
+        for label in labels:
+            assert len(label) == len(pattern), (name, label)
+            assert all((c in LETTERS) if p == "L" else c.isdigit() for c, p in zip(label, pattern)), (name, label)
