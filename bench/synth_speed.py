@@ -1,6 +1,6 @@
 """How fast the synthetic plates render on one core: the Pillow renderer (``tools.synth_mix``
-recipe 2, what model 1.4.0 trained on) against the atlas-composed one (``tools.synth_fast``;
-recipe 3 is recipe 2's mix with its one-row plates, two-row plates still from Pillow).
+recipe 2, what model 1.4.0 trained on) against the atlas-composed one (``tools.synth_fast``,
+``synth_mix`` recipe 3: recipe 2's mix of one- and two-row plates).
 
     python -m bench.synth_speed              # about a minute
     python -m bench.synth_speed --seconds 5  # quicker, noisier
@@ -35,7 +35,7 @@ def _one_row(seed: int, i: int):
 RENDERERS = {
     "old: synth_mix recipe 2 (Pillow)": lambda seed, i: synth_mix.sample(seed, i, recipe=2),
     "fast: synth_fast one-row plates": _one_row,
-    "fast: synth_mix recipe 3 (with two-row)": lambda seed, i: synth_mix.sample(seed, i, recipe=3),
+    "fast: synth_mix recipe 3 (the whole mix)": lambda seed, i: synth_mix.sample(seed, i, recipe=3),
 }
 
 

@@ -48,7 +48,7 @@ def test_labels_follow_the_convention() -> None:
 def test_recipe_3_is_the_fast_stream() -> None:
     for i in range(3):
         a, la, ra = synth_mix.sample(8, i, recipe=3)
-        b, lb, rb = synth_fast.sample(8, i)
+        b, lb, rb = synth_fast.sample(8, i, mix=synth_mix.MIX[2])
         assert (la, ra) == (lb, rb) and np.array_equal(a, b)
 
 

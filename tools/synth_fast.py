@@ -16,21 +16,22 @@ or last character), down-scaling to a 12-25 px plate and back up, defocus and mo
 night/IR grey (low contrast, sometimes inverted), noise and JPEG. ``degrade`` (0-1) scales how
 hard: 0.2 gives clean-ish plates, 1 the training mix.
 
+Two-row plates (``RENDERERS_2ROW``: EU square, US and Brazilian motorcycle, Chinese yellow rear,
+with ``synth_tworow``'s row texts) are composed the same way.
+
 ``sample(seed, index)`` is deterministic and returns what ``synth_mix.sample`` does (BGR crop,
 label, region), so ``pack_samples`` and the stream workers take it as it is; training uses it as
-``synth_mix`` recipe 3 (recipe 2's mix, one-row plates from here, two-row ones still
-``synth_tworow``'s).
+``synth_mix`` recipe 3 (recipe 2's mix of regions, one- and two-row, all from here).
 
-    python -m tools.synth_fast OUT_DIR --count 200 --seed 1       # PNGs + labels.csv
+    python -m tools.synth_mix OUT_DIR --count 200 --seed 1 --recipe 3    # PNGs + labels.csv
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -55,7 +56,6 @@ from tools.synth_plates import (
     eu_text,
     latin_text,
     us_text,
-    write_pngs,
 )
 from tools.synth_tworow import _eu_rows
 
@@ -572,15 +572,14 @@ def camera(rng: np.random.Generator, plate: np.ndarray, region: str, degrade: fl
 # ----------------------------------------------------------------------------- the stream
 
 def sample(seed: int, index: int, region: str | None = None, lookalike_rate: float = 0.25,
-           degrade: float = 1.0) -> tuple[np.ndarray, str, str]:
-    """Sample ``index`` of the stream for ``seed``: (BGR crop, label, region), the mix of
-    ``synth_mix`` recipe 2. Like there, a two-row plate is kept only if the runtime joins its rows
-    into one line (else it would teach the network to read seven characters in a few columns)."""
-    from tools import synth_mix  # synth_mix imports this module for its recipe 3
-
+           degrade: float = 1.0, mix: Sequence[str] = (*RENDERERS, "2row")) -> tuple[np.ndarray, str, str]:
+    """Sample ``index`` of the stream for ``seed``: (BGR crop, label, region), the region drawn
+    from ``mix`` (``synth_mix`` recipe 3 passes its own) unless given. As in ``synth_mix``, a
+    two-row plate is kept only if the runtime joins its rows into one line (else it would teach
+    the network to read seven characters in a few columns)."""
     rng = np.random.default_rng([seed, index, 25])
     if region is None:
-        region = _pick(rng, synth_mix.MIX[2])
+        region = _pick(rng, mix)
     if region == "2row":
         for _ in range(4):
             region2 = _pick(rng, ["eu", "eu", "us", "br", "cn"])
@@ -592,21 +591,3 @@ def sample(seed: int, index: int, region: str | None = None, lookalike_rate: flo
     plate, label = RENDERERS[region](rng, lookalike_rate)
     return camera(rng, plate, region, degrade), label, region
 
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out", type=Path, help="output folder (PNG files and labels.csv)")
-    ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--region", choices=[*RENDERERS, "2row"], default=None, help="only this region")
-    ap.add_argument("--lookalike", type=float, default=0.25,
-                    help="chance that a character is swapped for a look-alike of its class")
-    ap.add_argument("--degrade", type=float, default=1.0, help="camera degradation, 0 (clean) to 1 (training)")
-    args = ap.parse_args()
-    write_pngs(args.out, (sample(args.seed, i, args.region, args.lookalike, args.degrade) for i in range(args.count)),
-               args.seed, "synthetic-fast")
-    print(f"wrote {args.count} crops to {args.out}")
-
-
-if __name__ == "__main__":
-    main()

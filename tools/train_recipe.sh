@@ -5,8 +5,8 @@
 #   tools/train_recipe.sh cpu 120  # a 2-core CPU: shards rendered in the background, 120 minutes
 #
 # Both fine-tune the shipped FP32 model (models/plate_crnn_fp32.onnx) on crop-robust synthetic
-# plates (tools/synth_mix.py --recipe 2; the GPU run recipe 3, the same mix with its one-row
-# plates composed by tools/synth_fast.py, several times faster) mixed with the train split of the real dev crops
+# plates (tools/synth_mix.py --recipe 2; the GPU run recipe 3, the same mix composed by
+# tools/synth_fast.py, several times faster) mixed with the train split of the real dev crops
 # (split by plate: tools/evaluate.py split_of), then export, quantise and evaluate into runs/.
 # A CPU run can be stopped and started again: it resumes from runs/<name>/last.pt on its clock.
 # The GPU run ends by averaging its weights half and half with the model it started from
