@@ -141,3 +141,22 @@ def test_generic_layouts_render_their_pattern() -> None:
         for label in labels:
             assert len(label) == len(pattern), (name, label)
             assert all((c in LETTERS) if p == "L" else c.isdigit() for c, p in zip(label, pattern)), (name, label)
+
+
+@pytest.mark.needs_torch
+def test_training_streams_recipe_3_and_starts_without_draining_a_thousand_chunks(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "tools.train", "--stream-workers", "1", "--real-workers", "0",
+                          "--recipe", "3", "--steps", "20", "--batch", "16", "--buffer", "400", "--log-every", "10",
+                          "--eval-every", "20", "--threads", "1", "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    streamed = [int(n) for n in re.findall(r"stream synth=(\d+)", res.stdout)]
+    losses = [float(x) for x in re.findall(r"loss ([0-9.]+)", res.stdout)]
+    assert len(streamed) == 2 and len(losses) == 2 and losses[-1] < losses[0]
+    # the first wait used to drain until 1,000 chunks (64,000 plates) had come: with a renderer
+    # that never pauses for a second it started training only then
+    assert 320 <= streamed[0] < 64 * 200, streamed

@@ -350,7 +350,9 @@ def main() -> None:
     if stream is not None:  # enough to sample from before the first step
         waited = time.time()
         while len(stream.synth) < min(args.buffer, 20 * args.batch):
-            stream.drain(block=1.0)
+            # one chunk a call: a drain that waits up to 1000 chunks only returns once the workers
+            # pause for a second, which fast renderers (recipe 3) never do
+            stream.drain(max_chunks=1, block=1.0)
             if not stream.alive() or time.time() - waited > 300:
                 sys.exit("the synthetic data workers died or produced nothing in 5 minutes (fonts installed?)")
     n_params = sum(p.numel() for p in model.parameters())
