@@ -103,7 +103,7 @@ def load_localizer(cfg: LocalizerConfig) -> Localizer | LearntLocalizer:
 
 def format_rules(cfg: FormatsConfig) -> FormatRules:
     """The plate formats the ``formats`` section enables."""
-    return FormatRules(cfg.regions, cfg.extra, cfg.enabled)
+    return FormatRules(cfg.regions, cfg.extra, cfg.enabled, cfg.mend_below)
 
 
 def plate_reader(cfg: Config, recognizer: Recognizer, localizer: Localizer | LearntLocalizer) -> PlateReader:

@@ -132,17 +132,20 @@ def test_recognize_regions_default_from_the_config_else_all(tmp_path: Path, caps
         assert main(["recognize", "--json", *args, str(crop)]) == 0
         return dict(json.loads(capsys.readouterr().out))
 
-    out = read()  # every region: the Brazilian (and US) layouts mend the B
-    assert (out["text"], out["format_ok"]) == ("PJC4983", True)
-    assert [c["char"] for c in out["chars"]] == list("PJC4983")
+    out = read()  # every region: PJC49B3 is itself a plausible (US, EU) plate and the model is sure of its B
+    assert (out["text"], out["format_ok"]) == ("PJC49B3", True)
+    assert [c["char"] for c in out["chars"]] == list("PJC49B3")
     out = read("--regions", "cn")  # no Chinese layout fits: read as it is, flagged
     assert (out["text"], out["region"], out["format_ok"]) == ("PJC49B3", None, False)
-    out = read("--regions", "generic")  # other countries' Latin layouts: LLLDDDD mends the B too
-    assert (out["text"], out["region"], out["format_ok"]) == ("PJC4983", "generic", True)
+    out = read("--regions", "br")  # only Brazil: no layout fits as read, so LLLDDDD mends the B
+    assert (out["text"], out["region"], out["format_ok"]) == ("PJC4983", "br", True)
+    assert [c["char"] for c in out["chars"]] == list("PJC4983")
     cfg = tmp_path / "c.yaml"
     cfg.write_text("formats: {regions: [cn]}\n")
     assert read("--config", str(cfg))["text"] == "PJC49B3"
-    assert read("--config", str(cfg), "--regions", "br,us")["text"] == "PJC4983"  # the flag wins
+    assert read("--config", str(cfg), "--regions", "br,cn")["text"] == "PJC4983"  # the flag wins
+    cfg.write_text("formats: {mend_below: 1}\n")  # every region, no gate: the strict layouts mend a sure B
+    assert read("--config", str(cfg))["text"] == "PJC4983"
     assert main(["recognize", "--regions", "xx", str(crop)]) == 2
     assert "--regions: unknown xx" in capsys.readouterr().err
 
@@ -152,10 +155,10 @@ def test_recognize_builds_its_reader_from_the_config_with_the_flags_over_it(tmp_
     crop = tmp_path / "crop.png"
     cv2.imwrite(str(crop), scenes.clean_plate("PJC49B3", "br", 48))
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("recognizer: {threads: 2, graph_optimization: basic}\n")
+    cfg.write_text("recognizer: {threads: 2, graph_optimization: basic}\nformats: {regions: [br]}\n")
     caplog.set_level(logging.INFO, logger="edge_ocr.read.session")
     assert main(["recognize", "--json", "--config", str(cfg), str(crop)]) == 0
-    assert json.loads(capsys.readouterr().out)["text"] == "PJC4983"
+    assert json.loads(capsys.readouterr().out)["text"] == "PJC4983"  # the config's formats: br mends the B
     assert "2 thread(s)" in caplog.text
     caplog.clear()
     assert main(["recognize", "--json", "--config", str(cfg), "--threads", "3", str(crop)]) == 0
@@ -252,7 +255,7 @@ def test_a_lores_plane_of_another_shape_is_not_used(recognizer: Recognizer) -> N
 
 def test_the_http_reader_follows_a_reload(recognizer: Recognizer) -> None:
     crop = scenes.clean_plate("PJC49B3", "br", 48)
-    p = pipeline("", recognizer)
+    p = pipeline("formats: {regions: [br]}\n", recognizer)
 
     def read() -> str:
         # the plate as read (the top-level text is only for a plate of an enabled region's format)

@@ -266,3 +266,16 @@ def test_generic_region_reads_latin_plates_of_other_countries_and_only_when_aske
     assert both.region_of("AB123CD", aspect=4.7) == "eu"
     with pytest.raises(ValueError, match="known: us, eu, br, cn, generic"):
         FormatRules(["xx"])
+
+
+def test_a_sure_reading_that_already_fits_a_format_keeps_its_characters() -> None:
+    # a real US validation plate: all digits, no serial layout, so LDDDDDD "mended" it to I365847
+    sure = [0.99] * 7
+    gated = FormatRules(["us"], mend_below=0.7)
+    assert gated.normalize("1365847", sure) == "1365847"
+    assert gated.normalize("1365847", [0.55] + [0.99] * 6) == "I365847"  # the model was unsure of it
+    assert gated.normalize("1365847") == "I365847"  # no confidences (fused text): as before the gate
+    assert FormatRules(["us"]).normalize("1365847", sure) == "I365847"  # mend_below 1: no gate
+    # a reading that fits no accepted format is mended however sure: it would be refused otherwise
+    assert FormatRules(["br"], mend_below=0.7).normalize("PJC49B3", sure) == "PJC4983"
+    assert FormatRules(["br"], mend_below=0.7).normalize("PJC49B3", sure[:3]) == "PJC4983"  # wrong length: ignored

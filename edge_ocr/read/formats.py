@@ -140,6 +140,7 @@ _STICKER_YEAR = re.compile(r"(19|20)[0-9]{2}")
 
 _PAIRS = (("O", "0"), ("I", "1"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6"))
 CONFUSIONS: dict[str, str] = {**dict(_PAIRS), **{b: a for a, b in _PAIRS}}
+
 """Look-alike letter/digit pairs, both ways: ``CONFUSIONS["O"] == "0"``."""
 
 
@@ -167,16 +168,17 @@ class PlateFormat:
             return False
         return self.strict or (text.replace("0", "O") not in SIGN_WORDS and not _STICKER_YEAR.fullmatch(text))
 
-    def fix(self, text: str) -> str | None:
+    def fix(self, text: str, firm: Sequence[bool] = ()) -> str | None:
         """``text`` with look-alikes swapped where a character does not fit its position but its
-        look-alike does; ``None`` if some position fits neither."""
+        look-alike does; ``None`` if some position fits neither. ``firm[i]``: the character at
+        ``i`` may not be swapped (the model was sure of it)."""
         if len(text) != len(self.classes):
             return None
         out = []
-        for c, cls in zip(text, self.classes, strict=True):
+        for i, (c, cls) in enumerate(zip(text, self.classes, strict=True)):
             if c in cls:
                 out.append(c)
-            elif CONFUSIONS.get(c, "") in cls:
+            elif not (firm and firm[i]) and CONFUSIONS.get(c, "") in cls:
                 out.append(CONFUSIONS[c])
             else:
                 return None
@@ -225,13 +227,19 @@ class FormatRules:
         extra: more patterns (plain classes: L, D, A, H and literals), all strict unless made
             only of ``A``.
         enabled: ``False`` accepts every reading and fixes nothing.
+        mend_below: where the reading as it is already fits an accepted format (a US vanity
+            plate, another country's serial), a character the model read at least this sure
+            of is not swapped for its look-alike to fit a strict layout (``formats.mend_below``;
+            1 swaps any, as before the gate).
 
     Raises:
         ValueError: an unknown region or an empty pattern.
     """
 
-    def __init__(self, regions: Iterable[str] = REGIONS, extra: Iterable[str] = (), enabled: bool = True) -> None:
+    def __init__(self, regions: Iterable[str] = REGIONS, extra: Iterable[str] = (), enabled: bool = True,
+                 mend_below: float = 1.0) -> None:
         self.enabled = enabled
+        self.mend_below = mend_below
         self.regions = tuple(regions)
         formats = [_format(r, p, strict, needs) for r in self.regions for p, strict, needs in _region_patterns(r)]
         formats += [_format(None, p, set(p) != {"A"}) for p in extra]
@@ -272,8 +280,12 @@ class FormatRules:
         best = min(fits, key=lambda f: (not f.strict, round(f.log_size, 9), shape_gap(f)))
         return best.region
 
-    def fix(self, text: str) -> str:
+    def fix(self, text: str, confidences: Sequence[float] = ()) -> str:
         """Resolve letter/digit look-alikes where the formats make it unambiguous.
+
+        ``confidences``: the model's per-character confidences of ``text``; if ``text`` already
+        fits an accepted format, a character read with at least ``mend_below`` is not swapped
+        (the strict layouts only settle what the model left open). Without them any may be.
 
         With ``us`` enabled, O becomes 0 first unless another region accepts the O as it is.
         A reading that already fits a strict format is returned as it is. Otherwise every strict
@@ -289,7 +301,9 @@ class FormatRules:
         strict = [f for f in self.formats if f.strict and len(f.classes) == len(text)]
         if any(f.matches(text) for f in strict):
             return text
-        fixed = {r for f in strict if (r := f.fix(text)) is not None}
+        gated = self.mend_below < 1.0 and len(confidences) == len(text) and self.matches(text)
+        firm = [c >= self.mend_below for c in confidences] if gated else []
+        fixed = {r for f in strict if (r := f.fix(text, firm)) is not None}
         if len(fixed) > 1:
             # several formats fit after swaps: a digit read as its look-alike letter (1 as I, 0
             # as O) is the usual slip, so corrections that only turn letters into digits win,
@@ -314,12 +328,12 @@ class FormatRules:
             return text
         return text.replace("O", "0")
 
-    def normalize(self, text: str) -> str | None:
-        """``fix(text)`` if that fits an accepted format, else ``None`` (reject the reading).
-        Disabled rules return ``text`` unchanged."""
+    def normalize(self, text: str, confidences: Sequence[float] = ()) -> str | None:
+        """``fix(text, confidences)`` if that fits an accepted format, else ``None`` (reject the
+        reading). Disabled rules return ``text`` unchanged."""
         if not self.enabled:
             return text
-        result = self.fix(text)
+        result = self.fix(text, confidences)
         return result if self.matches(result) else None
 
     def charset(self) -> frozenset[str] | None:

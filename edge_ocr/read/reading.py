@@ -143,7 +143,7 @@ class PlateReader:
         out = []
         for i, (crop, r) in enumerate(zip(crops, readings)):
             box = boxes[i] if boxes is not None else (0, 0, int(crop.shape[1]), int(crop.shape[0]))
-            fixed = self.formats.normalize(r.text) if r.text else None
+            fixed = self.formats.normalize(r.text, r.char_confidences) if r.text else None
             if fixed is not None and fixed != r.text and len(fixed) == len(r.text):
                 r = Reading(fixed, r.confidence, r.char_confidences)
             region = self.formats.region_of(r.text, plate_aspect(crop, box)) if fixed is not None else None
