@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("model", nargs="?", default="models/plate_crnn_int8.onnx")
     ap.add_argument("--n", type=int, default=100, help="plates per layout")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--degrade", type=float, default=0.5, help="camera degradation, 0 (clean) to 1 (training)")
+    ap.add_argument("--degrade", type=float, default=0.5, help="camera degradation, 0 (clean) to 1 (training streams 0.75)")
     ap.add_argument("--regions", default="generic",
                     help="formats.regions for the reader: a comma list (default generic), or all (no formats)")
     ap.add_argument("--retry-below", type=float, default=0.0,
