@@ -189,7 +189,7 @@ def _lum(colour) -> float:
 def _canvas(rng: np.random.Generator, h: int, w: int, ground: tuple) -> np.ndarray:
     img = np.full((h, w), _lum(ground), np.float32)
     if rng.random() < 0.5:  # a gradient of light or dirt across the plate
-        delta = np.float32(rng.uniform(-50, 50))
+        delta = np.float32(rng.uniform(-40, 40))  # what a colour gradient of ±60 a channel (synth_plates) is in grey
         if rng.random() < 0.6:
             img += np.linspace(0, delta, h, dtype=np.float32)[:, None]
         else:
