@@ -1,7 +1,8 @@
 """Training data streamed from worker processes into fixed-size ring buffers.
 
-Rendering a synthetic plate costs ~10 ms of one core, far more than a training step of the
-CRNN on any accelerator, so ``train.py --stream-workers N`` keeps N processes rendering
+Rendering a synthetic plate costs ~10 ms of one core with Pillow (recipes 1 and 2; recipe 3's
+atlas-composed one-row plates a fraction of that, ``python -m bench.synth_speed``), far more than
+a training step of the CRNN on any accelerator, so ``train.py --stream-workers N`` keeps N processes rendering
 (and augmenting real crops) while the trainer samples batches from what has arrived so far.
 Each sample is stored the way the model sees it before normalisation: (32, 160) uint8 after
 resize + CLAHE, with its content width, so a buffer of 200,000 samples is 1 GB.

@@ -256,8 +256,9 @@ def main() -> None:
     ap.add_argument("--shards", default=None, help="folder of synthetic .npz shards (tools/synth_mix.py --shards)")
     ap.add_argument("--stream-workers", type=int, default=0,
                     help="render synthetic plates (and augment real crops) in this many processes while training")
-    ap.add_argument("--recipe", type=int, default=2, choices=[1, 2],
-                    help="what the stream workers render (tools/synth_mix.py --recipe)")
+    ap.add_argument("--recipe", type=int, default=2, choices=[1, 2, 3],
+                    help="what the stream workers render (tools/synth_mix.py --recipe; 3: the fast renderer, "
+                         "tools/synth_fast.py)")
     ap.add_argument("--real-workers", type=int, default=2, help="of the stream workers, how many augment real crops")
     ap.add_argument("--buffer", type=int, default=200000, help="streamed synthetic samples kept for sampling")
     ap.add_argument("--real", type=Path, default=None, help="labels.csv of real crops to mix in (train split only)")
@@ -349,7 +350,9 @@ def main() -> None:
     if stream is not None:  # enough to sample from before the first step
         waited = time.time()
         while len(stream.synth) < min(args.buffer, 20 * args.batch):
-            stream.drain(block=1.0)
+            # one chunk a call: a drain that waits up to 1000 chunks only returns once the workers
+            # pause for a second, which fast renderers (recipe 3) never do
+            stream.drain(max_chunks=1, block=1.0)
             if not stream.alive() or time.time() - waited > 300:
                 sys.exit("the synthetic data workers died or produced nothing in 5 minutes (fonts installed?)")
     n_params = sum(p.numel() for p in model.parameters())

@@ -5,13 +5,15 @@
 #   tools/train_recipe.sh cpu 120  # a 2-core CPU: shards rendered in the background, 120 minutes
 #
 # Both fine-tune the shipped FP32 model (models/plate_crnn_fp32.onnx) on crop-robust synthetic
-# plates (tools/synth_mix.py --recipe 2) mixed with the train split of the real dev crops
+# plates (tools/synth_mix.py --recipe 2; the GPU run recipe 3, the same mix composed by
+# tools/synth_fast.py, several times faster) mixed with the train split of the real dev crops
 # (split by plate: tools/evaluate.py split_of), then export, quantise and evaluate into runs/.
 # A CPU run can be stopped and started again: it resumes from runs/<name>/last.pt on its clock.
 # The GPU run ends by averaging its weights half and half with the model it started from
 # (tools/average_weights.py): the fine-tune alone drifted towards the sources it saw most.
 # A GPU machine without the fonts needs the ones tools/synth_plates.py lists copied to the same
-# paths; the rendering processes, not the GPU, set the pace (about 600 samples/s on 14 cores).
+# paths; the rendering processes, not the GPU, set the pace (recipe 2 gave about 600 samples/s on
+# 14 cores; python -m bench.synth_speed measures both renderers per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-cpu}
@@ -20,9 +22,11 @@ L=${LABELS:-../shared/data/plates-real-dev/crops/labels.csv}
 VERSION=${VERSION:-1.4.0}
 CKPT=last.pt
 OUT=runs/recipe-$MODE
+RECIPE=2
 mkdir -p "$OUT"
 if [ "$MODE" = gpu ]; then
-  python -m tools.train --stream-workers "$(( $(nproc) - 2 ))" --real-workers 2 --recipe 2 --real "$L" \
+  RECIPE=3
+  python -m tools.train --stream-workers "$(( $(nproc) - 2 ))" --real-workers 2 --recipe $RECIPE --real "$L" \
     --real-fraction 0.3 --init-onnx models/plate_crnn_fp32.onnx --out "$OUT" --minutes "${MINUTES:-8}" \
     --batch 256 --lr 8e-4 --var-width 0.4 --buffer 300000 --threads 4 --seed 11 --device cuda
   python -m tools.average_weights models/plate_crnn_fp32.onnx "$OUT/last.pt" "$OUT/soup.pt"
@@ -41,7 +45,7 @@ else
     --minutes "${MINUTES:-120}" --batch 64 --lr 8e-4 --var-width 0.4 --threads 1 --seed 11 --eval-every 500
 fi
 python -m tools.export_onnx "$OUT/$CKPT" "$OUT/plate_crnn_fp32.onnx" --version "$VERSION" \
-  --training "synthetic recipe 2 (tools/synth_mix.py) + real dev crops, train split by plate"
+  --training "synthetic recipe $RECIPE (tools/synth_mix.py) + real dev crops, train split by plate"
 python -m tools.quantize "$OUT/plate_crnn_fp32.onnx" "$OUT/plate_crnn_int8.onnx" --calib "$L"
 for m in fp32 int8; do
   python -m tools.evaluate "$OUT/plate_crnn_$m.onnx" "$L" --split val --retry-below 0 --json > "$OUT/val-$m.json"
