@@ -13,7 +13,7 @@
 # results.tar (the eval JSONs and text, training logs, checkpoints). It stops itself 20 s before
 # MINUTES + 3 minutes. Knobs (environment): EDGE_OCR_GPU_DEVICE (cuda; cpu to try it here),
 # REC_WORKERS / DET_WORKERS (data processes; half the cores / the rest but 2), DET_BATCH (128),
-# DET_EVAL_EVERY (120 s), REC_LABELS (the packed crops' labels.csv; .gpu/data/detcrops/labels.csv
+# REC_BATCH (256), DET_EVAL_EVERY (120 s), REC_LABELS (the packed crops' labels.csv; .gpu/data/detcrops/labels.csv
 # adds the detector's crops of the train frames), CRNN_VERSION, DET_VERSION, GPU_PACK (.gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -85,7 +85,7 @@ EOF
 
   local rec_labels=${REC_LABELS:-$PACK/data/plates-real-dev/crops/labels.csv}
   (
-    LABELS=$rec_labels DEVICE=$device WORKERS=$rec_w VERSION=${CRNN_VERSION:-1.5.0} \
+    LABELS=$rec_labels DEVICE=$device WORKERS=$rec_w BATCH=${REC_BATCH:-256} VERSION=${CRNN_VERSION:-1.5.0} \
       timeout -k 10 "$(left)" tools/train_recipe.sh gpu "$minutes"
     rc=$?
     for m in fp32 int8; do  # what the recipe finished, even if it was stopped later
