@@ -136,7 +136,9 @@ for m in ("fp32", "int8"):
     p = run / "recipe-gpu" / f"val-{m}.json"
     if p.exists():
         d = json.loads(p.read_text())
-        print(f"recogniser {m} (val, one read):", {k: d[k] for k in d if not isinstance(d[k], (list, dict))})
+        o = d["regions"]["overall"]
+        print(f"recogniser {m} (val, one read): {o['exact']:.1%} exact of {o['n']}, CER {o['cer']:.1%}; "
+              + ", ".join(f"{k} {v['exact']:.1%}" for k, v in {**d["regions"], **d["sources"]}.items() if k != "overall"))
     p = run / "gpu-det" / f"eval-{m}.txt"
     if p.exists():
         print(f"detector {m}:", " | ".join(l for l in p.read_text().splitlines() if re.match(r"(all |many-country|no-plate)", l)))
