@@ -55,8 +55,7 @@ from bench.still_eval import SECTION as STILL_SECTION
 from bench.video_eval import keep_section
 from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
-from edge_ocr.read.recognizer import Recognizer
-from edge_ocr.stages import Stages
+from edge_ocr.stages import Stages, load_recognizer
 from edge_ocr.types import Frame
 
 MODELS = {"fp32": ROOT / "models/plate_crnn_fp32.onnx", "int8": ROOT / "models/plate_crnn_int8.onnx"}
@@ -73,7 +72,7 @@ def bench_recognizer(crops: list[np.ndarray], n: int) -> list[dict]:
     for name, path in MODELS.items():
         for threads in sorted({1, os.cpu_count() or 1}):
             t = time.perf_counter()
-            rec = Recognizer(path, threads=threads, batch_size=8)
+            rec = load_recognizer(RecognizerConfig(model=str(path), threads=threads, batch_size=8))
             load_ms = (time.perf_counter() - t) * 1000
             for batch in (1, 8):
                 rec.recognize(crops[:batch])
@@ -130,7 +129,7 @@ def bench_pipeline(size: tuple[int, int], motion: bool, seconds: float) -> dict:
             frames.append(f)
     cfg = parse_config(f"motion: {{enabled: {str(motion).lower()}}}\nmqtt: {{enabled: false}}\n"
                        "roi: {polygons: [[[0, 0.4], [1, 0.4], [1, 1], [0, 1]]]}\n")
-    pipe = Pipeline(Stages.from_config(cfg, Recognizer(MODELS["int8"], threads=1)), LogSink())
+    pipe = Pipeline(Stages.from_config(cfg, load_recognizer(RecognizerConfig(model=str(MODELS["int8"])))), LogSink())
     cpu0, t0 = time.process_time(), time.perf_counter()
     for i, f in enumerate(frames):
         pipe.process(Frame(ts=i / 10, wall=time.time(), image=f, index=i))
@@ -339,7 +338,8 @@ def render(res: dict) -> str:
                             f"{100 * c['exact_of_published']:.1f} %" for c in base["threshold_curve"][::2]
                             if c["exact_of_published"] is not None))
     L += ["", "Reading this: *exact* is the whole plate right after normalisation; *US+EU exact* is the "
-          "figure the project brief quotes for PP-OCRv4 (≈ 61 % there). edge-ocr rows here run each crop "
+          "figure the project brief quotes for PP-OCRv4 (≈ 61 % there). edge-ocr rows here read through "
+          "the product's reader (the default config's formats: us, eu, br, cn), each crop "
           "alone (batch 1, cut to its own width), `tools/evaluate.py` below batches 32 crops at full "
           "width, so the two can differ by a crop or two. The first two edge-ocr rows read each crop once, "
           "as the live pipeline does before its frames vote; the *still image* row is what `POST /api/ocr` "

@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_ocr.config import MqttConfig, OutboxConfig
 from edge_ocr.publish.mqtt_contract import utc_iso
-from edge_ocr.publish.publish import MqttPublisher
+from edge_ocr.stages import mqtt_publisher
 from edge_ocr.types import PlateEvent
 
 from .broker import LocalBroker, free_port
@@ -126,9 +126,9 @@ def run_outage(workdir: Path, outage_s: float, rate_hz: float = 2.0, before: int
     central.start()
     box.start()
     collector = Collector(central_port)
-    pub = MqttPublisher(MqttConfig(host="127.0.0.1", port=box_port, keepalive_s=5, discovery={"enabled": False}),
-                        OutboxConfig(path=str(workdir / "outbox.sqlite")), "box1", "fleet",
-                        reconnect_min_s=0.1, reconnect_max_s=1.0)
+    pub = mqtt_publisher(MqttConfig(host="127.0.0.1", port=box_port, keepalive_s=5, discovery={"enabled": False},
+                                    reconnect_min_s=0.1, reconnect_max_s=1.0),
+                         OutboxConfig(path=str(workdir / "outbox.sqlite")), "box1", "fleet")
     pub.start()
 
     def produce(n: int, every_s: float) -> None:

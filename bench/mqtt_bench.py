@@ -12,6 +12,7 @@ import numpy as np
 from bench.broker import LocalBroker, free_port, mosquitto_path
 from edge_ocr.config import parse_config
 from edge_ocr.publish.publish import MqttPublisher
+from edge_ocr.stages import mqtt_publisher
 from edge_ocr.types import PlateEvent
 
 
@@ -37,9 +38,10 @@ def bench_mqtt(n: int = 2000, outage_n: int = 1000) -> dict:
         broker = LocalBroker(Path(tmp), free_port())
         broker.start()
         cfg = parse_config(f"mqtt: {{host: 127.0.0.1, port: {broker.port}, qos: 1, stats_interval_s: 3600, "
+                           f"reconnect_min_s: 0.05, reconnect_max_s: 0.2, "
                            f"discovery: {{enabled: false}}}}\noutbox: {{path: '{tmp}/outbox.sqlite', "
                            f"max_events: 100000}}\n")
-        pub = MqttPublisher(cfg.mqtt, cfg.outbox, "bench", "bench", reconnect_min_s=0.05, reconnect_max_s=0.2)
+        pub = mqtt_publisher(cfg.mqtt, cfg.outbox, "bench", "bench")
         pub.start()
         deadline = time.monotonic() + 10
         while not pub.connected and time.monotonic() < deadline:

@@ -1,6 +1,8 @@
 """The engines a user might pick instead, run on the same crops as edge-ocr, one at a time.
 
-- edge-ocr INT8 and FP32 (``Recognizer``, 1 thread, batch 1)
+- edge-ocr INT8 and FP32 through the product's reader (``stages.Stages``, the shipped config's
+  format rules and region-aware decoding, as ``POST /api/ocr?crop=1`` reads a crop), 1 thread,
+  batch 1
 - PP-OCRv4 rec through RapidOCR (``pip install --no-deps rapidocr-onnxruntime && pip install
   pyclipper shapely six tqdm``; its wheel carries the models, so it runs offline), 1 thread,
   recognition only (no detection, no angle classifier): the fairest crop-for-crop comparison
@@ -37,15 +39,20 @@ class Engine:
 
 
 def edge_ocr_engine(model: Path, name: str, retry_below: float = 0.0) -> Engine:
-    """``retry_below`` 0: one read per crop, as the live pipeline; 0.6: unsure crops re-read from
-    re-cut copies, as a still image (``recognizer.retry_below``)."""
-    from edge_ocr.read.recognizer import Recognizer
+    """The reader that ships (``stages.Stages.from_config``: the default config's formats, with
+    ``model`` at 1 thread, batch 1), each crop read as one plate (``read_crops``), as
+    ``tools/evaluate.py`` reads. ``retry_below`` 0: one read per crop, as the live pipeline; 0.6:
+    unsure crops re-read from re-cut copies, as a still image (``recognizer.retry_below``)."""
+    from edge_ocr.config import Config, override
+    from edge_ocr.stages import Stages
 
-    rec = Recognizer(model, threads=1, batch_size=1)
+    cfg = override(Config(), "bench.peers", recognizer={"model": str(model), "threads": 1, "batch_size": 1,
+                                                        "retry_below": retry_below})
+    reader = Stages.from_config(cfg).reader
 
     def read(img: np.ndarray) -> tuple[str, float]:
-        r = rec.recognize([img], retry_below=retry_below)[0]
-        return r.text, r.confidence
+        p = reader.read_crops([img])[0]
+        return p.text, p.confidence
 
     return Engine(name, read)
 

@@ -26,12 +26,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 from edge_ocr.capture.grey import to_grey
+from edge_ocr.config import RecognizerConfig
 from edge_ocr.read.ctc import greedy_decode, softmax
 from edge_ocr.read.formats import FormatRules
 from edge_ocr.read.portable import clahe
 from edge_ocr.read.preprocess import model_pixels, pixels_batch, resize_keep_aspect
 from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 from edge_ocr.read.tworow import find_rows, join_rows
+from edge_ocr.stages import load_recognizer
 
 STEPS = ("grey", "two-row test", "join", "resize", "clahe", "normalise+pad", "network", "softmax+decode")
 
@@ -99,7 +101,7 @@ def main() -> None:
     ap.add_argument("--compare", type=Path, help="count crops that differ from a --dump file")
     args = ap.parse_args()
     crops = load_crops(args.crops, args.synthetic)
-    rec = Recognizer(args.model, threads=1, batch_size=1)
+    rec = load_recognizer(RecognizerConfig(model=str(args.model), batch_size=1))
     if args.dump or args.compare:
         now = fingerprint(rec, crops)
         if args.dump:

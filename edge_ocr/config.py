@@ -230,21 +230,6 @@ class MqttConfig(_Section):
             raise ValueError("mqtt.reconnect_max_s: must be >= mqtt.reconnect_min_s")
         return self
 
-    def resolved_password(self) -> str | None:
-        """The password from (in order) the YAML, ``password_file``, ``$EDGE_OCR_MQTT_PASSWORD``,
-        or ``$CREDENTIALS_DIRECTORY/mqtt_password`` (systemd ``LoadCredential=``)."""
-        if self.password:
-            return self.password
-        if self.password_file:
-            return Path(self.password_file).read_text(encoding="utf-8").strip()
-        env = os.environ.get("EDGE_OCR_MQTT_PASSWORD")
-        if env:
-            return env
-        cred = os.environ.get("CREDENTIALS_DIRECTORY")
-        if cred and (Path(cred) / "mqtt_password").is_file():
-            return (Path(cred) / "mqtt_password").read_text(encoding="utf-8").strip()
-        return None
-
 
 class OutboxConfig(_Section):
     path: str = Field("/var/lib/edge-ocr/outbox.sqlite", description="SQLite outbox file.")

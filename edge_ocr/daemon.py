@@ -34,7 +34,7 @@ from .publish.mqtt_contract import event_payload
 from .read.reading import verdict, view_sharpness
 from .sdnotify import Notifier
 from .serve.overlay import annotate
-from .stages import FrameReader, Stages, StartupError, check_startup, resolve_model
+from .stages import FrameReader, Stages, StartupError, check_startup, publisher, resolve_model
 from .types import Box, EventSource, Frame, FrameRecord, PlateEvent, Reading
 
 __all__ = ["Daemon", "LogSink", "Pipeline", "resolve_model", "run_daemon", "usable_image"]
@@ -135,7 +135,7 @@ class Pipeline:
             self.counters["readings"] += 1
             # the crop, never the frame: an undecided track keeps up to 100 of these
             obs.append(Observation(p.reading, p.box, EventSource(p.crop, rec.wall, rec.size), p.score,
-                                   view_sharpness(p.crop)))
+                                   view_sharpness(p.crop), p.region))
         self.last_view = (rec, [(p.box, p.reading) for p in reads])
         results = voter.update(rec.ts, obs) if obs else voter.tick(rec.ts)
         self.latencies.append((time.perf_counter() - t0) * 1000)
@@ -252,10 +252,9 @@ class Daemon:
         if not cfg.mqtt.enabled:
             return LogSink()
         from .publish.outbox import storage_problem
-        from .publish.publish import MqttPublisher
 
         try:
-            self.publisher = MqttPublisher.from_config(cfg, __version__, stats_fn=self.stats)
+            self.publisher = publisher(cfg, __version__, stats_fn=self.stats)
         except ssl.SSLError as exc:
             raise StartupError(f"mqtt.tls: {exc}") from None
         except (OSError, sqlite3.Error) as exc:

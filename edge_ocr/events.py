@@ -1,6 +1,7 @@
-"""Vote results -> plate events: the one place an event is made (its id, the rounded
-confidences, the crop as JPEG, the model, the region of the fused text and the known plate it
-matches). Built once per stage set (``stages.Stages.events``) from plain values."""
+"""Vote results -> plate events: the one place an event is made (its id, the crop as JPEG, the
+model, the region the reader found for the text and the known plate it matches). Built once per
+stage set (``stages.Stages.events``) from plain values. The event's JSON is
+``mqtt_contract.event_payload``'s alone (it rounds the confidences), for MQTT and ``/api/events``."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class EventMaker:
         camera: the camera's name (``camera.name``).
         model, model_version: the recogniser model's, from its metadata.
         with_crop: encode the crop as JPEG into the event (``mqtt.include_crop`` is not ``off``).
-        formats: the enabled plate formats, which say the fused text's region.
+        formats: the enabled plate formats, which say the region of a fused text no reading had.
         known: the known plates an event is matched against.
     """
 
@@ -47,8 +48,8 @@ class EventMaker:
         return PlateEvent(
             event_id=uuid.uuid4().hex,
             text=r.text,
-            confidence=round(float(r.confidence), 4),
-            char_confidences=tuple(round(float(c), 4) for c in r.char_confidences),
+            confidence=float(r.confidence),
+            char_confidences=tuple(float(c) for c in r.char_confidences),
             camera=self.camera,
             time_utc=utc_iso(src.wall),
             frame_size=src.frame_size,
@@ -56,8 +57,9 @@ class EventMaker:
             model=self.model,
             model_version=self.model_version,
             votes=r.votes,
-            # the fused text's region: it can differ from every single reading's
-            region=self.formats.region_of(r.text, plate_aspect(src.crop, r.box)),
+            # the reader's region, carried with the agreeing reading; a fused text that no reading
+            # had (no votes: fused character by character) is matched to a format here, once
+            region=r.region if r.votes else self.formats.region_of(r.text, plate_aspect(src.crop, r.box)),
             crop_jpeg=crop_jpeg,
             known=self.known.match(r.text),
         )

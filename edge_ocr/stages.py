@@ -2,7 +2,8 @@
 
 The one mapping from config sections to the stages' plain parameters (``format_rules``,
 ``plate_reader``, ``region_of_interest``, ``motion_gate``, ``voter``, ``known_plates``,
-``load_localizer``, ``load_recognizer``, ``open_source``): no stage imports ``config.py``.
+``load_localizer``, ``load_recognizer``, ``open_source``, and for MQTT ``broker``,
+``publishing``, ``outbox_settings``, ``mqtt_publisher``, ``publisher``): no stage imports ``config.py``.
 ``Stages.from_config`` builds the whole set every entry point reads with (recogniser, localiser,
 reading core with its re-read policy, voter, ROI, the HTTP API's still reader, the event maker
 with the known plates); on a reload the daemon builds a new set and swaps it in, and if building
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +29,12 @@ from .config import (
     CameraConfig,
     Config,
     FormatsConfig,
+    HttpConfig,
     KnownPlatesConfig,
     LocalizerConfig,
     MotionConfig,
+    MqttConfig,
+    OutboxConfig,
     RecognizerConfig,
     RoiConfig,
     VotingConfig,
@@ -46,14 +51,18 @@ from .read.session import ModelError
 from .serve.still import StillReader
 from .types import FrameRecord
 
-if TYPE_CHECKING:  # the sources (and their image decoder) load only when a camera is opened
+if TYPE_CHECKING:  # the sources (and their image decoder) load only when a camera is opened, paho with MQTT
     from .capture.sources import FrameSource
+    from .publish.mqtt_client import Broker
+    from .publish.outbox import OutboxSettings
+    from .publish.publish import MqttPublisher, Publishing
 
 log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 # what building a Recognizer depends on; the other recognizer keys are read per call
 _MODEL_KEYS = ("model", "threads", "graph_optimization", "decoder", "beam_width", "batch_size", "format_margin")
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 class StartupError(Exception):
@@ -115,7 +124,7 @@ def plate_reader(cfg: Config, recognizer: Recognizer, localizer: Localizer | Lea
 
 def region_of_interest(cfg: RoiConfig) -> Roi:
     """The ``roi`` section's polygons, not yet tied to a frame size."""
-    return Roi(cfg.polygons, cfg.units, None, cfg.fixed_box)
+    return Roi(cfg.polygons, cfg.units, fixed_box=cfg.fixed_box)
 
 
 def motion_gate(cfg: MotionConfig, roi: Roi | None = None) -> MotionGate:
@@ -154,6 +163,69 @@ def open_source(cfg: CameraConfig, rng: random.Random | None = None,
     if cfg.type == "folder":
         return FolderSource(cfg.uri, cfg.fps, cfg.loop, **common)
     return VideoCaptureSource(cfg.uri, cfg.type, cfg.width, cfg.height, cfg.fps, cfg.loop, **common)
+
+
+def broker(cfg: MqttConfig, device_id: str) -> Broker:
+    """The broker the ``mqtt`` section names, and how to log in (the password file's path: it is
+    read again before every connection attempt)."""
+    from .publish.mqtt_client import Broker
+
+    tls = cfg.tls
+    return Broker(cfg.host, cfg.port, cfg.client_id or f"edge-ocr-{device_id}", cfg.keepalive_s, cfg.reconnect_min_s,
+                  cfg.reconnect_max_s, cfg.username, cfg.password, cfg.password_file, tls.enabled, tls.ca_file,
+                  tls.cert_file, tls.key_file, tls.insecure)
+
+
+def publishing(cfg: MqttConfig, device_id: str, configuration_url: str | None = None) -> Publishing:
+    """What the ``mqtt`` section publishes, under ``device_id``; ``configuration_url`` (see
+    :func:`configuration_url`) is linked from Home Assistant's device page."""
+    from .publish.publish import Publishing
+
+    return Publishing(device_id, cfg.topic_prefix, cfg.qos, cfg.include_crop, cfg.stats_interval_s, cfg.max_refusals,
+                      cfg.discovery.enabled, cfg.discovery.prefix, cfg.discovery.device_name, configuration_url)
+
+
+def outbox_settings(cfg: OutboxConfig) -> OutboxSettings:
+    """The ``outbox`` section's file and bounds."""
+    from .publish.outbox import OutboxSettings
+
+    return OutboxSettings(cfg.path, cfg.max_events, cfg.max_age_h, cfg.max_held)
+
+
+def configuration_url(http: HttpConfig, override: str | None = None) -> str | None:
+    """The web page's address for Home Assistant's device page: ``override`` if given, else
+    ``http://<host>:<port>/`` when the HTTP API is on (this machine's name for a wildcard bind),
+    else None. None too for ``http.port: 0``, whose port is only known once bound."""
+    if override:
+        return override
+    if not http.enabled or http.port == 0:
+        return None
+    host = socket.gethostname() if http.host in _WILDCARD_HOSTS else http.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{http.port}/"
+
+
+def mqtt_publisher(mqtt: MqttConfig, outbox: OutboxConfig, device_id: str, sw_version: str, *,
+                   configuration_url: str | None = None, **kwargs: Any) -> MqttPublisher:
+    """A publisher (not started) for the ``mqtt`` and ``outbox`` sections; ``kwargs`` go to
+    ``MqttPublisher`` (``stats_fn``, ``on_connection_change``).
+
+    Raises:
+        OSError: the outbox directory, password file or a TLS file cannot be read.
+        ssl.SSLError: a TLS file is not a certificate or key.
+    """
+    from .publish.publish import MqttPublisher
+
+    return MqttPublisher(broker(mqtt, device_id), outbox_settings(outbox),
+                         publishing(mqtt, device_id, configuration_url), sw_version, **kwargs)
+
+
+def publisher(cfg: Config, sw_version: str, **kwargs: Any) -> MqttPublisher:
+    """The daemon's publisher for the whole config: ``mqtt``, ``outbox``, ``device_id``, and
+    ``http`` for the device page's link (``enabled`` is the caller's business)."""
+    url = configuration_url(cfg.http, cfg.mqtt.discovery.configuration_url)
+    return mqtt_publisher(cfg.mqtt, cfg.outbox, cfg.device_id, sw_version, configuration_url=url, **kwargs)
 
 
 def _readable(key: str, path: str | None) -> str | None:

@@ -22,6 +22,8 @@ def listen(cfg: Config, device: str | None, count: int = 0, timeout_s: float = 0
     """
     import paho.mqtt.client as mqtt
 
+    from .stages import broker
+
     out = out or sys.stdout
     done = threading.Event()
     seen = [0]
@@ -53,7 +55,7 @@ def listen(cfg: Config, device: str | None, count: int = 0, timeout_s: float = 0
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     if cfg.mqtt.username:
-        client.username_pw_set(cfg.mqtt.username, cfg.mqtt.resolved_password())
+        client.username_pw_set(cfg.mqtt.username, broker(cfg.mqtt, cfg.device_id).password_now())
     if cfg.mqtt.tls.enabled:
         client.tls_set(ca_certs=cfg.mqtt.tls.ca_file, certfile=cfg.mqtt.tls.cert_file, keyfile=cfg.mqtt.tls.key_file)
         client.tls_insecure_set(cfg.mqtt.tls.insecure)

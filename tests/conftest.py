@@ -21,8 +21,9 @@ import pytest
 # import cv2 before edge_ocr, and conftest is imported before them
 import edge_ocr  # noqa: F401
 from edge_ocr.publish.publish import MqttPublisher
+from edge_ocr.stages import mqtt_publisher
 
-from .helpers import FAST, MOSQUITTO, PLATES, Subscriber, free_port
+from .helpers import MOSQUITTO, PLATES, Subscriber, free_port
 from .scenes import render as render_video
 
 # ----------------------------------------------------------------------------- torch
@@ -298,7 +299,7 @@ def publishers() -> Iterator[Callable[..., MqttPublisher]]:
     made: list[MqttPublisher] = []
 
     def factory(*args: Any, start: bool = True, **kw: Any) -> MqttPublisher:
-        pub = MqttPublisher(*args, **{**FAST, **kw})
+        pub = mqtt_publisher(*args, **kw)  # the sections as tests/helpers.mqtt_cfg makes them: fast reconnects
         made.append(pub)
         if start:
             pub.start()

@@ -3,6 +3,7 @@ imports another."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import pytest
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_ocr.config import MqttConfig, OutboxConfig
+from edge_ocr.config import CameraConfig, MqttConfig, OutboxConfig
 from edge_ocr.daemon import Daemon, run_daemon
 from edge_ocr.publish.mqtt_contract import make_topics
 from edge_ocr.types import KnownMatch, PlateEvent
@@ -145,8 +146,17 @@ def make_event(i: int, crop: bytes | None = None) -> PlateEvent:
     )
 
 
+def camera_source(cls: Any, *args: Any, **kw: Any) -> Any:
+    """``cls(*args, **kw)`` (a frame source) with the ``camera`` section's defaults (config.py, the
+    one place they are written) for the camera keys the test leaves out."""
+    cam = CameraConfig(uri="-")
+    names = list(inspect.signature(cls).parameters)[len(args):]
+    fill = {k: getattr(cam, k) for k in names if k in CameraConfig.model_fields and k not in kw}
+    return cls(*args, **fill, **kw)
+
+
 def mqtt_cfg(port: int, **kw: Any) -> MqttConfig:
-    base: dict[str, Any] = {"host": "127.0.0.1", "port": port, "keepalive_s": 5}
+    base: dict[str, Any] = {"host": "127.0.0.1", "port": port, "keepalive_s": 5, **FAST}
     base.update(kw)
     return MqttConfig(**base)
 
@@ -206,7 +216,7 @@ class Subscriber:
         self.client.loop_stop()
 
 
-TOPICS = make_topics("edge-ocr", DEVICE)
+TOPICS = make_topics("edge-ocr", DEVICE, "homeassistant")
 
 
 # ----------------------------------------------------------------------------- systemd

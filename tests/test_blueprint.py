@@ -72,7 +72,7 @@ def test_trigger_is_the_docs_trigger_on_the_announced_event_entity(bp: dict[str,
     docs = yaml.safe_load(re.search(r"Example automation.*?```yaml\n(.*?)```", DOCS.read_text(), re.DOTALL).group(1))
     want = {**docs["triggers"][0], "entity_id": Input("reader")}
     assert bp["triggers"] == [want]  # the same not_from/not_to that keep availability changes out
-    cmps = discovery_payload(make_topics("edge-ocr", "gate1"), "gate1", "1")["cmps"]
+    cmps = discovery_payload(make_topics("edge-ocr", "gate1", "homeassistant"), "gate1", "1", 1, "off")["cmps"]
     reading = cmps["edge_ocr_gate1_reading"]
     assert reading["p"] == "event" and reading["state_topic"] == "edge-ocr/gate1/plate"
 
@@ -90,8 +90,8 @@ def value(template: str, **context: Any) -> Any:
 def entity_attributes(known: KnownMatch | None) -> dict[str, Any]:
     """What HA's MQTT event entity holds after a plate event: its value_template over the event
     JSON the daemon publishes (event_type plus the picked fields)."""
-    topics = make_topics("edge-ocr", "gate1")
-    tpl = discovery_payload(topics, "gate1", "1")["cmps"]["edge_ocr_gate1_reading"]["value_template"]
+    topics = make_topics("edge-ocr", "gate1", "homeassistant")
+    tpl = discovery_payload(topics, "gate1", "1", 1, "off")["cmps"]["edge_ocr_gate1_reading"]["value_template"]
     payload = json.dumps(event_payload(event(1, known=known), "gate1")).encode()
     return json.loads(render(tpl, payload))
 

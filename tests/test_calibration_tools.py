@@ -10,7 +10,9 @@ from pathlib import Path
 
 import cv2
 
-from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.config import RecognizerConfig
+from edge_ocr.read.recognizer import DEFAULT_MODEL
+from edge_ocr.stages import load_recognizer
 
 from . import scenes
 
@@ -38,7 +40,7 @@ def test_calibrate_fits_on_one_half_reports_the_other_and_writes_the_temperature
     fitted = float(out.split("-> temperature ")[1].split()[0])
     assert "fitted on" in out and "test half" in out and "| 0.99–1.00 |" in out and "source rendered-us" in out
     assert f"wrote edge_ocr.temperature = {fitted:g}" in out
-    assert Recognizer(model).info.temperature == fitted
+    assert load_recognizer(RecognizerConfig(model=str(model))).info.temperature == fitted
 
 
 def test_recognize_parts_times_every_step_and_catches_a_changed_reading(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from edge_ocr.cli import main
 from edge_ocr.config import ConfigError, load_config, parse_config
+from edge_ocr.stages import broker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,9 +71,12 @@ def test_password_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.
     secret = tmp_path / "pw"
     secret.write_text("s3cret\n")
     cfg = parse_config(f"mqtt: {{username: u, password_file: {secret}}}")
-    assert cfg.mqtt.resolved_password() == "s3cret"
+    login = broker(cfg.mqtt, cfg.device_id)
+    assert login.password_file == str(secret) and login.password_now() == "s3cret"
+    secret.write_text("changed\n")  # read again at each connection attempt, not kept from the start
+    assert login.password_now() == "changed"
     monkeypatch.setenv("EDGE_OCR_MQTT_PASSWORD", "fromenv")
-    assert parse_config("mqtt: {username: u}").mqtt.resolved_password() == "fromenv"
+    assert broker(parse_config("mqtt: {username: u}").mqtt, "d").password_now() == "fromenv"
 
 
 def test_config_is_frozen() -> None:

@@ -10,11 +10,10 @@ from pathlib import Path
 import cv2
 
 from edge_ocr.cli import main
-from edge_ocr.config import parse_config
+from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
 from edge_ocr.publish.mqtt_contract import event_payload, example_json, ocr_payload, plate_payload
-from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
-from edge_ocr.stages import Stages
+from edge_ocr.stages import Stages, load_recognizer
 from edge_ocr.types import Frame, PlateEvent, Reading
 
 from . import scenes
@@ -50,7 +49,7 @@ def _shape(doc: object) -> object:
 
 
 def test_every_door_answers_in_the_documented_shapes(tmp_path: Path, capsys) -> None:
-    rec = Recognizer(DEFAULT_MODEL)
+    rec = load_recognizer(RecognizerConfig())
     stages = Stages.from_config(parse_config("mqtt: {enabled: false}\nmotion: {enabled: false}\n"), rec)
     # /api/ocr
     assert _shape(stages.still.read(scenes.still("RK115AN", "eu", 960, 540))) == _shape(OCR)

@@ -19,11 +19,11 @@ from bench.video_scene import Car
 from edge_ocr.capture.quad import iou
 from edge_ocr.capture.sources.picam import LoresFrame
 from edge_ocr.cli import main
-from edge_ocr.config import parse_config
+from edge_ocr.config import HttpConfig, RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
 from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 from edge_ocr.serve.http_api import HttpApi
-from edge_ocr.stages import Stages
+from edge_ocr.stages import Stages, load_recognizer
 from edge_ocr.types import Frame
 from tools.evaluate import evaluate
 
@@ -32,7 +32,7 @@ from . import scenes
 
 @pytest.fixture(scope="module")
 def recognizer() -> Recognizer:
-    return Recognizer(DEFAULT_MODEL)
+    return load_recognizer(RecognizerConfig())
 
 
 def pipeline(yaml: str, recognizer: Recognizer) -> Pipeline:
@@ -93,7 +93,7 @@ def test_the_same_crop_reads_the_same_through_every_entry_point(tmp_path: Path, 
     # /api/ocr?crop=1, through the HTTP server
     stages = Stages.from_config(parse_config(cfg_path.read_text()), recognizer)
     api = HttpApi("127.0.0.1", 0, None, 1 << 20, read=stages.still.read, status=dict, snapshot=lambda: None,
-                  events=list)
+                  events=list, max_reads=HttpConfig().max_concurrent_reads)
     api.start()
     try:
         req = urllib.request.Request(f"http://127.0.0.1:{api.port}/api/ocr?crop=1", crop_file.read_bytes(),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from edge_ocr.config import MqttConfig, OutboxConfig
 from edge_ocr.publish.delivery import Delivery
 from edge_ocr.publish.outbox import NewMessage, Outbox
 
@@ -36,6 +38,12 @@ class FakeClient:
         return [p for _, t, p, _, _ in self.sent if t == PLATE]
 
 
+def delivery(outbox: Outbox, send: Any, **kw: Any) -> Delivery:
+    """A Delivery with the config's bounds unless the test sets its own."""
+    return Delivery(outbox, send, **{"max_held": OutboxConfig().max_held, "max_refusals": MqttConfig().max_refusals,
+                                     **kw})
+
+
 def events(n: int, start: int = 0, qos: int = 1) -> list[NewMessage]:
     return [NewMessage(PLATE, f"e{i}".encode(), qos, False) for i in range(start, start + n)]
 
@@ -48,7 +56,7 @@ def outbox(tmp_path: Path) -> Outbox:
 
 
 def test_store_is_on_disk_when_it_returns(tmp_path: Path, outbox: Outbox) -> None:
-    d = Delivery(outbox, FakeClient().send)
+    d = delivery(outbox, FakeClient().send)
     assert d.store(events(3)) is True
     # A second connection (as a restarted process would open) sees them: committed, not buffered.
     with Outbox(tmp_path / "o.sqlite", 1000, 24) as other:
@@ -58,7 +66,7 @@ def test_store_is_on_disk_when_it_returns(tmp_path: Path, outbox: Outbox) -> Non
 
 def test_window_order_and_removal_on_ack(outbox: Outbox) -> None:
     client = FakeClient()
-    d = Delivery(outbox, client.send, window=10)
+    d = delivery(outbox, client.send, window=10)
     d.store(events(25))
     d.pump(client.link_up)
     assert client.plates() == [f"e{i}".encode() for i in range(10)]
@@ -80,7 +88,7 @@ def test_window_order_and_removal_on_ack(outbox: Outbox) -> None:
 
 def test_not_taken_is_retried_from_the_same_place(outbox: Outbox) -> None:
     client = FakeClient()
-    d = Delivery(outbox, client.send)
+    d = delivery(outbox, client.send)
     d.store(events(3))
     client.refuse = True
     d.pump(client.link_up)
@@ -92,7 +100,7 @@ def test_not_taken_is_retried_from_the_same_place(outbox: Outbox) -> None:
 
 def test_link_lost_hands_qos0_over_again_but_not_qos1(outbox: Outbox) -> None:
     client = FakeClient()
-    d = Delivery(outbox, client.send)
+    d = delivery(outbox, client.send)
     d.store(events(2, qos=0) + events(2, start=2, qos=1))
     d.pump(client.link_up)
     assert d.inflight == 4
@@ -105,7 +113,7 @@ def test_link_lost_hands_qos0_over_again_but_not_qos1(outbox: Outbox) -> None:
 
 def test_pump_stops_when_the_link_goes_down(outbox: Outbox) -> None:
     client = FakeClient()
-    d = Delivery(outbox, client.send)
+    d = delivery(outbox, client.send)
     d.store(events(3))
     client.up = False
     d.pump(client.link_up)
@@ -114,7 +122,7 @@ def test_pump_stops_when_the_link_goes_down(outbox: Outbox) -> None:
 
 def test_retained_copy_of_the_newest_message_only(outbox: Outbox) -> None:
     client = FakeClient()
-    d = Delivery(outbox, client.send, retained_copies={PLATE: LAST})
+    d = delivery(outbox, client.send, retained_copies={PLATE: LAST})
     d.store(events(5))
     d.store([NewMessage("edge-ocr/d/plate/crop", b"jpeg", 1, False)])
     d.pump(client.link_up)
@@ -129,7 +137,7 @@ def test_disk_refusing_holds_in_order_then_stores(tmp_path: Path) -> None:
     path = tmp_path / "ro" / "o.sqlite"
     box = Outbox(path, 1000, 24)
     client = FakeClient()
-    d = Delivery(box, client.send)
+    d = delivery(box, client.send)
     assert d.store(events(1))
     box.close()  # what a vanished or unusable file looks like to sqlite: every write raises
     assert d.store(events(2, start=1)) is False
@@ -147,7 +155,7 @@ def test_memory_held_while_the_disk_refuses_is_bounded_and_late_commits_reported
     path = tmp_path / "o.sqlite"
     box = Outbox(path, 1000, 24)
     late: list[bytes] = []
-    d = Delivery(box, FakeClient().send, max_held=3, on_stored_late=lambda ms: late.extend(m.payload for m in ms))
+    d = delivery(box, FakeClient().send, max_held=3, on_stored_late=lambda ms: late.extend(m.payload for m in ms))
     box.close()  # every write now raises
     for i in range(5):
         assert d.store(events(1, start=i)) is False
@@ -161,7 +169,7 @@ def test_memory_held_while_the_disk_refuses_is_bounded_and_late_commits_reported
 
 def test_refused_message_is_retried_then_dead_lettered_without_blocking(outbox: Outbox) -> None:
     client = FakeClient()
-    d = Delivery(outbox, client.send, max_refusals=2)
+    d = delivery(outbox, client.send, max_refusals=2)
     d.store(events(3))
     d.pump(client.link_up)
     first = client.sent[0][0]
@@ -179,7 +187,7 @@ def test_refused_message_is_retried_then_dead_lettered_without_blocking(outbox: 
 
 def test_larger_than_the_broker_takes_is_dead_lettered_before_sending(outbox: Outbox) -> None:
     client = FakeClient()
-    d = Delivery(outbox, client.send)
+    d = delivery(outbox, client.send)
     d.store([NewMessage(PLATE, b"x" * 200, 1, False), *events(2)])
     d.max_packet = 100
     d.pump(client.link_up)

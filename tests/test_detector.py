@@ -84,10 +84,11 @@ def test_detections_come_back_in_the_full_frame_pixels_and_inside_the_roi(locali
     cands = localizer.find(small, full=img)
     assert cands and iou(cands[0].box, box) >= 0.5
     x, y, w, h = box
-    around = Roi([[(x - w, y - h), (x + 2 * w, y - h), (x + 2 * w, y + 2 * h), (x - w, y + 2 * h)]], units="pixels")
+    around = Roi([[(x - w, y - h), (x + 2 * w, y - h), (x + 2 * w, y + 2 * h), (x - w, y + 2 * h)]], "pixels",
+                 fixed_box=False)
     inside = localizer.find(small, around, full=img)
     assert inside and iou(inside[0].box, box) >= 0.5
-    above = Roi([[(0, 0), (1280, 0), (1280, y - h), (0, y - h)]], units="pixels")
+    above = Roi([[(0, 0), (1280, 0), (1280, y - h), (0, y - h)]], "pixels", fixed_box=False)
     assert not any(iou(c.box, box) > 0 for c in localizer.find(small, above, full=img))
 
 

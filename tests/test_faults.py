@@ -28,6 +28,7 @@ from edge_ocr.config import Config, LocalizerConfig, MqttConfig, VotingConfig
 from edge_ocr.daemon import EX_CONFIG, EX_TEMPFAIL, _changed_keys, run_daemon
 from edge_ocr.publish.outbox import Outbox
 from edge_ocr.publish.publish import MqttPublisher
+from edge_ocr.stages import broker, mqtt_publisher, publisher
 
 from .helpers import DEVICE, TOPICS, make_event, mqtt_cfg, outbox_cfg, wait_until
 
@@ -123,7 +124,7 @@ def store_offline(tmp_path: Path, n: int, size: int = 0) -> list[str]:
     """``n`` events committed by a publisher that never reached a broker (port with no listener)."""
     from .helpers import free_port
 
-    pub = MqttPublisher(mqtt_cfg(free_port()), outbox_cfg(tmp_path), DEVICE, "t")
+    pub = mqtt_publisher(mqtt_cfg(free_port()), outbox_cfg(tmp_path), DEVICE, "t")
     ids = []
     for i in range(n):
         ev = make_event(i, crop=b"j" * size if size else None)
@@ -246,7 +247,7 @@ def test_pipeline_does_not_count_or_log_an_event_the_disk_refused(tmpfs, caplog)
     cfg = Config(mqtt=MqttConfig(host="127.0.0.1", port=free_port()), voting=VotingConfig(min_votes=10),
                  localizer=LocalizerConfig(type="classic"),  # the reading stages do not matter here
                  outbox=OutboxConfig(path=str(fs.path / "outbox.sqlite")))  # published when the track ends
-    pub = MqttPublisher.from_config(cfg, "t")
+    pub = publisher(cfg, "t")
     pipeline = Pipeline(Stages.from_config(cfg), pub)
     filler = fs.fill()
     for i in range(3):
@@ -407,7 +408,7 @@ def test_a_broker_refusing_mqtt5_gets_311_on_the_next_attempt() -> None:
     from edge_ocr.publish.mqtt_client import fall_back_to_311, make_client
     from edge_ocr.publish.outbox import NewMessage
 
-    client = make_client(mqtt_cfg(1883), "c", NewMessage("t/status", b"offline"), 0.5, 10)
+    client = make_client(broker(mqtt_cfg(1883, client_id="c"), DEVICE), NewMessage("t/status", b"offline"))
     assert client.protocol == paho.MQTTv5
     assert not fall_back_to_311(client, ReasonCode(PacketTypes.CONNACK, aName="Not authorized"))
     assert client.protocol == paho.MQTTv5

@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.fleet import Outage, plate_event, run_outage
 from edge_ocr.config import MqttConfig, OutboxConfig
-from edge_ocr.publish.publish import MqttPublisher
+from edge_ocr.stages import mqtt_publisher
 
 from .helpers import MOSQUITTO
 
@@ -59,9 +59,8 @@ def test_the_docs_acl_confines_each_device_to_its_own_topics(make_broker, tmp_pa
     try:
         for device in ("lane1", "lane2"):  # lane2 logs in as lane1: a device_id that is not its user name
             cfg = MqttConfig(host=broker.host, port=broker.port, username="lane1", password="pw1", keepalive_s=5,
-                             max_refusals=2)
-            pub = MqttPublisher(cfg, OutboxConfig(path=str(tmp_path / f"{device}.sqlite")), device, "1",
-                                reconnect_min_s=0.1, reconnect_max_s=0.5)
+                             max_refusals=2, reconnect_min_s=0.1, reconnect_max_s=0.5)
+            pub = mqtt_publisher(cfg, OutboxConfig(path=str(tmp_path / f"{device}.sqlite")), device, "1")
             pubs.append(pub)
             pub.start()
             ev = plate_event(len(pubs))

@@ -22,14 +22,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_ocr.capture.image_io import ImageError, decode_image
-from edge_ocr.config import Config, ConfigError, parse_config
+from edge_ocr.config import Config, ConfigError, HttpConfig, RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline, run_daemon
-from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.read.recognizer import Recognizer
 from edge_ocr.serve.http_api import HttpApi, HttpError, parse_upload
-from edge_ocr.stages import Stages
+from edge_ocr.stages import Stages, load_recognizer
 from edge_ocr.types import Frame
 
 from . import scenes
+from .helpers import camera_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +157,7 @@ def test_a_decompression_bomb_header_is_refused_before_decoding() -> None:
 
 @pytest.fixture(scope="module")
 def recognizer() -> Recognizer:
-    return Recognizer(DEFAULT_MODEL)
+    return load_recognizer(RecognizerConfig())
 
 
 def test_bad_frames_are_skipped_and_counted(recognizer: Recognizer) -> None:
@@ -228,7 +229,8 @@ def test_upload_parser_answers_bytes_or_a_4xx(ctype: str, body: bytes) -> None:
 
 def test_slow_client_is_dropped_and_others_are_served_meanwhile() -> None:
     api = HttpApi("127.0.0.1", 0, None, 1 << 20, read=lambda img, crop: {"text": "", "confidence": 0.0, "ms": 0},
-                  status=lambda: {"ok": 1}, snapshot=lambda: None, events=list, client_timeout_s=1.0)
+                  status=lambda: {"ok": 1}, snapshot=lambda: None, events=list, client_timeout_s=1.0,
+                  max_reads=HttpConfig().max_concurrent_reads)
     api.start()
     try:
         slow = socket.create_connection(("127.0.0.1", api.port), timeout=5)
@@ -290,8 +292,8 @@ def test_a_network_stream_that_stalls_is_reopened() -> None:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    src = VideoCaptureSource(f"http://127.0.0.1:{srv.server_address[1]}/video.mjpg", "rtsp", timeout_s=2.0,
-                             reconnect_min_s=0.2, reconnect_max_s=0.5)
+    src = camera_source(VideoCaptureSource, f"http://127.0.0.1:{srv.server_address[1]}/video.mjpg", "rtsp",
+                        timeout_s=2.0, reconnect_min_s=0.2, reconnect_max_s=0.5)
     src.start()
     got, t = 0, time.monotonic()
     try:

@@ -17,10 +17,9 @@ import pytest
 
 from edge_ocr.capture import image_io
 from edge_ocr.cli import main
-from edge_ocr.config import Config, ConfigError, parse_config
-from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.config import Config, ConfigError, RecognizerConfig, parse_config
 from edge_ocr.serve.http_api import HttpApi
-from edge_ocr.stages import Stages
+from edge_ocr.stages import Stages, load_recognizer
 
 from . import bombs
 
@@ -89,7 +88,7 @@ def test_uploads_beyond_the_bound_get_503_at_once_without_decoding() -> None:
 
 def test_sixteen_uploads_of_new_sizes_leave_memory_flat() -> None:
     cfg = Config()
-    reader = Stages.from_config(cfg, Recognizer(DEFAULT_MODEL)).still
+    reader = Stages.from_config(cfg, load_recognizer(RecognizerConfig())).still
     api = serve(reader.read)
     url = f"http://127.0.0.1:{api.port}/api/ocr"
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_ocr.capture.motion import MotionGate
 from edge_ocr.capture.roi import Roi
 from edge_ocr.config import ConfigError, MotionConfig, parse_config
 from edge_ocr.stages import motion_gate
@@ -27,7 +26,7 @@ def frame(box: tuple[int, int, int, int] | None = None, noise: float = 0.0, seed
 
 
 def test_static_scene_closes_moving_object_opens() -> None:
-    gate = MotionGate(hold_s=0.0)
+    gate = motion_gate(MotionConfig(hold_s=0.0))
     assert gate.update(frame(), 0.0)  # first frame: nothing to compare, read once
     assert not gate.update(frame(), 0.1)
     assert not gate.update(frame(), 0.2)
@@ -38,7 +37,7 @@ def test_static_scene_closes_moving_object_opens() -> None:
 
 
 def test_hold_keeps_the_gate_open_after_motion() -> None:
-    gate = MotionGate(hold_s=2.0)
+    gate = motion_gate(MotionConfig(hold_s=2.0))
     gate.update(frame(), 0.0)
     assert not gate.update(frame(), 5.0)
     assert gate.update(frame((200, 100, 80, 60)), 6.0)
@@ -48,15 +47,15 @@ def test_hold_keeps_the_gate_open_after_motion() -> None:
 
 
 def test_sensor_noise_is_not_motion() -> None:
-    gate = MotionGate(pixel_delta=25, hold_s=0.0)
+    gate = motion_gate(MotionConfig(pixel_delta=25, hold_s=0.0))
     gate.update(frame(noise=6, seed=0), 0.0)
     for i in range(1, 6):
         assert not gate.update(frame(noise=6, seed=i), float(i)), gate.last_fraction
 
 
 def test_motion_outside_the_roi_is_ignored() -> None:
-    left_half = Roi([[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]])
-    gate = MotionGate(hold_s=0.0, roi=left_half)
+    left_half = Roi([[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]], "relative", fixed_box=False)
+    gate = motion_gate(MotionConfig(hold_s=0.0), left_half)
     gate.update(frame(), 0.0)
     assert not gate.update(frame((450, 100, 100, 100)), 0.1)  # right half
     assert gate.update(frame((100, 100, 100, 100)), 0.2)  # left half
@@ -66,11 +65,11 @@ def test_motion_outside_the_roi_is_ignored() -> None:
 
 def test_min_area_sets_the_sensitivity() -> None:
     small = (300, 150, 20, 20)  # 400 px of 230400: 0.17 %
-    assert MotionGate(min_area=0.001, hold_s=0).update(frame(), 0) is True
-    g = MotionGate(min_area=0.001, hold_s=0)
+    assert motion_gate(MotionConfig(min_area=0.001, hold_s=0)).update(frame(), 0) is True
+    g = motion_gate(MotionConfig(min_area=0.001, hold_s=0))
     g.update(frame(), 0.0)
     assert g.update(frame(small), 0.1)
-    g = MotionGate(min_area=0.01, hold_s=0)
+    g = motion_gate(MotionConfig(min_area=0.01, hold_s=0))
     g.update(frame(), 0.0)
     assert not g.update(frame(small), 0.1)
 
@@ -82,8 +81,8 @@ def test_disabled_gate_is_always_open() -> None:
 
 def test_grey_lores_frames_and_pixel_roi_of_the_main_stream() -> None:
     # ROI in main-stream pixels (1280x720); frames checked are a 320x180 grey lores plane
-    roi = Roi([[(0, 0), (640, 0), (640, 720), (0, 720)]], units="pixels", frame_size=(1280, 720))
-    gate = MotionGate(hold_s=0, width=320, roi=roi)
+    roi = Roi([[(0, 0), (640, 0), (640, 720), (0, 720)]], "pixels", (1280, 720), fixed_box=False)
+    gate = motion_gate(MotionConfig(hold_s=0, width=320), roi)
     still = np.full((180, 320), 100, np.uint8)
     gate.update(still, 0.0)
     moved = still.copy()
@@ -96,14 +95,14 @@ def test_grey_lores_frames_and_pixel_roi_of_the_main_stream() -> None:
 
 
 def test_frames_are_downscaled_to_the_check_width() -> None:
-    gate = MotionGate(width=160, hold_s=0)
+    gate = motion_gate(MotionConfig(width=160, hold_s=0))
     gate.update(frame(), 0.0)
     gate.update(frame((100, 100, 80, 60)), 0.1)
     assert gate.last_mask is not None and gate.last_mask.shape == (90, 160)
 
 
 def test_reset_forgets_the_previous_frame() -> None:
-    gate = MotionGate(hold_s=0)
+    gate = motion_gate(MotionConfig(hold_s=0))
     gate.update(frame(), 0.0)
     assert not gate.update(frame(), 0.1)
     gate.reset()

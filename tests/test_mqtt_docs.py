@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from edge_ocr.config import Config
-from edge_ocr.daemon import LogSink, Pipeline, resolve_model
+from edge_ocr.daemon import LogSink, Pipeline
 from edge_ocr.publish.announce import Announcer
 from edge_ocr.publish.mqtt_contract import device_name, discovery_payload, event_payload, make_topics, utc_iso
-from edge_ocr.read.recognizer import Recognizer
-from edge_ocr.stages import Stages
+from edge_ocr.stages import Stages, load_recognizer
 from edge_ocr.types import PlateEvent
 
 from .helpers import entity_id
@@ -22,7 +21,7 @@ from .helpers import entity_id
 DOC = Path(__file__).resolve().parents[1] / "docs" / "mqtt.md"
 BLOCK = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- end:\2 -->)", re.DOTALL)
 DEVICE = "gate1"
-TOPICS = make_topics("edge-ocr", DEVICE)
+TOPICS = make_topics("edge-ocr", DEVICE, "homeassistant")
 WHEN = 1795637609.123  # 2026-11-25T20:13:29.123Z
 
 
@@ -32,7 +31,7 @@ def fenced(lang: str, body: str) -> str:
 
 def example_event() -> dict[str, Any]:
     """An event as the daemon builds it (Pipeline._emit), with the shipped model's own name and version."""
-    info = Recognizer(resolve_model(Config().recognizer.model)).info
+    info = load_recognizer(Config().recognizer).info
     event = PlateEvent(
         event_id="3f2b9c1e8d4a4b7e9a510c6d2e7f4a10",  # uuid4().hex
         text="AB123CD",
@@ -58,7 +57,9 @@ def example_stats() -> dict[str, Any]:
               "bad_frames": 0, "latency_p50_ms": 38.2, "latency_p95_ms": 71.9, "dropped_frames": 14,
               "skipped_frames": 0, "uptime_s": 3601.0, "cpu_temp_c": 52.1}
     assert pipeline_keys <= daemon.keys(), f"add the pipeline's new keys to the example: {pipeline_keys - daemon.keys()}"
-    announcer = Announcer(TOPICS, DEVICE, "0.1.0", stats_fn=lambda: daemon,
+    mqtt = Config().mqtt
+    announcer = Announcer(TOPICS, DEVICE, "0.1.0", qos=mqtt.qos, include_crop=mqtt.include_crop,
+                          discovery=mqtt.discovery.enabled, stats_fn=lambda: daemon,
                           delivery_stats=lambda: {"queued": 0, "dropped": 0, "published": 52, "acked": 52})
     announcer.started_at = utc_iso(WHEN - 3601)
     data = json.loads(announcer.stats().payload)
@@ -67,7 +68,7 @@ def example_stats() -> dict[str, Any]:
 
 
 def entities_table() -> str:
-    cfg = discovery_payload(TOPICS, DEVICE, "0.1.0", include_crop="raw")
+    cfg = discovery_payload(TOPICS, DEVICE, "0.1.0", 1, include_crop="raw")
     dev = cfg["dev"]["name"]
     assert dev == device_name(DEVICE)
     rows = ["| Component (`cmps` key) | Entity id it gets | Platform | Topic | Value | Unit, classes |",

@@ -19,7 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_ocr.config import Config, ConfigError, HttpConfig, MqttConfig, OutboxConfig, parse_config
 from edge_ocr.publish.mqtt_contract import STATS_SENSORS, device_name
-from edge_ocr.publish.publish import MqttPublisher, configuration_url
+from edge_ocr.publish.publish import MqttPublisher
+from edge_ocr.stages import configuration_url, mqtt_publisher, publisher
 from edge_ocr.types import KnownMatch
 
 from .helpers import DEVICE, FAST, TOPICS, entity_id, event, render, wait_until
@@ -112,8 +113,8 @@ def publishers() -> Iterator[Callable[..., MqttPublisher]]:
 
     def factory(port: int, tmp_path: Path, name: str = "o.sqlite", stats_fn: Any = None,
                 **mqtt: Any) -> MqttPublisher:
-        cfg = MqttConfig(host="127.0.0.1", port=port, keepalive_s=5, **mqtt)
-        pub = MqttPublisher(cfg, OutboxConfig(path=str(tmp_path / name)), DEVICE, "1.2.3", stats_fn=stats_fn, **FAST)
+        cfg = MqttConfig(host="127.0.0.1", port=port, keepalive_s=5, **FAST, **mqtt)
+        pub = mqtt_publisher(cfg, OutboxConfig(path=str(tmp_path / name)), DEVICE, "1.2.3", stats_fn=stats_fn)
         made.append(pub)
         pub.start()
         wait_until(lambda: pub.connected, what="connect")
@@ -300,10 +301,11 @@ def test_configuration_url_when_http_is_on(mosquitto, tmp_path: Path, ha) -> Non
         parse_config("mqtt: {discovery: {configuration_url: 'gate.local'}}\n")
 
     cfg = parse_config(
-        f"device_id: {DEVICE}\nmqtt: {{host: 127.0.0.1, port: {mosquitto.port}, keepalive_s: 5}}\n"
+        f"device_id: {DEVICE}\nmqtt: {{host: 127.0.0.1, port: {mosquitto.port}, keepalive_s: 5, "
+        f"reconnect_min_s: {FAST['reconnect_min_s']}, reconnect_max_s: {FAST['reconnect_max_s']}}}\n"
         f"outbox: {{path: '{tmp_path / 'o.sqlite'}'}}\nhttp: {{enabled: true, port: 8099}}\n"
     )
-    pub = MqttPublisher.from_config(cfg, "1.2.3", **FAST)
+    pub = publisher(cfg, "1.2.3")
     pub.start()
     try:
         hass = ha(mosquitto)

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from edge_ocr.config import parse_config
+from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.find.localize import Localizer
 from edge_ocr.read.reading import PlateReader, drop_stacked
-from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
-from edge_ocr.stages import Stages
+from edge_ocr.stages import Stages, load_recognizer
 
 from . import scenes
 
@@ -20,7 +19,7 @@ from . import scenes
 @pytest.fixture(scope="module", params=["learnt", "classic"])
 def reader(request: pytest.FixtureRequest) -> PlateReader:
     cfg = parse_config(f"mqtt: {{enabled: false}}\nlocalizer: {{type: {request.param}}}")
-    return Stages.from_config(cfg, Recognizer(DEFAULT_MODEL)).reader
+    return Stages.from_config(cfg, load_recognizer(RecognizerConfig())).reader
 
 
 def is_classic(reader: PlateReader) -> bool:

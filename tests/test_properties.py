@@ -14,11 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from edge_ocr.config import VotingConfig
 from edge_ocr.decide.fusion import fuse
 from edge_ocr.decide.tracks import Observation
-from edge_ocr.decide.voting import Voter
 from edge_ocr.read.ctc import beam_search, greedy_decode
 from edge_ocr.read.preprocess import PreprocessSpec, preprocess, preprocess_batch
+from edge_ocr.stages import voter as make_voter
 from edge_ocr.types import Reading
 
 N = int(os.environ.get("EDGE_OCR_FUZZ_EXAMPLES", "150"))
@@ -124,7 +125,7 @@ def test_fusion_does_not_depend_on_the_order_of_readings(items: list[tuple[str, 
 @CFG
 @given(st.lists(st.tuples(st.floats(0.05, 2.5), texts), min_size=1, max_size=40), st.integers(1, 4))
 def test_a_plate_never_fires_twice_inside_the_repeat_window(frames: list[tuple[float, str]], votes: int) -> None:
-    voter = Voter(window_s=3.0, min_votes=votes, min_confidence=0.5, repeat_after_s=1000.0)
+    voter = make_voter(VotingConfig(window_s=3.0, min_votes=votes, min_confidence=0.5, repeat_after_s=1000.0))
     now, published = 0.0, []
     for gap, text in frames:
         now += gap
@@ -138,7 +139,7 @@ def test_a_plate_never_fires_twice_inside_the_repeat_window(frames: list[tuple[f
 def test_ended_track_result_is_order_free_for_equal_confidences(order: int) -> None:
     texts_ = ["ABC123", "ABC128", "ABC123", "ABC128"]
     seq = texts_ if order == 0 else texts_[::-1]
-    voter = Voter(window_s=1.0, min_votes=100, min_confidence=0.1)
+    voter = make_voter(VotingConfig(window_s=1.0, min_votes=100, min_confidence=0.1))
     for i, t in enumerate(seq):
         voter.update(i * 0.1, [Observation(Reading(t, 0.9, (0.9,) * 6), (0, 0, 100, 20))])
     (res,) = voter.flush(10.0)

@@ -132,12 +132,13 @@ CHILD = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {repo!r})
     from edge_ocr.config import MqttConfig, OutboxConfig
-    from edge_ocr.publish.publish import MqttPublisher
+    from edge_ocr.stages import mqtt_publisher
     from edge_ocr.types import PlateEvent
 
-    pub = MqttPublisher(
-        MqttConfig(host="127.0.0.1", port={port}, keepalive_s=5, discovery={{"enabled": False}}),
-        OutboxConfig(path={outbox!r}), {device!r}, "child", reconnect_min_s=0.1, reconnect_max_s=0.3,
+    pub = mqtt_publisher(
+        MqttConfig(host="127.0.0.1", port={port}, keepalive_s=5, discovery={{"enabled": False}},
+                   reconnect_min_s=0.1, reconnect_max_s=0.3),
+        OutboxConfig(path={outbox!r}), {device!r}, "child",
     )
     pub.start()
     for i in range({n}):
@@ -460,10 +461,10 @@ def test_discovery_off_and_raw_crop_image_entity(mosquitto: Broker, tmp_path: Pa
     time.sleep(0.3)
     assert [m.topic for m in sub.messages if m.topic != TOPICS.status] == [TOPICS.ha_status]
 
-    cfg = discovery_payload(TOPICS, DEVICE, "1", include_crop="raw")
+    cfg = discovery_payload(TOPICS, DEVICE, "1", 1, include_crop="raw")
     image = cfg["cmps"][f"edge_ocr_{DEVICE}_crop"]
     assert image["p"] == "image" and image["image_topic"] == TOPICS.last_crop and image["content_type"] == "image/jpeg"
-    assert discovery_payload(TOPICS, DEVICE, "1")["cmps"][f"edge_ocr_{DEVICE}_crop"] == {"p": "image"}
+    assert discovery_payload(TOPICS, DEVICE, "1", 1, "off")["cmps"][f"edge_ocr_{DEVICE}_crop"] == {"p": "image"}
 
 
 def test_topics_and_payload_helpers() -> None:

@@ -2,7 +2,9 @@
 
 import numpy as np
 
+from edge_ocr.config import RecognizerConfig
 from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
+from edge_ocr.stages import load_recognizer
 
 from . import scenes
 
@@ -10,8 +12,10 @@ from . import scenes
 def test_trimmed_inputs_read_like_padded_ones_and_mixed_batches_line_up() -> None:
     crops = [scenes.clean_plate("7ABC123", "us", 60), scenes.clean_plate("RK115AN", "eu", 30),
              scenes.clean_plate("PJC4903", "br", 40)]
-    trimmed = Recognizer(DEFAULT_MODEL, batch_size=1)
-    padded = Recognizer(DEFAULT_MODEL, batch_size=1, trim=False)
+    cfg = RecognizerConfig(batch_size=1)
+    trimmed = load_recognizer(cfg)
+    padded = Recognizer(DEFAULT_MODEL, cfg.threads, cfg.graph_optimization, cfg.decoder, cfg.beam_width, cfg.batch_size,
+                        trim=False, format_margin=cfg.format_margin)
     assert trimmed.trim == 8 and padded.trim == 0
     a, b = trimmed.recognize(crops), padded.recognize(crops)
     assert [r.text for r in a] == ["7ABC123", "RK115AN", "PJC4903"]
@@ -38,7 +42,7 @@ def test_formats_mend_a_look_alike_but_do_not_force_a_vanity_plate() -> None:
     from edge_ocr.config import FormatsConfig
     from edge_ocr.stages import format_rules
 
-    rec = Recognizer(DEFAULT_MODEL)
+    rec = load_recognizer(RecognizerConfig())
     cs = rec.charset
     br = format_rules(FormatsConfig(regions=["br"])).decoder_patterns(strict_only=True)
     frames = []
@@ -55,7 +59,7 @@ def test_formats_mend_a_look_alike_but_do_not_force_a_vanity_plate() -> None:
     frames[4] = {"1": 0.97, "I": 0.03}  # now the letter is 30x less likely: beyond the default margin
     p = _probs(cs, frames)
     assert rec.decode(p, br).text == "NY13834"
-    assert Recognizer(DEFAULT_MODEL, format_margin=5.0).decode(p, br).text == "NYI3834"
+    assert load_recognizer(RecognizerConfig(format_margin=5.0)).decode(p, br).text == "NYI3834"
 
 
 def test_unsure_crops_are_reread_from_recut_copies_and_only_those() -> None:
@@ -66,12 +70,12 @@ def test_unsure_crops_are_reread_from_recut_copies_and_only_those() -> None:
         (60, 120 + 2 * 4), (60, int(120 * 1.12)), (60, 120 - 2 * 4), (60, 108), (60 - 2 * 3, 120)]
     assert len(recut_variants(np.zeros((6, 9), np.uint8))) == 2  # too small to cut: only pad and stretch
 
-    rec = Recognizer(DEFAULT_MODEL, batch_size=8)
+    rec = load_recognizer(RecognizerConfig(batch_size=8))
     seen: list[int] = []
     probabilities = rec.probabilities
     rec.probabilities = lambda crops: (seen.append(len(crops)), probabilities(crops))[1]  # counts what is read
     noise = np.random.default_rng(3).integers(0, 256, (40, 140, 3), dtype=np.uint8)
-    once = Recognizer(DEFAULT_MODEL, batch_size=8).recognize([plate, noise])
+    once = load_recognizer(RecognizerConfig(batch_size=8)).recognize([plate, noise])
     assert once[0].confidence >= 0.6 > once[1].confidence
     again = rec.recognize([plate, noise], retry_below=0.6)
     assert seen == [2, 5]  # the confident plate is read once, the unsure crop five more times
@@ -102,7 +106,7 @@ def test_still_images_retry_and_the_live_pipeline_only_when_asked() -> None:
     from edge_ocr.config import parse_config
     from edge_ocr.stages import Stages
 
-    rec = Recognizer(DEFAULT_MODEL)
+    rec = load_recognizer(RecognizerConfig())
     seen: list[int] = []
     probabilities = rec.probabilities
     rec.probabilities = lambda crops: (seen.append(len(crops)), probabilities(crops))[1]
@@ -121,7 +125,7 @@ def test_region_aware_decoding_never_emits_a_character_the_regions_cannot_hold()
     Brazilian camera) reads as the Latin letter underneath once ``cn`` is not enabled."""
     from edge_ocr.read.formats import FormatRules
 
-    rec = Recognizer(DEFAULT_MODEL)
+    rec = load_recognizer(RecognizerConfig())
     cs = rec.charset
     # frame 1: the model is torn between 贵 and A; then S, D, 6, 7, 2, 7
     frames = [{"贵": 0.55, "A": 0.4}, {"": 0.9}, {"S": 0.9}, {"D": 0.9}, {"": 0.9}, {"6": 0.9}, {"7": 0.9},
@@ -151,10 +155,10 @@ def test_the_calibrated_temperature_lowers_confidence_but_never_changes_the_text
 
     import pytest
 
-    from edge_ocr.read.session import ModelError
+    from edge_ocr.stages import StartupError
     from tools.calibrate import write_temperature
 
-    shipped = Recognizer(DEFAULT_MODEL)
+    shipped = load_recognizer(RecognizerConfig())
     assert shipped.info.temperature > 1.0  # the network is overconfident: the fit spreads it out
     import onnx
 
@@ -164,7 +168,7 @@ def test_the_calibrated_temperature_lowers_confidence_but_never_changes_the_text
     m.metadata_props.extend(kept)
     plain = tmp_path / "t1.onnx"
     onnx.save(m, str(plain))
-    at_one = Recognizer(plain)
+    at_one = load_recognizer(RecognizerConfig(model=str(plain)))
     assert at_one.info.temperature == 1.0
     crops = [scenes.clean_plate("7ABC123", "us", 60), scenes.clean_plate("RK115AN", "eu", 16),
              np.random.default_rng(3).integers(0, 256, (40, 140, 3), dtype=np.uint8)]
@@ -175,5 +179,5 @@ def test_the_calibrated_temperature_lowers_confidence_but_never_changes_the_text
     bad = tmp_path / "bad.onnx"
     shutil.copy(DEFAULT_MODEL, bad)
     write_temperature(bad, 0.0)
-    with pytest.raises(ModelError, match="bad.onnx.*edge_ocr.temperature"):
-        Recognizer(bad)
+    with pytest.raises(StartupError, match="recognizer.model: .*bad.onnx.*edge_ocr.temperature"):
+        load_recognizer(RecognizerConfig(model=str(bad)))

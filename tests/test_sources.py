@@ -27,6 +27,8 @@ from edge_ocr.config import CameraConfig
 from edge_ocr.stages import open_source
 from edge_ocr.types import Frame
 
+from .helpers import camera_source
+
 W, H = 96, 64
 STEP = 8  # grey level step between frames, so a frame's mean tells its index
 
@@ -69,7 +71,7 @@ def collect(source: FrameSource, limit: int = 1000, timeout: float = 5.0) -> lis
 @pytest.mark.parametrize(("fourcc", "suffix"), [("MJPG", ".avi"), ("mp4v", ".mp4")])
 def test_file_ends_after_last_frame(tmp_path: Path, fourcc: str, suffix: str) -> None:
     path = write_video(tmp_path / f"v{suffix}", 8, fourcc)
-    src = VideoCaptureSource(str(path), "file", fps=100)
+    src = camera_source(VideoCaptureSource, str(path), "file", fps=100)
     with src:
         frames = collect(src)
     st = src.stats()
@@ -86,7 +88,7 @@ def test_file_ends_after_last_frame(tmp_path: Path, fourcc: str, suffix: str) ->
 
 def test_file_loops(tmp_path: Path) -> None:
     path = write_video(tmp_path / "v.avi", 5)
-    src = VideoCaptureSource(str(path), "file", fps=100, loop=True)
+    src = camera_source(VideoCaptureSource, str(path), "file", fps=100, loop=True)
     with src:
         frames = collect(src, limit=14)
         assert src.state == "open"
@@ -98,7 +100,7 @@ def test_file_loops(tmp_path: Path) -> None:
 
 def test_file_is_paced(tmp_path: Path) -> None:
     path = write_video(tmp_path / "v.avi", 6)
-    src = VideoCaptureSource(str(path), "file", fps=20)
+    src = camera_source(VideoCaptureSource, str(path), "file", fps=20)
     t0 = time.monotonic()
     with src:
         collect(src)
@@ -108,8 +110,9 @@ def test_file_is_paced(tmp_path: Path) -> None:
 
 def test_missing_file_retries_with_backoff_and_recovers(tmp_path: Path) -> None:
     path = tmp_path / "later.avi"
-    src = VideoCaptureSource(
-        str(path), "file", fps=100, loop=True, reconnect_min_s=0.02, reconnect_max_s=0.08, rng=random.Random(1)
+    src = camera_source(
+        VideoCaptureSource, str(path), "file", fps=100, loop=True, reconnect_min_s=0.02, reconnect_max_s=0.08,
+        rng=random.Random(1)
     )
     src.start()
     try:
@@ -133,7 +136,7 @@ def test_truncated_file_counts_errors_and_does_not_crash(tmp_path: Path) -> None
     path = write_video(tmp_path / "cut.avi", 20)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    src = VideoCaptureSource(str(path), "file", fps=100, reconnect_min_s=0.01, reconnect_max_s=0.02)
+    src = camera_source(VideoCaptureSource, str(path), "file", fps=100, reconnect_min_s=0.01, reconnect_max_s=0.02)
     src.start()
     try:
         assert wait_for(lambda: src.stats().errors >= 2)
@@ -146,7 +149,8 @@ def test_truncated_file_counts_errors_and_does_not_crash(tmp_path: Path) -> None
 
 
 def test_stop_while_failing_is_prompt(tmp_path: Path) -> None:
-    src = VideoCaptureSource(str(tmp_path / "nope.mp4"), "file", reconnect_min_s=5, reconnect_max_s=5)
+    src = camera_source(VideoCaptureSource, str(tmp_path / "nope.mp4"), "file", reconnect_min_s=5,
+                        reconnect_max_s=5)
     src.start()
     assert wait_for(lambda: src.stats().errors >= 1)
     t0 = time.monotonic()
@@ -157,7 +161,7 @@ def test_stop_while_failing_is_prompt(tmp_path: Path) -> None:
 
 def test_slow_consumer_gets_newest_frame_and_drops_are_counted(tmp_path: Path) -> None:
     path = write_video(tmp_path / "v.avi", 30)
-    src = VideoCaptureSource(str(path), "file", fps=120)
+    src = camera_source(VideoCaptureSource, str(path), "file", fps=120)
     taken = []
     with src:
         for f in src:
@@ -191,8 +195,8 @@ def test_backoff_doubles_with_jitter_within_bounds() -> None:
     assert delays[-1] >= 7.5  # reached the cap
     b.reset()
     assert b.next() == 1.0  # the first delay is the minimum: jitter never goes below it
-    with pytest.raises(ValueError):
-        Backoff(2.0, 1.0)
+    with pytest.raises(ValueError, match="camera.reconnect_max_s: must be >= camera.reconnect_min_s"):
+        CameraConfig(uri="x.mp4", reconnect_min_s=2.0, reconnect_max_s=1.0)  # the schema's check, the only one
 
 
 # ---------------------------------------------------------------------- folders
@@ -211,7 +215,7 @@ def test_folder_sorted_corrupt_skipped_and_counted(tmp_path: Path) -> None:
     (tmp_path / "bb.jpg").write_bytes(good[: len(good) // 2])  # cut short
     (tmp_path / "e.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))  # undecodable
     (tmp_path / "notes.txt").write_text("not an image")
-    src = FolderSource(tmp_path, fps=25)
+    src = camera_source(FolderSource, tmp_path, fps=25)
     with src:
         frames = collect(src)  # the consumer keeps up: nothing is dropped
     st = src.stats()
@@ -224,7 +228,7 @@ def test_folder_sorted_corrupt_skipped_and_counted(tmp_path: Path) -> None:
 def test_folder_loops_and_is_paced(tmp_path: Path) -> None:
     for i in range(3):
         write_image(tmp_path / f"{i}.png", 10 + i * STEP)
-    src = FolderSource(tmp_path, fps=50, loop=True)
+    src = camera_source(FolderSource, tmp_path, fps=50, loop=True)
     t0 = time.monotonic()
     with src:
         frames = collect(src, limit=7)
@@ -235,7 +239,7 @@ def test_folder_loops_and_is_paced(tmp_path: Path) -> None:
 
 def test_folder_of_only_corrupt_files_backs_off(tmp_path: Path) -> None:
     (tmp_path / "x.jpg").write_bytes(b"garbage")
-    src = FolderSource(tmp_path, fps=100, loop=True, reconnect_min_s=0.02, reconnect_max_s=0.05)
+    src = camera_source(FolderSource, tmp_path, fps=100, loop=True, reconnect_min_s=0.02, reconnect_max_s=0.05)
     src.start()
     try:
         assert wait_for(lambda: src.stats().errors >= 2)
@@ -247,7 +251,7 @@ def test_folder_of_only_corrupt_files_backs_off(tmp_path: Path) -> None:
 
 
 def test_missing_folder_retries(tmp_path: Path) -> None:
-    src = FolderSource(tmp_path / "none", reconnect_min_s=0.01, reconnect_max_s=0.02)
+    src = camera_source(FolderSource, tmp_path / "none", reconnect_min_s=0.01, reconnect_max_s=0.02)
     src.start()
     try:
         assert wait_for(lambda: src.stats().errors >= 3)
@@ -327,7 +331,7 @@ class FakePicamera2:
 
 def test_picamera2_adapter_calls_and_formats() -> None:
     FakePicamera2.instances.clear()
-    src = Picamera2Source(320, 240, fps=15, factory=lambda: FakePicamera2(xrgb=True))
+    src = camera_source(Picamera2Source, 320, 240, fps=15, factory=lambda: FakePicamera2(xrgb=True))
     with src:
         frames = collect(src, limit=3)
     cam = FakePicamera2.instances[0]
@@ -353,7 +357,7 @@ def test_picamera2_failure_closes_and_retries() -> None:
         attempts.append(cam)
         return cam
 
-    src = Picamera2Source(64, 48, factory=factory, reconnect_min_s=0.01, reconnect_max_s=0.02)
+    src = camera_source(Picamera2Source, 64, 48, factory=factory, reconnect_min_s=0.01, reconnect_max_s=0.02)
     with src:
         assert src.get(timeout=3.0) is not None
     assert len(attempts) == 3
@@ -365,7 +369,7 @@ def test_picamera2_failure_closes_and_retries() -> None:
 def test_picamera2_missing_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)  # makes the import fail
     with pytest.raises(SourceUnavailable, match="picamera2"):
-        Picamera2Source()
+        camera_source(Picamera2Source)
     with pytest.raises(SourceUnavailable):
         open_source(CameraConfig(type="picamera2"))
 
@@ -378,13 +382,15 @@ def test_open_source_picks_the_configured_kind(tmp_path: Path) -> None:
     assert isinstance(s, VideoCaptureSource) and s.pace_fps == 7 and s.loop
     s = open_source(CameraConfig(type="picamera2", width=640, height=480), picamera2_factory=FakePicamera2)
     assert isinstance(s, Picamera2Source) and s.lores_size == (480, 360)
-    assert Picamera2Source(641, 481, lores_size=(321, 241), factory=FakePicamera2).lores_size == (320, 240)
+    src = camera_source(Picamera2Source, 641, 481, lores_size=(321, 241), factory=FakePicamera2)
+    assert src.lores_size == (320, 240)
 
 
 def test_refused_stream_keeps_retrying() -> None:
     # nothing listens on port 9 of localhost: connection refused, quickly
-    src = VideoCaptureSource(
-        "http://127.0.0.1:9/stream.mjpg", "rtsp", reconnect_min_s=0.02, reconnect_max_s=0.05, timeout_s=1.0
+    src = camera_source(
+        VideoCaptureSource, "http://127.0.0.1:9/stream.mjpg", "rtsp", reconnect_min_s=0.02, reconnect_max_s=0.05,
+        timeout_s=1.0
     )
     src.start()
     try:
@@ -396,7 +402,8 @@ def test_refused_stream_keeps_retrying() -> None:
 
 def test_failures_are_logged_once_per_state_change(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "v.avi"
-    src = VideoCaptureSource(str(path), "file", fps=100, loop=True, reconnect_min_s=0.01, reconnect_max_s=0.02)
+    src = camera_source(VideoCaptureSource, str(path), "file", fps=100, loop=True, reconnect_min_s=0.01,
+                        reconnect_max_s=0.02)
     with caplog.at_level("INFO", logger="edge_ocr.capture.sources"):
         src.start()
         try:
@@ -422,7 +429,7 @@ def test_folder_skips_and_counts_oversize_and_corrupt_images(tmp_path: Path) -> 
     webp[30:] = b"\x5a" * (len(webp) - 30)
     (tmp_path / "e.webp").write_bytes(bytes(webp))
     write_image(tmp_path / "f.png", 10 + STEP)
-    src = FolderSource(tmp_path, fps=50)
+    src = camera_source(FolderSource, tmp_path, fps=50)
     with src:
         frames = collect(src)
     assert [index_of(f) for f in frames] == [0, 1]

@@ -111,7 +111,7 @@ def test_credential_is_optional_and_matches_config(service: dict[str, list[str]]
     # An absolute source path makes the start fail (243/CREDENTIALS) while the file is absent; a
     # bare credential name is looked up in /etc/credstore and friends and skipped when missing.
     name, _, source = one(service, "LoadCredential").partition(":")
-    assert name == "mqtt_password"  # what MqttConfig.resolved_password reads
+    assert name == "mqtt_password"  # what publish.mqtt_client.Broker.password_now reads
     assert source and not source.startswith("/")
 
 

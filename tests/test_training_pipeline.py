@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
-from edge_ocr.read.recognizer import Recognizer
+from edge_ocr.config import RecognizerConfig
+from edge_ocr.stages import load_recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,7 @@ def test_train_export_quantise_and_load(tmp_path: Path) -> None:
     assert "Slice" in ops and "Max" in ops
 
     for path in (fp32, int8):
-        rec = Recognizer(path)
+        rec = load_recognizer(RecognizerConfig(model=str(path)))
         assert rec.info.version == "0.0.1"
         assert rec.info.spec.height == 32
         readings = rec.recognize([np.full((40, 120, 3), 200, np.uint8), np.zeros((24, 94), np.uint8)])
@@ -108,7 +109,7 @@ def test_quantisation_aware_fine_tuning_rounds_like_int8_and_saves_a_plain_check
     fp32 = tmp_path / "qat.onnx"
     msg = run("-m", "tools.export_onnx", str(out / "last.pt"), str(fp32), "--version", "0.0.2")
     assert float(re.search(r"max \|torch - onnxruntime\| = ([0-9.e+-]+)", msg).group(1)) < 1e-3
-    assert Recognizer(fp32).info.version == "0.0.2"
+    assert load_recognizer(RecognizerConfig(model=str(fp32))).info.version == "0.0.2"
 
 
 def test_evaluate_counts_exact_plates_errors_and_confusions(tmp_path: Path) -> None:
@@ -120,7 +121,7 @@ def test_evaluate_counts_exact_plates_errors_and_confusions(tmp_path: Path) -> N
     from tools import make_demo_video
 
     model = ROOT / "models" / "plate_crnn_int8.onnx"
-    rec = Recognizer(model)
+    rec = load_recognizer(RecognizerConfig(model=str(model)))
     plates = [("7ABC123", "us"), ("KA4521", "us"), ("MH12AB", "eu"), ("皖A12345", "cn")]
     rows = []
     for k, (text, region) in enumerate(plates):

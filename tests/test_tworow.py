@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from edge_ocr.capture.grey import to_grey
+from edge_ocr.config import RecognizerConfig
 from edge_ocr.read.preprocess import PreprocessSpec, model_pixels, recut_variants
-from edge_ocr.read.recognizer import Recognizer
 from edge_ocr.read.tworow import find_rows, join_rows, to_one_line
+from edge_ocr.stages import load_recognizer
 
 from .synth import synth_mix, synth_plates, synth_tworow
 
@@ -86,7 +87,7 @@ def test_model_pixels_and_recuts_read_the_joined_line() -> None:
 
 
 def test_recogniser_reads_a_joined_two_row_crop() -> None:
-    rec = Recognizer(str(MODEL))
+    rec = load_recognizer(RecognizerConfig(model=str(MODEL)))
     crops = [synth_tworow.sample2(1, k, r)[0] for k, r in enumerate(synth_tworow.REGIONS_2ROW)]
     readings = rec.recognize(crops, retry_below=0.99)
     assert len(readings) == len(crops)

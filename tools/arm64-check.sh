@@ -406,10 +406,11 @@ mode = sys.argv[1]
 if mode in ("dump", "replay"):
     import cv2
     from edge_ocr.read import preprocess as pp
-    from edge_ocr.read.recognizer import Recognizer
+    from edge_ocr.config import RecognizerConfig
+    from edge_ocr.stages import load_recognizer
 if mode == "dump":
     ref, mdir, files = sys.argv[2], sys.argv[3], sys.argv[4:]
-    rec = Recognizer(f"{mdir}/plate_crnn_int8.onnx")
+    rec = load_recognizer(RecognizerConfig(model=f"{mdir}/plate_crnn_int8.onnx"))
     spec = rec.info.spec
     d = {"n": np.array(len(files)), "trim": np.array(rec.trim)}
     greys = [pp.to_grey(cv2.imread(f, cv2.IMREAD_UNCHANGED)) for f in files]
@@ -422,7 +423,7 @@ if mode == "dump":
 elif mode == "replay":
     ref, out, mdir = np.load(sys.argv[2]), sys.argv[3], sys.argv[4]
     n, trim = int(ref["n"]), int(ref["trim"])
-    spec = Recognizer(f"{mdir}/plate_crnn_fp32.onnx").info.spec
+    spec = load_recognizer(RecognizerConfig(model=f"{mdir}/plate_crnn_fp32.onnx")).info.spec
     clahe = cv2.createCLAHE(clipLimit=spec.clahe_clip, tileGridSize=(spec.clahe_tile,) * 2)
     d = {}
     for i in range(n):

@@ -26,10 +26,12 @@ import cv2
 import numpy as np
 
 from edge_ocr.capture.grey import to_grey
+from edge_ocr.config import RecognizerConfig
 from edge_ocr.read.ctc import greedy_decode, softmax
 from edge_ocr.read.formats import FormatRules
 from edge_ocr.read.recognizer import Recognizer
 from edge_ocr.read.tworow import find_rows
+from edge_ocr.stages import load_recognizer
 from tools.evaluate import normalise, row_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +63,7 @@ def load(labels: Path, split: str, model: Path) -> tuple[list[Crop], Recognizer]
     """Every crop of ``split`` with its raw logits from ``model`` (batch 1, as the daemon reads)."""
     with open(labels, encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if split == "all" or row_split(r) == split]
-    rec = Recognizer(model, threads=1, batch_size=1)
+    rec = load_recognizer(RecognizerConfig(model=str(model), batch_size=1))
     everything = np.ones(len(rec.charset) + 1, bool)
     out = []
     for r in rows:

@@ -126,7 +126,7 @@ def entity_ids(cfg: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     """cmps key -> (entity id HA gives it, whether it is a removal stub)."""
     dev = cfg["dev"]["name"]
     # A removal stub carries no name: take it from the code's config with every component on.
-    every = discovery_payload(make_topics("t", "d"), "d", "", include_crop="raw")["cmps"]
+    every = discovery_payload(make_topics("t", "d", "homeassistant"), "d", "", 1, include_crop="raw")["cmps"]
     out = {}
     for key, comp in cfg["cmps"].items():
         if set(comp) == {"p"}:
@@ -303,7 +303,7 @@ def life_cycle(args: argparse.Namespace, ha: Ha, report: Report) -> None:
     device_id, prefix = cfg.device_id, cfg.mqtt.topic_prefix
     base = f"{prefix}/{device_id}"
     topics = make_topics(prefix, device_id, cfg.mqtt.discovery.prefix)
-    disc = discovery_payload(topics, device_id, "", include_crop="raw",
+    disc = discovery_payload(topics, device_id, "", cfg.mqtt.qos, include_crop="raw",
                              name=cfg.mqtt.discovery.device_name or device_name(device_id))
     ids = entity_ids(disc)
     uid = disc["dev"]["ids"][0]
@@ -395,12 +395,13 @@ def gate_blueprint(args: argparse.Namespace, ha: Ha, report: Report) -> None:
     on a device ``gate-check`` that this script plays with edge-ocr's own publisher: an automation
     made from it must open ``--gate`` for the known plate and its misreads, never for the unknown
     one, and only once for two known plates within the cooldown."""
-    from edge_ocr.publish.publish import MqttPublisher
+    from edge_ocr.stages import mqtt_publisher
 
     known = KnownPlates([("our car", ["PJB7392"])], max_edits=1, lookalikes=True)
-    mqtt = MqttConfig(host=args.broker, port=args.port, username=args.username, password=args.password)
-    pub = MqttPublisher(mqtt, OutboxConfig(path=str(Path(tempfile.mkdtemp(prefix="ha_gate-")) / "outbox.sqlite")),
-                        "gate-check", "check", reconnect_min_s=0.2, reconnect_max_s=2.0)
+    mqtt = MqttConfig(host=args.broker, port=args.port, username=args.username, password=args.password,
+                      reconnect_min_s=0.2, reconnect_max_s=2.0)
+    pub = mqtt_publisher(mqtt, OutboxConfig(path=str(Path(tempfile.mkdtemp(prefix="ha_gate-")) / "outbox.sqlite")),
+                         "gate-check", "check")
     reader = entity_id("event", device_name("gate-check"), "Plate reading")
     tag = f"edge-ocr gate check {uuid.uuid4().hex[:8]}"
     auto_id, auto_eid = tag.replace(" ", "_").replace("-", "_"), entity_id("automation", "", tag)

@@ -39,11 +39,11 @@ class MotionGate:
 
     def __init__(
         self,
-        enabled: bool = True,
-        pixel_delta: int = 25,
-        min_area: float = 0.01,
-        width: int = 320,
-        hold_s: float = 2.0,
+        enabled: bool,
+        pixel_delta: int,
+        min_area: float,
+        width: int,
+        hold_s: float,
         roi: Roi | None = None,
     ) -> None:
         self.enabled = enabled

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -40,26 +41,28 @@ class Roi:
     def __init__(
         self,
         polygons: Sequence[Sequence[Point]],
-        units: str = "relative",
+        units: str,
         frame_size: tuple[int, int] | None = None,
-        fixed_box: bool = False,
+        *,
+        fixed_box: bool,
     ) -> None:
         self.units = units
         self.frame_size = frame_size
         self.fixed_box = fixed_box
         self._polys = tuple(tuple((float(x), float(y)) for x, y in p) for p in polygons)
+        self._windows: dict[tuple[int, int, int, int], Window] = {}  # see window()
 
     def with_frame_size(self, frame_size: tuple[int, int]) -> Roi:
         """This ROI with pixel coordinates tied to ``frame_size`` (width, height), unless it
         already has one. Relative ROIs come back unchanged."""
         if self.units == "relative" or self.frame_size is not None:
             return self
-        return Roi(self._polys, self.units, frame_size, self.fixed_box)
+        return Roi(self._polys, self.units, frame_size, fixed_box=self.fixed_box)
 
     @classmethod
     def full(cls) -> Roi:
         """The whole image."""
-        return cls([[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]])
+        return cls([[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]], "relative", fixed_box=False)
 
     def polygons(self, width: int, height: int) -> list[npt.NDArray[np.float32]]:
         """The polygons as (N, 2) float32 arrays in the pixels of a ``width`` x ``height`` image."""
@@ -92,9 +95,64 @@ class Roi:
         """Bounding box (x, y, w, h) of all polygons, clipped to the image; (0, 0, 0, 0) if empty."""
         return bounding_box(np.concatenate(self.polygons(width, height)), width, height)
 
+    def window(self, plane: tuple[int, int], source: tuple[int, int]) -> Window:
+        """Where a localiser searches a ``plane`` (width, height) of a frame whose crops are cut
+        from an image of size ``source``: this ROI's bounding rectangle there and its mask.
+        Worked out once per pair of sizes (the daemon's ROI is one per frame size, see
+        ``stages.FrameReader``), so a frame costs no polygon or mask work."""
+        key = (*plane, *source)
+        win = self._windows.get(key)
+        if win is None:
+            w, h = plane
+            mask = None if self.covers_all(w, h) else self.mask(w, h)
+            win = Window(*self.bbox(w, h), mask, (source[0] / w, source[1] / h))
+            if len(self._windows) >= 8:  # stills of ever new sizes must not pile up
+                self._windows.clear()
+            self._windows[key] = win
+        return win
+
     def boxes(self, width: int, height: int) -> list[Box]:
         """Bounding box of each polygon separately, clipped to the image."""
         return [bounding_box(p, width, height) for p in self.polygons(width, height)]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of a search plane a localiser looks at (``Roi.window``, ``search_window``): the
+    ROI's bounding rectangle ``x, y, w, h`` in the plane's pixels, the ROI's mask of the whole
+    plane (None when the ROI covers it), and the scale from the plane to the image crops are cut
+    from (the plane may be a small copy of it, such as picamera2's lores plane)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    plane_mask: npt.NDArray[np.uint8] | None = field(repr=False)
+    scale: tuple[float, float]
+
+    def cut(self, plane: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """The window of ``plane`` (a view, not a copy)."""
+        return plane[self.y : self.y + self.h, self.x : self.x + self.w]
+
+    def mask(self) -> npt.NDArray[np.uint8] | None:
+        """The ROI's mask of the window (a view of the shared mask: do not write to it)."""
+        return None if self.plane_mask is None else self.cut(self.plane_mask)
+
+    def in_plane(self, quad: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Points in the window's pixels -> the plane's."""
+        return quad + np.array([self.x, self.y], np.float32)
+
+    def to_source(self, quad: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Points in the window's pixels -> the source image's (where crops are cut)."""
+        return self.in_plane(quad) * np.array(self.scale, np.float32)
+
+
+def search_window(roi: Roi | None, plane: tuple[int, int], source: tuple[int, int]) -> Window:
+    """The window both localisers search: ``roi`` (pixel ROIs in the source's pixels; None: the
+    whole plane) on a ``plane`` (width, height) of an image of size ``source``."""
+    if roi is None:
+        return Window(0, 0, plane[0], plane[1], None, (source[0] / plane[0], source[1] / plane[1]))
+    return roi.with_frame_size(source).window(plane, source)
 
 
 def _is_rectangle(p: npt.NDArray[np.float32]) -> bool:
@@ -149,7 +207,7 @@ def _draw_mask(
     width: int,
     height: int,
 ) -> npt.NDArray[np.uint8]:
-    roi = Roi(polys, units, frame_size)
+    roi = Roi(polys, units, frame_size, fixed_box=False)
     m = np.zeros((height, width), np.uint8)
     # fillPoly with a shift keeps sub-pixel precision for small (motion-sized) masks
     shift = 4

@@ -30,7 +30,8 @@ class Observation:
     """One reading of one plate in one frame.
 
     ``payload`` is carried untouched (e.g. the crop and frame for the event): voting keeps the
-    one of the most confident observation and hands it back with the result.
+    one of the most confident observation and hands it back with the result, with its ``region``
+    (the reader's, ``PlateRead.region``: the region of the format the text fits).
     """
 
     reading: Reading
@@ -38,6 +39,7 @@ class Observation:
     payload: Any = field(default=None, repr=False, compare=False)
     score: float = 1.0  # the localiser's plate score (1.0 for fixed boxes)
     sharpness: float | None = None  # of the crop at the model's height (``view_sharpness``); None = unknown
+    region: str | None = None
 
 
 @dataclass
@@ -86,7 +88,7 @@ class Tracker:
             reading to a track wherever its box is.
     """
 
-    def __init__(self, match_iou: float = 0.3, match_similarity: float = 0.6) -> None:
+    def __init__(self, match_iou: float, match_similarity: float) -> None:
         self.match_iou = match_iou
         self.match_similarity = match_similarity
         self.tracks: list[Track] = []

@@ -36,7 +36,9 @@ class VoteResult:
     """A fused plate, ready to become a ``PlateEvent``.
 
     ``votes`` counts the readings that agree with ``text`` exactly, ``readings`` all readings of
-    the track. ``box`` and ``payload`` come from the most confident agreeing observation.
+    the track. ``box``, ``payload`` and ``region`` come from the most confident agreeing
+    observation; ``region`` is None when no reading agrees (``votes`` 0: the fused text is no
+    single reading's, so no reader said its region).
     ``reason`` is ``"votes"`` (published while in view) or ``"ended"`` (published as it left).
     """
 
@@ -50,6 +52,7 @@ class VoteResult:
     box: Box | None
     payload: Any = field(repr=False, compare=False)
     reason: str = "votes"
+    region: str | None = None
 
 
 class Voter:
@@ -74,14 +77,15 @@ class Voter:
 
     def __init__(
         self,
-        window_s: float = 3.0,
-        min_votes: int = 2,
-        min_confidence: float = 0.7,
-        repeat_after_s: float = 30.0,
+        window_s: float,
+        min_votes: int,
+        min_confidence: float,
+        repeat_after_s: float,
         match_iou: float = 0.3,
         match_similarity: float = 0.6,
         repeat_max_distance: int = 0,
-        min_seen: int = 2,
+        *,
+        min_seen: int,
     ) -> None:
         self.window_s = window_s
         self.min_votes = min_votes
@@ -217,6 +221,7 @@ class Voter:
             best.box,
             best.payload,
             "ended" if ended else "votes",
+            best.region if agreeing else None,
         )
 
     def _whole_plate_of(self, t: Track, text: str) -> str | None:

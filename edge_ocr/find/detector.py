@@ -24,8 +24,8 @@ import numpy.typing as npt
 
 from ..capture.grey import to_grey
 from ..capture.quad import bounding_box, centre_inside, extent, iou, warp_quad
-from ..capture.roi import Roi
-from .localize import Candidate
+from ..capture.roi import Roi, search_window
+from .localize import CROP_MARGIN, Candidate
 
 STRIDE = 4  # heat-map cell, input px
 PAD_TO = 16  # the network halves the input four times
@@ -86,8 +86,7 @@ class PlateDetector:
         threads: onnxruntime intra-op threads.
     """
 
-    def __init__(self, model: str | Path, work_width: int = 640, min_score: float = 0.3, max_det: int = 5,
-                 threads: int = 1) -> None:
+    def __init__(self, model: str | Path, work_width: int, min_score: float, max_det: int, threads: int = 1) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -117,7 +116,7 @@ class LearntLocalizer:
             recogniser's training crops have.
     """
 
-    def __init__(self, detector: PlateDetector, crop_margin: float = 0.08) -> None:
+    def __init__(self, detector: PlateDetector, crop_margin: float = CROP_MARGIN) -> None:
         self.detector = detector
         self.crop_margin = crop_margin
 
@@ -133,20 +132,15 @@ class LearntLocalizer:
         grey = to_grey(image)
         h, w = grey.shape
         src = full if full is not None else image
-        if roi is not None:
-            roi = roi.with_frame_size((src.shape[1], src.shape[0]))
-        ox, oy, bw, bh = roi.bbox(w, h) if roi is not None else (0, 0, w, h)
-        if bw < 16 or bh < 16:
+        win = search_window(roi, (w, h), (src.shape[1], src.shape[0]))
+        if win.w < 16 or win.h < 16:
             return []
-        found = self.detector.detect(grey[oy : oy + bh, ox : ox + bw])
-        mask = roi.mask(w, h) if roi is not None and not roi.covers_all(w, h) else None
-        f = np.array([src.shape[1] / w, src.shape[0] / h], np.float32)
+        found = self.detector.detect(win.cut(grey))
         out = []
         for d in found:
-            q = d.quad + np.array([ox, oy], np.float32)
-            if mask is not None and not centre_inside(q, mask):
+            if win.plane_mask is not None and not centre_inside(win.in_plane(d.quad), win.plane_mask):
                 continue
-            q = q * f  # the network gives the corners in order: tl, tr, br, bl
+            q = win.to_source(d.quad)  # the network gives the corners in order: tl, tr, br, bl
             top = q[1] - q[0]
             out.append(Candidate(bounding_box(q, src.shape[1], src.shape[0]), d.score,
                                  math.degrees(math.atan2(float(top[1]), float(top[0]))), q,

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_ocr.capture.grey import to_grey
-from edge_ocr.capture.roi import Roi
+from edge_ocr.capture.roi import Roi, search_window
 
 from ..capture.quad import bounding_box, centre_inside, order_quad, warp_quad
 from ..types import Box
@@ -42,6 +42,8 @@ from .platebox import PlateGeometry, plate_features, plate_score, snap_to_plate
 
 log = logging.getLogger(__name__)
 
+# the margin around a found plate's crop, as the recogniser's training crops have (both localisers)
+CROP_MARGIN = 0.08
 _MIN_CHAR_H = 7.0  # px at a pyramid level; smaller characters are not legible anyway
 _MAX_CHAR_H = 40.0
 _MAX_TILT_DEG = 25.0
@@ -90,13 +92,13 @@ class Localizer:
 
     def __init__(
         self,
-        max_candidates: int = 5,
-        min_height: int = 12,
-        min_aspect: float = 1.5,
-        max_aspect: float = 7.0,
-        min_score: float = 0.3,
-        work_width: int = 960,
-        crop_margin: float = 0.08,
+        max_candidates: int,
+        min_height: int,
+        min_aspect: float,
+        max_aspect: float,
+        min_score: float,
+        work_width: int,
+        crop_margin: float = CROP_MARGIN,
     ) -> None:
         self.max_candidates = max_candidates
         self.min_height = min_height
@@ -131,37 +133,29 @@ class Localizer:
         """
         grey = to_grey(image)
         h, w = grey.shape
-        if roi is not None:
-            # pixel ROIs are in the full frame's pixels
-            src_shape = (full if full is not None else image).shape
-            roi = roi.with_frame_size((src_shape[1], src_shape[0]))
-        ox, oy, bw, bh = roi.bbox(w, h) if roi is not None else (0, 0, w, h)
+        src = full if full is not None else image
+        win = search_window(roi, (w, h), (src.shape[1], src.shape[0]))  # pixel ROIs: in the full frame's pixels
+        bw, bh = win.w, win.h
         if bw < 8 or bh < 8:
             return []
-        sub = grey[oy : oy + bh, ox : ox + bw]
+        sub = win.cut(grey)
         scale = min(1.0, self.work_width / bw)
         small = sub
         if scale < 1.0:
             size = (max(1, round(bw * scale)), max(1, round(bh * scale)))
             small = np.asarray(cv2.resize(sub, size, interpolation=cv2.INTER_AREA), np.uint8)
-        mask = None
-        if roi is not None and not roi.covers_all(w, h):
-            mask = roi.mask(w, h)[oy : oy + bh, ox : ox + bw]
-            if scale < 1.0:
-                mask = np.asarray(cv2.resize(mask, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST))
+        mask = win.mask()
+        if mask is not None and scale < 1.0:
+            mask = np.asarray(cv2.resize(mask, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST))
 
         found = self._search(small, mask, self.min_height * scale)
         # suppression only ever removes a candidate in favour of a better one, so the ones
         # below min_score can go first
         raw = _nms([c for c in found if c.score >= self.min_score], _NMS_IOU, self.max_candidates)
 
-        src = full if full is not None else image
-        fx = src.shape[1] / w
-        fy = src.shape[0] / h
         out = []
         for p in raw:
-            q = p.quad / scale + np.array([ox, oy], np.float32)
-            q = q * np.array([fx, fy], np.float32)
+            q = win.to_source(p.quad / scale)
             out.append(
                 Candidate(
                     bounding_box(q, src.shape[1], src.shape[0]),

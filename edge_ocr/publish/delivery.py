@@ -72,8 +72,8 @@ class Delivery:
         *,
         window: int = WINDOW,
         retained_copies: Mapping[str, str] | None = None,
-        max_held: int = 1000,
-        max_refusals: int = 5,
+        max_held: int,
+        max_refusals: int,
         on_stored_late: Callable[[list[NewMessage]], None] | None = None,
     ) -> None:
         self.outbox = outbox

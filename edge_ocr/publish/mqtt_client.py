@@ -1,4 +1,4 @@
-"""The paho client, built from the ``mqtt`` config section: protocol, credentials, TLS, Last Will.
+"""The paho client, built from the broker's plain settings: protocol, credentials, TLS, Last Will.
 
 Only construction lives here; callbacks, threads and what is published belong to
 ``publish.MqttPublisher``.
@@ -12,13 +12,15 @@ the client, and the next attempt speaks 3.1.1.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
+from dataclasses import dataclass
+from pathlib import Path
 
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ..config import MqttConfig
 from .outbox import NewMessage
 
 log = logging.getLogger(__name__)
@@ -28,29 +30,72 @@ log = logging.getLogger(__name__)
 _PROTOCOL_REFUSED = (1, 0x84)
 
 
-def make_client(
-    cfg: MqttConfig, client_id: str, will: NewMessage, reconnect_min_s: float, reconnect_max_s: float
-) -> paho.Client:
+@dataclass(frozen=True)
+class Broker:
+    """Where and how to connect (``stages.broker`` makes it from the ``mqtt`` section). The
+    password is looked up again before every connection attempt (:meth:`password_now`), so
+    ``password_file`` is the file's path, read then, not its content."""
+
+    host: str
+    port: int
+    client_id: str
+    keepalive_s: int
+    reconnect_min_s: float  # back-off between connection attempts
+    reconnect_max_s: float
+    username: str | None
+    password: str | None  # written in the config itself
+    password_file: str | None
+    tls: bool
+    ca_file: str | None  # None: the system's CAs
+    cert_file: str | None  # with key_file: a client certificate (mutual TLS)
+    key_file: str | None
+    tls_insecure: bool  # skip the host name check
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def password_now(self) -> str | None:
+        """The password from (in order) the config, ``password_file``, ``$EDGE_OCR_MQTT_PASSWORD``,
+        or ``$CREDENTIALS_DIRECTORY/mqtt_password`` (systemd ``LoadCredential=``), read now.
+
+        Raises:
+            OSError: ``password_file`` cannot be read.
+        """
+        if self.password:
+            return self.password
+        if self.password_file:
+            return Path(self.password_file).read_text(encoding="utf-8").strip()
+        env = os.environ.get("EDGE_OCR_MQTT_PASSWORD")
+        if env:
+            return env
+        cred = os.environ.get("CREDENTIALS_DIRECTORY")
+        if cred and (Path(cred) / "mqtt_password").is_file():
+            return (Path(cred) / "mqtt_password").read_text(encoding="utf-8").strip()
+        return None
+
+
+def make_client(broker: Broker, will: NewMessage) -> paho.Client:
     """A paho 2.x client (MQTT 5, clean start) with auth, TLS and the Last Will set.
 
     Raises:
         OSError: ``mqtt.password_file`` or a TLS file cannot be read.
         ssl.SSLError: a TLS file is not a certificate or key.
     """
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-    if cfg.tls.enabled:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=broker.client_id, protocol=paho.MQTTv5)
+    if broker.tls:
         # Our own context rather than tls_set(): it stays reachable, so refresh_credentials can
         # load renewed certificate files into it before a reconnect.
         client.tls_set_context(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-        if cfg.tls.insecure:
+        if broker.tls_insecure:
             client.tls_insecure_set(True)
-    refresh_credentials(client, cfg)
+    refresh_credentials(client, broker)
     client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
-    client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)  # type: ignore[arg-type]
+    client.reconnect_delay_set(broker.reconnect_min_s, broker.reconnect_max_s)  # type: ignore[arg-type]
     return client
 
 
-def refresh_credentials(client: paho.Client, cfg: MqttConfig) -> None:
+def refresh_credentials(client: paho.Client, broker: Broker) -> None:
     """(Re)read the password and the TLS files into ``client``; they apply from its next connect.
 
     Called before every reconnect, so a password or certificate changed on disk is used without
@@ -60,17 +105,17 @@ def refresh_credentials(client: paho.Client, cfg: MqttConfig) -> None:
         OSError: a file cannot be read.
         ssl.SSLError: a TLS file is not a certificate or key.
     """
-    if cfg.username:
-        client.username_pw_set(cfg.username, cfg.resolved_password())
-    ctx = client._ssl_context if cfg.tls.enabled else None  # set by make_client; paho has no getter
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password_now())
+    ctx = client._ssl_context if broker.tls else None  # set by make_client; paho has no getter
     if ctx is None:
         return
-    if cfg.tls.ca_file:
-        ctx.load_verify_locations(cafile=cfg.tls.ca_file)
+    if broker.ca_file:
+        ctx.load_verify_locations(cafile=broker.ca_file)
     else:
         ctx.load_default_certs()
-    if cfg.tls.cert_file:
-        ctx.load_cert_chain(cfg.tls.cert_file, cfg.tls.key_file)
+    if broker.cert_file:
+        ctx.load_cert_chain(broker.cert_file, broker.key_file)
 
 
 def fall_back_to_311(client: paho.Client, reason: ReasonCode) -> bool:

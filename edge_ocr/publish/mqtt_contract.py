@@ -38,7 +38,7 @@ class Topics:
     ha_status: str
 
 
-def make_topics(prefix: str, device_id: str, discovery_prefix: str = "homeassistant") -> Topics:
+def make_topics(prefix: str, device_id: str, discovery_prefix: str) -> Topics:
     """Topics for ``device_id`` under ``prefix`` (``<prefix>/<device_id>/...``)."""
     base = f"{prefix}/{device_id}"
     return Topics(
@@ -186,8 +186,8 @@ def discovery_payload(
     topics: Topics,
     device_id: str,
     sw_version: str,
-    qos: int = 1,
-    include_crop: str = "off",
+    qos: int,
+    include_crop: str,
     *,
     name: str | None = None,
     configuration_url: str | None = None,

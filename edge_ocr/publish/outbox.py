@@ -123,6 +123,16 @@ class StoredMessage:
     retain: bool
 
 
+@dataclass(frozen=True)
+class OutboxSettings:
+    """The outbox's file and bounds (``stages.outbox_settings`` makes it from the ``outbox`` section)."""
+
+    path: str
+    max_events: int  # oldest dropped beyond this
+    max_age_h: float  # older dropped by prune()
+    max_held: int  # messages kept in memory while the disk refuses them (see delivery.Delivery)
+
+
 class Outbox:
     """A bounded, durable FIFO of MQTT messages in one SQLite file.
 

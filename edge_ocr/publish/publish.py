@@ -33,12 +33,12 @@ import functools
 import json
 import logging
 import queue
-import socket
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from paho.mqtt import client as paho
@@ -46,50 +46,48 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ..config import Config, HttpConfig, MqttConfig, OutboxConfig
 from ..types import PlateEvent
 from .announce import Announcer, StatsFn, to_json
 from .delivery import Delivery, packet_size
-from .mqtt_client import connect_problem, fall_back_to_311, make_client, refresh_credentials
+from .mqtt_client import Broker, connect_problem, fall_back_to_311, make_client, refresh_credentials
 from .mqtt_contract import event_payload, make_topics
-from .outbox import NewMessage, Outbox
+from .outbox import NewMessage, Outbox, OutboxSettings
 
 log = logging.getLogger(__name__)
 
 _PRUNE_INTERVAL_S = 60.0
 _PROBLEM_EVERY_S = 60.0  # a connection problem that persists is logged again this often
-_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
-def configuration_url(http: HttpConfig, override: str | None = None) -> str | None:
-    """The web page's address for Home Assistant's device page: ``override`` if given, else
-    ``http://<host>:<port>/`` when the HTTP API is on (this machine's name for a wildcard bind),
-    else None. None too for ``http.port: 0``, whose port is only known once bound."""
-    if override:
-        return override
-    if not http.enabled or http.port == 0:
-        return None
-    host = socket.gethostname() if http.host in _WILDCARD_HOSTS else http.host
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{http.port}/"
+@dataclass(frozen=True)
+class Publishing:
+    """What is published and how (``stages.publishing`` makes it from the ``mqtt`` section and
+    ``device_id``)."""
+
+    device_id: str  # part of every topic and of the Home Assistant ids
+    topic_prefix: str
+    qos: int  # of plate events
+    include_crop: str  # "off", "base64" or "raw"
+    stats_interval_s: float
+    max_refusals: int  # refusals by the broker before a message is dead-lettered
+    discovery: bool  # Home Assistant discovery on
+    discovery_prefix: str
+    device_name: str | None  # Home Assistant's device name; None: derived from device_id
+    configuration_url: str | None  # linked from Home Assistant's device page
 
 
 class MqttPublisher:
     """Publishes plate events over MQTT with an on-disk outbox. The pipeline's sink.
 
     Args:
-        mqtt: the ``mqtt`` config section (``enabled`` is the caller's business).
-        outbox: the ``outbox`` config section.
-        device_id: part of every topic and of the Home Assistant ids.
+        broker: where and how to connect.
+        outbox: the outbox's file and bounds.
+        publishing: what is published and how.
         sw_version: reported in discovery.
         stats_fn: returns the pipeline's stats (see ``mqtt_contract.STATS_SENSORS``); called
             from the worker and paho threads, so it must be thread-safe.
         on_connection_change: called with True/False from paho's thread when the broker
             connection comes up or goes down (a refused connect is not "up").
-        reconnect_min_s, reconnect_max_s: back-off between connection attempts (default
-            ``mqtt.reconnect_min_s`` and ``mqtt.reconnect_max_s``).
-        configuration_url: linked from Home Assistant's device page (see :func:`configuration_url`).
 
     Raises:
         OSError: the outbox directory, password file or a TLS file cannot be read.
@@ -97,38 +95,35 @@ class MqttPublisher:
 
     def __init__(
         self,
-        mqtt: MqttConfig,
-        outbox: OutboxConfig,
-        device_id: str,
+        broker: Broker,
+        outbox: OutboxSettings,
+        publishing: Publishing,
         sw_version: str,
         *,
         stats_fn: StatsFn | None = None,
         on_connection_change: Callable[[bool], None] | None = None,
-        reconnect_min_s: float | None = None,
-        reconnect_max_s: float | None = None,
-        configuration_url: str | None = None,
     ) -> None:
-        self._cfg = mqtt
-        self._device_id = device_id
+        self._broker = broker
+        self._opts = pub = publishing
         self._on_change = on_connection_change
-        self.topics = make_topics(mqtt.topic_prefix, device_id, mqtt.discovery.prefix)
-        self._where = f"{mqtt.host}:{mqtt.port}"
+        self.topics = make_topics(pub.topic_prefix, pub.device_id, pub.discovery_prefix)
+        self._where = broker.where
         self._outbox = Outbox(outbox.path, outbox.max_events, outbox.max_age_h)
         self._delivery = Delivery(
             self._outbox, self._send,
             retained_copies={self.topics.plate: self.topics.last_plate, self.topics.crop: self.topics.last_crop},
-            max_held=outbox.max_held, max_refusals=mqtt.max_refusals, on_stored_late=self._stored_late)
+            max_held=outbox.max_held, max_refusals=pub.max_refusals, on_stored_late=self._stored_late)
         self._announcer = Announcer(
             self.topics,
-            device_id,
+            pub.device_id,
             sw_version,
-            qos=mqtt.qos,
-            include_crop=mqtt.include_crop,
-            discovery=mqtt.discovery.enabled,
+            qos=pub.qos,
+            include_crop=pub.include_crop,
+            discovery=pub.discovery,
             stats_fn=stats_fn,
             delivery_stats=self.stats,
-            name=mqtt.discovery.device_name,
-            configuration_url=configuration_url,
+            name=pub.device_name,
+            configuration_url=pub.configuration_url,
         )
 
         self._q: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -144,27 +139,13 @@ class MqttPublisher:
         self._refused: list[tuple[int, str]] = []  # worker only: (message id, reason) to settle
         self._stop_requested = False
 
-        self._client_id = mqtt.client_id or f"edge-ocr-{device_id}"
-        self._client = make_client(
-            mqtt, self._client_id, self._announcer.will(),
-            mqtt.reconnect_min_s if reconnect_min_s is None else reconnect_min_s,
-            mqtt.reconnect_max_s if reconnect_max_s is None else reconnect_max_s)
+        self._client = make_client(broker, self._announcer.will())
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
         self._worker = threading.Thread(target=self._run, name="mqtt-outbox", daemon=True)
-
-    @classmethod
-    def from_config(
-        cls, cfg: Config, sw_version: str, *, stats_fn: StatsFn | None = None, **kwargs: Any
-    ) -> MqttPublisher:
-        """A publisher for the whole config: ``mqtt``, ``outbox``, ``device_id``, and ``http`` for
-        the device page link. ``kwargs`` go to the constructor."""
-        url = configuration_url(cfg.http, cfg.mqtt.discovery.configuration_url)
-        return cls(cfg.mqtt, cfg.outbox, cfg.device_id, sw_version, stats_fn=stats_fn, configuration_url=url,
-                   **kwargs)
 
     # ------------------------------------------------------------------ sink interface
 
@@ -178,12 +159,13 @@ class MqttPublisher:
         log.info(
             "mqtt: connecting to %s as %s (tls %s), outbox %s holds %d message(s)",
             self._where,
-            self._client_id,
-            "on" if self._cfg.tls.enabled else "off",
+            self._broker.client_id,
+            "on" if self._broker.tls else "off",
             self._outbox.path,
             self._outbox.depth,
         )
-        self._client.connect_async(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s, clean_start=True)
+        b = self._broker
+        self._client.connect_async(b.host, b.port, keepalive=b.keepalive_s, clean_start=True)
         self._client.loop_start()
 
     def publish_event(self, event: PlateEvent) -> bool:
@@ -194,10 +176,11 @@ class MqttPublisher:
         the disk refused it (it then waits in memory, is committed as soon as the disk allows and
         logged then; until that line it must not be counted as produced).
         """
-        payload = to_json(event_payload(event, self._device_id, self._cfg.include_crop, self.topics.crop))
-        msgs = [NewMessage(self.topics.plate, payload, self._cfg.qos, False)]
-        if self._cfg.include_crop == "raw" and event.crop_jpeg:
-            msgs.append(NewMessage(self.topics.crop, bytes(event.crop_jpeg), self._cfg.qos, False))
+        opts = self._opts
+        payload = to_json(event_payload(event, opts.device_id, opts.include_crop, self.topics.crop))
+        msgs = [NewMessage(self.topics.plate, payload, opts.qos, False)]
+        if opts.include_crop == "raw" and event.crop_jpeg:
+            msgs.append(NewMessage(self.topics.crop, bytes(event.crop_jpeg), opts.qos, False))
         with self._state_lock:  # stop() cannot close the outbox under this commit
             if self._stopping:
                 self._delivery.reject(len(msgs))
@@ -409,7 +392,7 @@ class MqttPublisher:
     def _refresh_credentials(self) -> None:
         # Before paho's next attempt: a password or certificate fixed on disk is used at once.
         try:
-            refresh_credentials(self._client, self._cfg)
+            refresh_credentials(self._client, self._broker)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             self._report_problem(f"cannot re-read the password or TLS files: {exc}")
 
@@ -424,7 +407,7 @@ class MqttPublisher:
     # ------------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
-        interval = self._cfg.stats_interval_s
+        interval = self._opts.stats_interval_s
         self._next_stats = time.monotonic() + interval
         self._next_prune = time.monotonic() + _PRUNE_INTERVAL_S
         syncs: list[threading.Event] = []
@@ -462,7 +445,7 @@ class MqttPublisher:
         if send_stats or now >= self._next_stats:
             if self._connected.is_set():
                 self._publish(self._announcer.stats())
-            self._next_stats = now + self._cfg.stats_interval_s
+            self._next_stats = now + self._opts.stats_interval_s
         if now >= self._next_prune:
             self._outbox.prune()
             self._next_prune = now + _PRUNE_INTERVAL_S

@@ -75,7 +75,7 @@ class PlateReader:
     """
 
     def __init__(self, recognizer: Recognizer, localizer: Localizer | LearntLocalizer, formats: FormatRules,
-                 use_patterns: bool = False, retry_below: float = 0.0) -> None:
+                 use_patterns: bool, retry_below: float) -> None:
         self.recognizer = recognizer
         self.localizer = localizer
         self.formats = formats

@@ -59,9 +59,8 @@ class Recognizer:
         ModelError: the file is missing, not an ONNX model, or lacks the metadata.
     """
 
-    def __init__(self, model_path: str | os.PathLike[str] = DEFAULT_MODEL, threads: int = 1,
-                 graph_optimization: str = "all", decoder: str = "greedy", beam_width: int = 8,
-                 batch_size: int = 8, trim: bool = True, format_margin: float = 2.0) -> None:
+    def __init__(self, model_path: str | os.PathLike[str], threads: int, graph_optimization: str, decoder: str,
+                 beam_width: int, batch_size: int, trim: bool = True, *, format_margin: float) -> None:
         self.model = ModelSession(model_path, threads, graph_optimization, batch_size, trim)
         self.info = self.model.info
         self.decoder = decoder

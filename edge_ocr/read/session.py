@@ -83,8 +83,8 @@ class ModelSession:
         ModelError: the file is missing, not an ONNX model, or lacks the metadata.
     """
 
-    def __init__(self, path: str | os.PathLike[str], threads: int = 1, graph_optimization: str = "all",
-                 batch_size: int = 8, trim: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], threads: int, graph_optimization: str, batch_size: int,
+                 trim: bool = True) -> None:
         import onnxruntime as ort  # here, not at the top: config-only paths need not pay its import
 
         path = Path(path)

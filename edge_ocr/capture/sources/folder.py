@@ -37,11 +37,11 @@ class FolderSource(FrameSource):
     def __init__(
         self,
         path: str | Path,
-        fps: float = 10.0,
-        loop: bool = False,
-        name: str = "camera",
-        reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 60.0,
+        fps: float,
+        loop: bool,
+        name: str,
+        reconnect_min_s: float,
+        reconnect_max_s: float,
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(name, reconnect_min_s, reconnect_max_s, pace_fps=fps, rng=rng)

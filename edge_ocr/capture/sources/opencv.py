@@ -28,27 +28,23 @@ class VideoCaptureSource(FrameSource):
         name, reconnect_min_s, reconnect_max_s, rng: see ``FrameSource``.
         timeout_s: open and read timeout for streams, s (a dead RTSP server must not block the
             thread for long).
-
-    Raises:
-        ValueError: unknown ``kind``.
     """
 
     def __init__(
         self,
         uri: str,
-        kind: str = "file",
-        width: int | None = None,
-        height: int | None = None,
-        fps: float | None = None,
-        loop: bool = False,
-        name: str = "camera",
-        reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 60.0,
+        kind: str,
+        width: int | None,
+        height: int | None,
+        fps: float | None,
+        loop: bool,
+        name: str,
+        reconnect_min_s: float,
+        reconnect_max_s: float,
         timeout_s: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
-        if kind not in ("usb", "rtsp", "file"):
-            raise ValueError(f"VideoCaptureSource kind must be usb, rtsp or file, got {kind!r}")
+        # plain values: ``kind`` is ``camera.type`` (usb, rtsp or file), checked by the schema
         super().__init__(name, reconnect_min_s, reconnect_max_s, pace_fps=fps if kind == "file" else None, rng=rng)
         self.kind = kind
         self.uri = uri

@@ -64,13 +64,14 @@ class Picamera2Source(FrameSource):
 
     def __init__(
         self,
-        width: int = 1280,
-        height: int = 720,
-        fps: float = 10.0,
+        width: int,
+        height: int,
+        fps: float,
         lores_size: tuple[int, int] | None = None,
-        name: str = "camera",
-        reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 60.0,
+        *,
+        name: str,
+        reconnect_min_s: float,
+        reconnect_max_s: float,
         rng: random.Random | None = None,
         factory: Callable[[], Any] | None = None,
     ) -> None:
