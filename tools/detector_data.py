@@ -14,7 +14,8 @@ Then the camera: motion blur up to 8 px, defocus, low resolution upscaled, noise
 night/IR looks and JPEG. Everything is numpy/OpenCV on grey images (a few ms a sample); the
 rendered plates come from a bank that a slow Pillow renderer refreshes a little at a time.
 
-The data is read where it lies (``../shared/data``); nothing is copied.
+The data is read where it lies (``../shared/data``, or the folder ``EDGE_OCR_DATA`` names: the
+copies ``tools/gpu_session.sh pack`` carries to a GPU machine); nothing is copied.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ import numpy as np
 
 from tools.evaluate import split_of
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("EDGE_OCR_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 MIX = {"frame": 0.28, "openimages": 0.17, "composite": 0.3, "negative": 0.25}
 MIN_PLATE_W = 8.0  # px at the canvas: narrower plates are unreadable; the loss ignores them
 # crops of these sources are the annotated box plus 8 % a side; the others are the plate itself

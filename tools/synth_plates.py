@@ -82,9 +82,14 @@ EU_CODES = ["D", "SK", "F", "I", "NL", "PL", "A", "CZ", "E", "B", "H", "SLO", "H
 
 @functools.cache
 def available_fonts() -> tuple[list[str], list[str]]:
-    """(latin fonts, CJK fonts) present on this machine. Raises if none of a kind exist."""
-    latin = [p for p in _LATIN_PATTERNS if os.path.exists(p)]
-    cjk = [p for p in _CJK_PATTERNS if os.path.exists(p)]
+    """(latin fonts, CJK fonts) present on this machine. Raises if none of a kind exist.
+
+    ``EDGE_OCR_FONT_DIR`` names a folder holding copies of these files under the same names
+    (``tools/gpu_session.sh pack``), for a machine without the Debian font packages."""
+    folder = os.environ.get("EDGE_OCR_FONT_DIR")
+    where = (lambda p: os.path.join(folder, os.path.basename(p))) if folder else (lambda p: p)
+    latin = [where(p) for p in _LATIN_PATTERNS if os.path.exists(where(p))]
+    cjk = [where(p) for p in _CJK_PATTERNS if os.path.exists(where(p))]
     if not latin:
         latin = sorted(glob.glob("/usr/share/fonts/truetype/dejavu/*.ttf"))
     if not latin:

@@ -155,8 +155,9 @@ def load_val(limit_scenes: int) -> dict:
 
 def predict(model: nn.Module, grey: np.ndarray, work_width: int, min_score: float, max_det: int = 5) -> list:
     x, scale = prepare(grey, work_width)
+    dev = next(model.parameters()).device  # a model training on a GPU is evaluated there
     with torch.no_grad():
-        y = model(torch.from_numpy(x))[0].numpy()
+        y = model(torch.from_numpy(x).to(dev))[0].cpu().numpy()
     return [(d.quad / scale, d.score) for d in decode(y, min_score, max_det)]
 
 

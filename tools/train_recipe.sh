@@ -14,6 +14,9 @@
 # A GPU machine without the fonts needs the ones tools/synth_plates.py lists copied to the same
 # paths; the rendering processes, not the GPU, set the pace (recipe 2 gave about 600 samples/s on
 # 14 cores; python -m bench.synth_speed measures both renderers per core).
+# LABELS, DEVICE (cuda), WORKERS (rendering processes, all cores but 2) and BATCH (256) change the
+# GPU run's inputs; tools/gpu_session.sh sets them to share one GPU machine with the detector's
+# training (and to try the run on a CPU with a small batch, which needs fewer samples to start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-cpu}
@@ -26,9 +29,9 @@ RECIPE=2
 mkdir -p "$OUT"
 if [ "$MODE" = gpu ]; then
   RECIPE=3
-  python -m tools.train --stream-workers "$(( $(nproc) - 2 ))" --real-workers 2 --recipe $RECIPE --real "$L" \
+  python -m tools.train --stream-workers "${WORKERS:-$(( $(nproc) - 2 ))}" --real-workers 2 --recipe $RECIPE --real "$L" \
     --real-fraction 0.3 --init-onnx models/plate_crnn_fp32.onnx --out "$OUT" --minutes "${MINUTES:-8}" \
-    --batch 256 --lr 8e-4 --var-width 0.4 --buffer 300000 --threads 4 --seed 11 --device cuda
+    --batch "${BATCH:-256}" --lr 8e-4 --var-width 0.4 --buffer 300000 --threads 4 --seed 11 --device "${DEVICE:-cuda}"
   python -m tools.average_weights models/plate_crnn_fp32.onnx "$OUT/last.pt" "$OUT/soup.pt"
   CKPT=soup.pt
 else
