@@ -91,22 +91,26 @@ def _components(binary: npt.NDArray[np.uint8]) -> npt.NDArray[np.int32]:
 def _lines(boxes: npt.NDArray[np.int32], max_lines: int = 4) -> list[npt.NDArray[np.int32]]:
     """Group boxes into text lines. Two boxes are on one line when their centres are within 40 %
     of the taller one's height and their heights within 1.5x; a line is the box with the most
-    such neighbours (ties: the taller) and those neighbours, taken out in turn."""
+    such neighbours (ties: the taller, then the first) and those neighbours, taken out in turn."""
     cy2 = 2 * boxes[:, 1] + boxes[:, 3]  # twice the centre: integers
     h = boxes[:, 3]
     hmax = np.maximum(h[:, None], h[None, :])
     same = ((np.abs(cy2[:, None] - cy2[None, :]) * 5 <= 4 * hmax)
             & (2 * h[:, None] <= 3 * h[None, :]) & (2 * h[None, :] <= 3 * h[:, None]))
-    left = np.ones(len(boxes), bool)
+    # each box's neighbours as a bit set (bit j: box j): the grouping is then a few integer
+    # operations per box instead of a dozen numpy calls per line on arrays of a dozen boxes
+    n = len(boxes)
+    near = [int.from_bytes(r.tobytes(), "little") for r in np.packbits(same, axis=1, bitorder="little")]
+    heights = h.tolist()
+    left = (1 << n) - 1
     lines = []
     for _ in range(max_lines):
-        if left.sum() == 0:
+        if not left:
             break
-        sub = same & left[None, :]
-        support = np.where(left, sub.sum(1) * 1024 + h, -1)
-        i = int(np.argmax(support))
-        members = sub[i]
-        lines.append(boxes[members])
+        _support, neg_i = max(((near[k] & left).bit_count() * 1024 + heights[k], -k)
+                              for k in range(n) if left >> k & 1)
+        members = near[-neg_i] & left
+        lines.append(boxes[[k for k in range(n) if members >> k & 1]])
         left &= ~members
     return lines
 
