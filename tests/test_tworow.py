@@ -8,6 +8,7 @@ import pytest
 
 from edge_ocr.capture.grey import to_grey
 from edge_ocr.config import RecognizerConfig
+from edge_ocr.read import tworow
 from edge_ocr.read.preprocess import PreprocessSpec, model_pixels, recut_variants
 from edge_ocr.read.tworow import find_rows, join_rows, to_one_line
 from edge_ocr.stages import load_recognizer
@@ -120,3 +121,52 @@ def test_two_rows_touching_the_plate_border_are_found() -> None:
 def test_one_character_top_row_is_found_but_a_wide_blob_is_no_row() -> None:
     assert find_rows(_drawn(["W", "518B"], border=0)) is not None
     assert find_rows(_drawn(["5RIN962"], border=0, wide_top=True)) is None
+
+
+def _looks(g: np.ndarray) -> list[tuple[np.ndarray, bool]]:
+    """The four binary looks ``find_rows`` analyses, for any grey crop: both polarities of one
+    Otsu threshold at the working height, plain and with the border's runs taken out."""
+    small = cv2.resize(g, (max(16, round(g.shape[1] * 36 / g.shape[0])), 36), interpolation=cv2.INTER_AREA)
+    dark = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
+    return [(tworow._clean(b, strict), strict) for b in (dark, 1 - dark) for strict in (False, True)]
+
+
+def test_the_shortcut_says_no_rows_only_where_the_full_analysis_finds_none() -> None:
+    # _cannot_pair skips the line grouping; it must never decide a look the full analysis
+    # (_rows) would find two rows in, and it must decide many one-row looks (else it is no shortcut)
+    decided = {False: 0, True: 0}
+    crops = [flat_plate(region, two_row, seed) for region in ("us", "eu", "br", "cn")
+             for two_row in (False, True) for seed in range(6)]
+    crops += [to_grey(synth_mix.sample(3, seed, region)[0]) for region in ("us", "eu") for seed in range(6)]
+    found = 0
+    for g in crops:
+        for binary, strict in _looks(g):
+            boxes = tworow._components(binary)
+            if len(boxes) < 3:
+                continue
+            full = tworow._rows(binary, boxes, strict)
+            found += full is not None
+            if tworow._cannot_pair(boxes, binary.shape[0], strict):
+                assert full is None
+                decided[strict] += 1
+    assert found >= 20 and decided[False] >= 10 and decided[True] >= 10, (found, decided)
+
+
+def test_the_shortcut_holds_for_any_boxes() -> None:
+    # random blob sets, most of them no plate: wherever the shortcut decides, the full analysis agrees
+    rng = np.random.default_rng(7)
+    binary = np.zeros((36, 72), np.uint8)
+    binary[::3] = 1  # any ink: only the cut between the rows reads it
+    decided = found = 0
+    for _ in range(3000):
+        n = int(rng.integers(3, 12))
+        h = rng.integers(5, 23, n)
+        boxes = np.stack([rng.integers(0, 60, n), rng.integers(0, 36 - h + 1), rng.integers(2, 14, n), h], 1)
+        boxes = boxes.astype(np.int32)
+        for strict in (False, True):
+            full = tworow._rows(binary, boxes, strict)
+            found += full is not None
+            if tworow._cannot_pair(boxes, 36, strict):
+                decided += 1
+                assert full is None, (boxes.tolist(), strict)
+    assert decided >= 500 and found >= 50, (decided, found)

@@ -8,7 +8,7 @@
 #   2. builds an arm64 Debian bookworm root with debootstrap (cached: ${ARM64_ROOT});
 #   3. inside it: apt python3, python3-venv, python3-pip (+ fonts for the test helpers), a venv at
 #      /opt/venv with the [project] dependencies of pyproject.toml from aarch64 wheels on PyPI, plus
-#      pytest, pillow and hypothesis (from the dev extra). By default every package is pinned to
+#      pytest, pillow, hypothesis, onnx and jinja2 (from the dev extra). By default every package is pinned to
 #      the version installed on the host, so a difference means architecture, not a different release
 #      (ARM64_PIN_HOST=0 installs the newest versions allowed by pyproject.toml instead);
 #   4. copies the working tree (git ls-files: tracked + untracked, not ignored) to /src in the root;
@@ -201,15 +201,16 @@ info "$(in_root python3 --version) in the root, $(in_root uname -m) via qemu"
 
 # ----------------------------------------------------------------------------------------------
 step "python venv $VENV in the root (aarch64 wheels from PyPI)"
-# [project] dependencies from pyproject.toml, plus pytest, pillow, hypothesis and onnx (tests rewrite
-# model metadata) from the dev extra; pinned to
+# [project] dependencies from pyproject.toml, plus pytest, pillow, hypothesis, onnx (tests rewrite
+# model metadata) and jinja2 (tests/conftest.py imports tests/helpers.py, which renders Home
+# Assistant templates with it) from the dev extra; pinned to
 # the host's versions when ARM64_PIN_HOST=1 and the host version satisfies the range.
 REQS=$(PIN_HOST=$PIN_HOST python3 - "$REPO/pyproject.toml" <<'EOF'
 import importlib.metadata as md, os, re, sys, tomllib
 proj = tomllib.load(open(sys.argv[1], "rb"))["project"]
 reqs = list(proj["dependencies"])
 dev = proj.get("optional-dependencies", {}).get("dev", [])
-for want in ("pytest", "pillow", "hypothesis", "onnx"):
+for want in ("pytest", "pillow", "hypothesis", "onnx", "jinja2"):
     reqs += [r for r in dev if re.match(rf"{want}\b", r, re.I)] or [want]
 try:
     from packaging.requirements import Requirement

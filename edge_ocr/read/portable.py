@@ -31,19 +31,33 @@ def clahe(img: npt.NDArray[np.uint8], clip: float, tiles: int) -> npt.NDArray[np
     scale = np.float32(255.0 / area)
     # all tiles' histograms in one bincount of tile index * 256 + grey level; the pixels come
     # through g.src, which also does OpenCV's reflect-101 padding of a side that does not fit
-    hist = np.bincount(g.tid + flat.take(g.src), minlength=tiles * tiles * 256).reshape(tiles * tiles, 256)
+    # (None where both sides fit: the pixels in their own order)
+    hist = np.bincount(g.tid + (flat if g.src is None else flat.take(g.src)),
+                       minlength=tiles * tiles * 256).reshape(tiles * tiles, 256)
     if limit > 0:
         excess = np.maximum(hist - limit, 0).sum(1)
         hist = np.minimum(hist, limit) + (excess // 256)[:, None]
         rest = excess % 256
         if rest.any():  # the remainder: one more at every step-th level from 0, as OpenCV spreads it
             hist += _SPREAD[rest]
-    luts = np.clip(np.rint(np.cumsum(hist, 1).astype(np.float32) * scale), 0, 255).astype(np.float32).ravel()
-    l11, l12, l21, l22 = (luts.take(base + flat).reshape(h, w) for base in g.corners)
-    top = l11 * g.xa1 + l12 * g.xa
-    bottom = l21 * g.xa1 + l22 * g.xa
-    res = top * g.ya1 + bottom * g.ya
-    return np.clip(np.rint(res), 0, 255).astype(np.uint8)
+    # in place from here: the same float32 operations without a new array for each (the call
+    # runs just after the network, which has pushed numpy's working memory out of the caches);
+    # nothing here is negative, so only the upper clip can bite
+    luts = np.cumsum(hist, 1).astype(np.float32)
+    luts *= scale
+    luts = np.minimum(np.rint(luts, out=luts), 255, out=luts).ravel()
+    pix = flat.astype(np.intp)
+    l11, l12, l21, l22 = (luts.take(base + pix).reshape(h, w) for base in g.corners)
+    l11 *= g.xa1
+    l12 *= g.xa
+    l11 += l12  # the top row of tiles' mix
+    l21 *= g.xa1
+    l22 *= g.xa
+    l21 += l22  # the bottom row's
+    l11 *= g.ya1
+    l21 *= g.ya
+    l11 += l21
+    return np.minimum(np.rint(l11, out=l11), 255, out=l11).astype(np.uint8)
 
 
 def _spread_table() -> npt.NDArray[np.int64]:
@@ -61,7 +75,7 @@ _SPREAD = _spread_table()
 class _Geometry(NamedTuple):
     th: int
     tw: int
-    src: np.ndarray  # flat source pixel of each pixel of the (padded) tiled area
+    src: np.ndarray | None  # flat source pixel of each pixel of the (padded) tiled area; None: itself
     tid: np.ndarray  # its tile index * 256
     corners: tuple[np.ndarray, ...]  # flat LUT offset (tile * 256) of the 4 neighbour tiles, per pixel
     ya: np.ndarray
@@ -89,7 +103,7 @@ def _clahe_geometry(h: int, w: int, tiles: int) -> _Geometry:
     x1, y1 = np.maximum(x1, 0), np.maximum(y1, 0)
     corners = tuple(((yy[:, None] * tiles + xx[None, :]) * 256).ravel()
                     for yy, xx in ((y1, x1), (y1, x2), (y2, x1), (y2, x2)))
-    return _Geometry(th, tw, src, tid, corners, ya[:, None], (np.float32(1) - ya)[:, None], xa, np.float32(1) - xa)
+    return _Geometry(th, tw, src if padded else None, tid, corners, ya[:, None], (np.float32(1) - ya)[:, None], xa, np.float32(1) - xa)
 
 
 def _area_terms(ssize: int, dsize: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,18 +148,19 @@ def area_resize(img: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDAr
 
 def _sum_rounds(src: npt.NDArray[np.float32], rounds, dsize: int) -> npt.NDArray[np.float32]:
     """Rows of the result: row d is the sum of ``src[s] * a`` over d's terms, added round after
-    round in OpenCV's order (round k adds every destination's k-th term). A round that holds
-    every destination adds in place; 0 + x is x exactly, so the first round is a plain product."""
-    out = np.zeros((dsize, src.shape[1]), np.float32)
-    for k, (s_idx, d_idx, a) in enumerate(rounds):
-        term = src[s_idx] * a[:, None]
+    round in OpenCV's order (round k adds every destination's k-th term). The first round holds
+    every destination (each has a term) and 0 + x is x exactly, so it is the start; the products
+    and sums are made in place in the gathered rows (fewer arrays, the same float32 operations)."""
+    (s_first, _all, a_first), *later = rounds
+    out = src[s_first]
+    out *= a_first[:, None]
+    for s_idx, d_idx, a in later:
+        term = src[s_idx]
+        term *= a[:, None]
         if len(d_idx) == dsize:
-            if k == 0:
-                out = term
-            else:
-                out += term
+            out += term
         else:
-            out[d_idx] = out[d_idx] + term
+            out[d_idx] += term  # the destinations of a round are distinct: one add each
     return out
 
 
