@@ -140,7 +140,6 @@ _STICKER_YEAR = re.compile(r"(19|20)[0-9]{2}")
 
 _PAIRS = (("O", "0"), ("I", "1"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6"))
 CONFUSIONS: dict[str, str] = {**dict(_PAIRS), **{b: a for a, b in _PAIRS}}
-
 """Look-alike letter/digit pairs, both ways: ``CONFUSIONS["O"] == "0"``."""
 
 
