@@ -64,3 +64,26 @@ def test_the_search_window_is_worked_out_once_per_size_and_maps_back_to_the_sour
     for i in range(20):  # stills of ever new sizes: the ROI keeps a few windows, not one per size
         HALF.window((100 + i, 100), (200 + 2 * i, 200))
     assert len(HALF._windows) <= 8
+
+
+def test_the_windows_a_roi_keeps_hold_masks_within_the_budget() -> None:
+    # a relative ROI serves every still size; each window holds its mask even after the mask
+    # cache has dropped it, so the windows need their own bound
+    ring = Roi([[(0.1, 0.1), (0.9, 0.1), (0.5, 0.9)]], "relative", fixed_box=False)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(8):  # 9 MB masks: 72 MB if the ROI kept all eight windows
+        win = ring.window((3000 + i, 3000), (3000 + i, 3000))
+        assert win.plane_mask is not None and win.plane_mask.shape == (3000, 3000 + i)
+    del win
+    big = ring.window((5000, 5000), (5000, 5000))  # 25 MB: used once, not kept
+    assert big.plane_mask is not None and big is not ring.window((5000, 5000), (5000, 5000))
+    del big
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    held = sum(w.plane_mask.nbytes for w in ring._windows.values() if w.plane_mask is not None)
+    assert held <= roi.MASK_CACHE_BYTES
+    # at most the mask cache and the windows' own budget (they share most arrays)
+    assert grown <= 2 * roi.MASK_CACHE_BYTES + 1_000_000, f"{grown:,} bytes kept"
+    camera = ring.window((640, 360), (1280, 720))
+    assert ring.window((640, 360), (1280, 720)) is camera  # the camera's own size is still worked out once

@@ -106,9 +106,14 @@ class Roi:
             w, h = plane
             mask = None if self.covers_all(w, h) else self.mask(w, h)
             win = Window(*self.bbox(w, h), mask, (source[0] / w, source[1] / h))
-            if len(self._windows) >= 8:  # stills of ever new sizes must not pile up
+            # stills of ever new sizes must not pile up: a few windows, their masks within the
+            # mask cache's budget (a window holds its mask even after that cache let it go)
+            size = 0 if mask is None else mask.nbytes
+            held = sum(x.plane_mask.nbytes for x in self._windows.values() if x.plane_mask is not None)
+            if len(self._windows) >= 8 or held + size > MASK_CACHE_BYTES:
                 self._windows.clear()
-            self._windows[key] = win
+            if size <= MASK_CACHE_BYTES:
+                self._windows[key] = win
         return win
 
     def boxes(self, width: int, height: int) -> list[Box]:
