@@ -148,3 +148,44 @@ def test_evaluate_counts_exact_plates_errors_and_confusions(tmp_path: Path) -> N
     assert res["confusions"] == [[f"{wrong}→{got[1]}", 1]]
     assert [(f["file"], f["read"]) for f in res["failures"]] == [("p0.png", got)]
     assert set(res["latency_ms_p50_by_region"]) == {"us", "eu", "cn"}
+
+
+@pytest.mark.needs_torch
+def test_a_grown_network_starts_as_the_one_it_grew_from_and_its_new_parts_learn(tmp_path: Path) -> None:
+    import torch
+
+    from tools.crnn import CRNN, count_macs
+    from tools.export_onnx import export, metadata, verify
+    from tools.grow import grow
+
+    torch.manual_seed(3)
+    old = CRNN()
+    for m in old.modules():  # batch-norms that are not identities, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    old.eval()
+    new = grow(old, [24, 72, 96, 144, 192], hidden=160, layers=2, seed=1).eval()
+    assert new.arch == {"hidden": 160, "widths": [24, 72, 96, 144, 192], "layers": 2}
+    x = torch.randn(3, 1, 32, 96)
+    with torch.no_grad():
+        assert torch.allclose(old(x), new(x), atol=1e-4)
+    # a copied channel's outgoing weights are split unevenly, so copy and original can drift apart
+    w = new.cnn[4].weight  # second conv: input channels 16.. copy some of the first 16
+    src = [c for c in range(16) if any(torch.allclose(new.cnn[0].weight[c], new.cnn[0].weight[j]) for j in range(16, 24))]
+    assert src and not torch.allclose(w[:48, src[0]], old.cnn[4].weight[:, src[0]])
+    # every new part gets a gradient from the first step on
+    new.train()
+    new(x).logsumexp(-1).sum().backward()
+    assert float(new.mix[0].weight.grad.abs().sum()) > 0
+    assert float(new.fc.weight.grad[:, 96:160].abs().sum()) > 0
+    with pytest.raises(ValueError, match="can only grow"):
+        grow(old, [8, 48, 64, 96, 128], hidden=96, layers=1)
+    assert count_macs(**new.arch) > 2 * count_macs()
+
+    path = tmp_path / "grown.onnx"
+    export(new, path, metadata("grown", "0.0.3", "test", "x", arch=new.arch))
+    assert verify(new, path) < 1e-3
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert "BiLSTM 160 x 2" in meta["edge_ocr.architecture"]

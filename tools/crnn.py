@@ -22,20 +22,36 @@ def _block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
+BASE_WIDTHS = (16, 48, 64, 96, 128)
+
+
 class CRNN(nn.Module):
-    def __init__(self, num_classes: int = len(CHARSET) + 1, height: int = 32, hidden: int = 96) -> None:
+    """``widths``: the five convolutions' channels; ``hidden``: the projection and each LSTM
+    direction; ``layers``: BiLSTM layers. A layer after the first is residual (its output goes
+    through ``mix`` and is added to its input), so a grown network can start as the one it grew
+    from (``tools/grow.py``). The defaults are the shipped model; their state-dict keys do not change."""
+
+    def __init__(self, num_classes: int = len(CHARSET) + 1, height: int = 32, hidden: int = 96,
+                 widths: tuple[int, ...] = BASE_WIDTHS, layers: int = 1) -> None:
         super().__init__()
         if height != 32:
             raise ValueError("this CRNN is built for height 32")
+        if len(widths) != 5 or layers < 1:
+            raise ValueError(f"need 5 convolution widths and at least one LSTM layer, not {widths}, {layers}")
+        w = [int(c) for c in widths]
+        self.arch = {"hidden": int(hidden), "widths": w, "layers": int(layers)}
         self.cnn = nn.Sequential(
-            *_block(1, 16), nn.MaxPool2d(2, 2),  # 16 x W/2
-            *_block(16, 48), nn.MaxPool2d((2, 1)),  # 8 x W/2
-            *_block(48, 64), nn.MaxPool2d((2, 1)),  # 4 x W/2
-            *_block(64, 96), nn.MaxPool2d((2, 1)),  # 2 x W/2
-            *_block(96, 128),
+            *_block(1, w[0]), nn.MaxPool2d(2, 2),  # 16 x W/2
+            *_block(w[0], w[1]), nn.MaxPool2d((2, 1)),  # 8 x W/2
+            *_block(w[1], w[2]), nn.MaxPool2d((2, 1)),  # 4 x W/2
+            *_block(w[2], w[3]), nn.MaxPool2d((2, 1)),  # 2 x W/2
+            *_block(w[3], w[4]),
         )
-        self.proj = nn.Linear(128 * 2, hidden)
+        self.proj = nn.Linear(w[4] * 2, hidden)
         self.rnn = nn.LSTM(hidden, hidden, batch_first=True, bidirectional=True)
+        self.extra = nn.ModuleList(nn.LSTM(2 * hidden, hidden, batch_first=True, bidirectional=True)
+                                   for _ in range(layers - 1))
+        self.mix = nn.ModuleList(nn.Linear(2 * hidden, 2 * hidden) for _ in range(layers - 1))
         self.drop = nn.Dropout(0.1)
         self.fc = nn.Linear(2 * hidden, num_classes)
 
@@ -45,15 +61,35 @@ class CRNN(nn.Module):
         f = f.permute(0, 3, 1, 2).reshape(n, t, c * h)
         f = torch.relu(self.proj(f))
         f, _ = self.rnn(f)
+        for rnn, mix in zip(self.extra, self.mix, strict=True):
+            g, _ = rnn(f)
+            f = f + mix(g)
         return self.fc(self.drop(f))  # N, T, classes
 
 
-def count_macs(width: int = 160, hidden: int = 96, num_classes: int = len(CHARSET) + 1) -> int:
+def from_checkpoint(ck: dict) -> CRNN:
+    """The network a train.py checkpoint holds (its architecture, if it names one), weights loaded."""
+    model = CRNN(num_classes=len(ck.get("charset", CHARSET)) + 1, **ck.get("arch", {}))
+    model.load_state_dict(ck["model"])
+    return model
+
+
+def describe(arch: dict | None = None) -> str:
+    a = {"hidden": 96, "widths": list(BASE_WIDTHS), "layers": 1, **(arch or {})}
+    rnn = f"BiLSTM {a['hidden']}" + (f" x {a['layers']} (residual)" if a["layers"] > 1 else "")
+    return (f"CRNN: 5x(conv3x3+BN+ReLU) {'-'.join(map(str, a['widths']))} stride (16,2) -> "
+            f"linear {a['hidden']} -> {rnn} -> linear; CTC")
+
+
+def count_macs(width: int = 160, hidden: int = 96, num_classes: int = len(CHARSET) + 1,
+               widths: tuple[int, ...] = BASE_WIDTHS, layers: int = 1) -> int:
     """Multiply-adds for one crop (convolutions, projections, LSTM)."""
     t = width // 2
-    convs = [(1, 16, 32, width), (16, 48, 16, t), (48, 64, 8, t), (64, 96, 4, t), (96, 128, 2, t)]
-    macs = sum(9 * ci * co * h * w for ci, co, h, w in convs)
-    macs += t * 256 * hidden  # proj
+    w = [1, *widths]
+    sizes = [(32, width), (16, t), (8, t), (4, t), (2, t)]
+    macs = sum(9 * w[k] * w[k + 1] * h * x for k, (h, x) in enumerate(sizes))
+    macs += t * 2 * w[5] * hidden  # proj
     macs += 2 * t * 4 * hidden * (hidden + hidden)  # two directions, input and recurrent
+    macs += (layers - 1) * (2 * t * 4 * hidden * (2 * hidden + hidden) + t * (2 * hidden) ** 2)
     macs += t * 2 * hidden * num_classes
     return macs

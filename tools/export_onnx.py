@@ -21,12 +21,13 @@ import onnx
 import torch
 
 from edge_ocr.read.preprocess import PreprocessSpec
-from tools.crnn import CHARSET, CRNN, count_macs
+from tools.crnn import CHARSET, CRNN, count_macs, describe, from_checkpoint
 
 SPEC = PreprocessSpec()
 
 
-def metadata(name: str, version: str, training: str, charset: str, extra: dict | None = None) -> dict[str, str]:
+def metadata(name: str, version: str, training: str, charset: str, extra: dict | None = None,
+             arch: dict | None = None) -> dict[str, str]:
     meta = {
         "charset": charset,
         "blank_index": "0",
@@ -42,8 +43,8 @@ def metadata(name: str, version: str, training: str, charset: str, extra: dict |
         "version": version,
         "training_data": training,
         "label_normalisation": "uppercase; separators dropped; US plates write letter O as digit 0",
-        "architecture": "CRNN: 5x(conv3x3+BN+ReLU) stride (16,2) -> linear 96 -> BiLSTM 96 -> linear; CTC",
-        "macs": str(count_macs()),
+        "architecture": describe(arch),
+        "macs": str(count_macs(**(arch or {}))),
         # the graph accepts any width that is a multiple of 8 up to input_width: the runtime
         # cuts the padding off a narrow crop instead of computing over it
         "dynamic_width": "8",
@@ -108,12 +109,11 @@ def main() -> None:
 
     ck = torch.load(args.checkpoint, map_location="cpu")
     charset = ck.get("charset", CHARSET)
-    model = CRNN(num_classes=len(charset) + 1)
-    model.load_state_dict(ck["model"])
+    model = from_checkpoint(ck)
     model.eval()
     training = args.training or f"train.py step {ck.get('step')}; " + json.dumps(ck.get("args", {}))[:500]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    export(model, args.out, metadata(args.name, args.version, training, charset), args.opset)
+    export(model, args.out, metadata(args.name, args.version, training, charset, arch=ck.get("arch")), args.opset)
     diff = verify(model, args.out)
     size = args.out.stat().st_size
     print(f"exported {args.out} ({size / 1e6:.2f} MB, opset {args.opset}); max |torch - onnxruntime| = {diff:.2e}")

@@ -30,7 +30,7 @@ from torch import nn
 
 from edge_ocr.read.preprocess import PreprocessSpec
 from tools import qat
-from tools.crnn import CHARSET, CRNN
+from tools.crnn import CHARSET, CRNN, from_checkpoint
 from tools.evaluate import normalise, row_split
 from tools.synth_plates import pack_samples
 
@@ -326,15 +326,15 @@ def main() -> None:
     opt_state = None
     step = 0
     done_s = 0.0  # training time of earlier sittings: a resumed --minutes run keeps its schedule
-    if args.init:
-        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+    if args.init:  # its architecture too: a grown network (tools/grow.py) starts here
+        model = from_checkpoint(torch.load(args.init, map_location="cpu"))
     if args.init_onnx:
         load_onnx_weights(model, args.init_onnx)
         args.freeze_bn = True
     last = args.out / "last.pt"
     if args.resume and last.exists():
         ck = torch.load(last, map_location="cpu")
-        model.load_state_dict(ck["model"])
+        model = from_checkpoint(ck)
         opt_state = ck["opt"]
         step = ck["step"]
         done_s = float(ck.get("elapsed_s", 0.0))
@@ -356,6 +356,7 @@ def main() -> None:
             if not stream.alive() or time.time() - waited > 300:
                 sys.exit("the synthetic data workers died or produced nothing in 5 minutes (fonts installed?)")
     n_params = sum(p.numel() for p in model.parameters())
+    model_arch = dict(getattr(model, "arch", {}))
     say(f"start: params={n_params} shards={len(pool) if pool else 0} stream_workers={args.stream_workers} "
         f"real_train={len(real_train)} real_val={len(real_val)} steps={args.steps} minutes={args.minutes} "
         f"batch={args.batch} device={dev} threads={torch.get_num_threads()}")
@@ -372,7 +373,7 @@ def main() -> None:
     def save(path: Path) -> dict:
         weights = qat.clean_state_dict(model) if args.qat else {k: v.cpu() for k, v in model.state_dict().items()}
         ck = {"model": weights, "opt": opt.state_dict(), "step": step, "elapsed_s": time.time() - t0,
-              "charset": CHARSET, "args": {k: str(v) for k, v in vars(args).items()}}
+              "charset": CHARSET, "arch": model_arch, "args": {k: str(v) for k, v in vars(args).items()}}
         torch.save(ck, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
         return ck
