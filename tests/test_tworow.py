@@ -170,3 +170,51 @@ def test_the_shortcut_holds_for_any_boxes() -> None:
                 decided += 1
                 assert full is None, (boxes.tolist(), strict)
     assert decided >= 500 and found >= 50, (decided, found)
+
+
+def _tight_two_row(top: str, bottom: str) -> np.ndarray:
+    """A two-row plate cut tight, its strokes thickened so characters touch each other: no
+    character-like blobs for ``find_rows``. Drawn with OpenCV's own font (no font files)."""
+    from tools.make_demo_video import clean_plate
+
+    rows = [cv2.resize(clean_plate(t, "eu", 40, seed=s)[2:-2, 25:], (40, 25), interpolation=cv2.INTER_AREA)
+            for t, s in ((top, 1), (bottom, 2))]
+    return cv2.erode(np.vstack(rows), np.ones((1, 2), np.uint8))
+
+
+def test_the_valley_cut_splits_a_two_row_shape_in_its_middle_and_nothing_else() -> None:
+    crop = to_grey(_tight_two_row("KA45", "BX12"))
+    y0, y1, y2, y3 = tworow.valley_rows(crop)
+    assert (y0, y3) == (0, 50) and y1 == y2 and 22 <= y1 <= 28  # the rows meet at 25
+    assert tworow.valley_rows(np.full((40, 200), 128, np.uint8)) is None  # a one-row plate's shape
+    assert tworow.valley_rows(np.full((10, 15), 128, np.uint8)) is None  # too small to tell
+
+
+def test_a_tight_two_row_crop_is_read_as_two_rows_when_that_reading_is_sure() -> None:
+    from edge_ocr.config import Config, override
+    from edge_ocr.stages import Stages
+
+    reader = Stages.from_config(override(Config(), "test", formats={"regions": ["eu"]},
+                                         recognizer={"threads": 1, "retry_below": 0})).reader
+    crop = _tight_two_row("KA45", "BX12")
+    assert find_rows(to_grey(crop)) is None  # the blob analysis sees no rows here
+    alone = reader.recognizer.recognize([crop], None, 0.0, allowed=reader.allowed)[0]
+    assert alone.text != "KA45BX12" and alone.confidence < 0.7  # read as one line: unsure garble
+    got = reader.read_crops([crop])[0]
+    assert got.text == "KA45BX12" and got.format_ok and got.confidence >= 0.9
+
+
+@pytest.mark.parametrize(("text", "blur"), [("5SAM123", 7), ("8KQ2291", 7)])
+def test_an_unsure_one_row_crop_of_that_shape_keeps_its_reading(text: str, blur: int) -> None:
+    # a 2:1 US plate is in the two-row aspect range: its middle cut reads as nothing sure
+    from edge_ocr.config import Config, override
+    from edge_ocr.stages import Stages
+    from tools.make_demo_video import clean_plate
+
+    reader = Stages.from_config(override(Config(), "test", formats={"regions": ["us", "eu", "br"]},
+                                         recognizer={"threads": 1, "retry_below": 0})).reader
+    crop = cv2.blur(cv2.resize(clean_plate(text, "us", 40, seed=3), (80, 40), interpolation=cv2.INTER_AREA), (blur, 1))
+    alone = reader.recognizer.recognize([crop], None, 0.0, allowed=reader.allowed)[0]
+    assert alone.confidence < 0.7 and tworow.valley_rows(to_grey(crop)) is not None  # so the split is tried
+    got = reader.read_crops([crop])[0]
+    assert got.reading.confidence == alone.confidence and got.reading.char_confidences == alone.char_confidences

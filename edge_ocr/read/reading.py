@@ -28,10 +28,20 @@ from ..find.localize import Candidate, Localizer, fixed_candidates
 from ..types import Box, Reading
 from .formats import FormatRules
 from .recognizer import Recognizer
+from .tworow import find_rows, join_rows, valley_rows
 
 log = logging.getLogger(__name__)
 
 Where = Literal["find", "fixed", "crop"]
+
+# A crop shaped like a two-row plate whose rows ``tworow.find_rows`` could not tell apart (a
+# tight crop: characters touching the border or each other) reads as its bottom row, unsure.
+# Such a crop read below SPLIT_BELOW is read again cut at its emptiest middle row, and that
+# reading replaces the first only when it is at least SPLIT_SURE and fits an accepted format.
+# Chosen on the dev crops' train split: 4 of its 6 such two-row crops fixed, none of its 586
+# one-row crops of that shape (2:1 US, tight BR) changed.
+SPLIT_BELOW = 0.7
+SPLIT_SURE = 0.9
 Verdict = Literal["accept", "unsure", "no format"]
 
 
@@ -139,7 +149,8 @@ class PlateReader:
         between regions sharing a layout."""
         if not crops:
             return []
-        readings = self.recognizer.recognize(crops, self.patterns, self.retry_below, allowed=self.allowed)
+        readings = self._split_unsure(crops, self.recognizer.recognize(crops, self.patterns, self.retry_below,
+                                                                        allowed=self.allowed))
         out = []
         for i, (crop, r) in enumerate(zip(crops, readings)):
             box = boxes[i] if boxes is not None else (0, 0, int(crop.shape[1]), int(crop.shape[0]))
@@ -148,6 +159,28 @@ class PlateReader:
                 r = Reading(fixed, r.confidence, r.char_confidences)
             region = self.formats.region_of(r.text, plate_aspect(crop, box)) if fixed is not None else None
             out.append(PlateRead(box, r, fixed is not None, region, 1.0, crop))
+        return out
+
+
+    def _split_unsure(self, crops: Sequence[npt.NDArray], readings: list[Reading]) -> list[Reading]:
+        """``readings`` with unsure two-row-shaped crops read again as two rows (SPLIT_BELOW)."""
+        idx, joined = [], []
+        for i, (crop, r) in enumerate(zip(crops, readings, strict=True)):
+            if r.confidence >= SPLIT_BELOW:
+                continue
+            grey = to_grey(crop)
+            rows = valley_rows(grey)
+            if rows is not None and find_rows(grey) is None:  # find_rows' rows were read already
+                idx.append(i)
+                joined.append(join_rows(grey, rows))
+        if not idx:
+            return readings
+        out = list(readings)
+        for i, s in zip(idx, self.recognizer.recognize(joined, self.patterns, 0.0, allowed=self.allowed), strict=True):
+            if (s.text and s.confidence >= SPLIT_SURE and s.confidence > out[i].confidence
+                    and self.formats.normalize(s.text, s.char_confidences) is not None):
+                log.debug("two-row split: %r %.3f -> %r %.3f", out[i].text, out[i].confidence, s.text, s.confidence)
+                out[i] = s
         return out
 
 

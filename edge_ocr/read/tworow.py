@@ -249,6 +249,26 @@ def find_rows(grey: npt.NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
     return y0, y1, y2, y3
 
 
+def valley_rows(grey: npt.NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
+    """Rows of a crop shaped like a two-row plate, cut at its emptiest pixel row between 30 and
+    70 % of its height: ``(0, cut, cut, H)``, or None for a crop of another shape. For the tight
+    crops ``find_rows`` cannot split (characters touching the border or each other, so no
+    character-like blobs): only a caller that can check the result (``reading.PlateReader``)
+    should use it, because the middle of a one-row plate has an emptiest row too."""
+    H, W = grey.shape[:2]
+    if H < 16 or W < 16 or not MIN_ASPECT <= W / H <= MAX_ASPECT:
+        return None
+    ink = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
+    core = ink[H // 8: H - H // 8, W // 8: W - W // 8]
+    if 2 * int(core.sum()) > core.size:  # characters are the minority inside a plate: light on dark
+        ink = 1 - ink
+    profile = ink[:, W // 10: W - W // 10].sum(1, dtype=np.int64)  # the side edges are border and band
+    lo, hi = int(0.3 * H), int(0.7 * H)
+    middle = profile[lo: hi + 1]
+    cut = lo + int(np.flatnonzero(middle == middle.min()).mean() + 0.5)
+    return 0, cut, cut, H
+
+
 def join_rows(grey: npt.NDArray[np.uint8], rows: tuple[int, int, int, int]) -> npt.NDArray[np.uint8]:
     """The two rows of ``grey`` side by side, top row first, both scaled to the bottom row's
     height, a quarter of that height of background (the crop's median grey) between them."""
