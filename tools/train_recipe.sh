@@ -3,6 +3,8 @@
 #
 #   tools/train_recipe.sh gpu      # one GPU + 16 CPU cores: 8 minutes of training (model 1.4.0)
 #   tools/train_recipe.sh cpu 120  # a 2-core CPU: shards rendered in the background, 120 minutes
+#   tools/train_recipe.sh cpu3 70  # model 1.5.0: recipe 3 streamed + the detector's crops, one core,
+#                                  # lr 2e-4, averaged with its start, calibrated (MODEL_CARD "1.5.0")
 #
 # Both fine-tune the shipped FP32 model (models/plate_crnn_fp32.onnx) on crop-robust synthetic
 # plates (tools/synth_mix.py --recipe 2; the GPU run recipe 3, the same mix composed by
@@ -27,7 +29,18 @@ CKPT=last.pt
 OUT=runs/recipe-$MODE
 RECIPE=2
 mkdir -p "$OUT"
-if [ "$MODE" = gpu ]; then
+if [ "$MODE" = cpu3 ]; then
+  RECIPE=3
+  DET=runs/detcrops
+  [ -f "$DET/labels.csv" ] || python -m tools.detector_crops "${FRAMES:-$(dirname "$L")/../frames/frames.csv}" "$DET" --also "$L"
+  RESUME=()
+  [ -f "$OUT/last.pt" ] && RESUME=(--resume --freeze-bn) || RESUME=(--init-onnx models/plate_crnn_fp32.onnx)
+  python -m tools.train --stream-workers 1 --real-workers 0 --recipe 3 --real "$DET/labels.csv" --real-fraction 0.3 \
+    "${RESUME[@]}" --out "$OUT" --minutes "${MINUTES:-70}" --batch 64 --lr 2e-4 --var-width 0.4 --threads 1 \
+    --seed 12 --eval-every 500 --buffer 50000
+  python -m tools.average_weights models/plate_crnn_fp32.onnx "$OUT/last.pt" "$OUT/soup.pt"
+  CKPT=soup.pt
+elif [ "$MODE" = gpu ]; then
   RECIPE=3
   python -m tools.train --stream-workers "${WORKERS:-$(( $(nproc) - 2 ))}" --real-workers 2 --recipe $RECIPE --real "$L" \
     --real-fraction 0.3 --init-onnx models/plate_crnn_fp32.onnx --out "$OUT" --minutes "${MINUTES:-8}" \
@@ -48,8 +61,9 @@ else
     --minutes "${MINUTES:-120}" --batch 64 --lr 8e-4 --var-width 0.4 --threads 1 --seed 11 --eval-every 500
 fi
 python -m tools.export_onnx "$OUT/$CKPT" "$OUT/plate_crnn_fp32.onnx" --version "$VERSION" \
-  --training "synthetic recipe $RECIPE (tools/synth_mix.py) + real dev crops, train split by plate"
+  --training "synthetic recipe $RECIPE (tools/synth_mix.py, 3: tools/synth_fast.py) + real dev crops, train split by plate"
 python -m tools.quantize "$OUT/plate_crnn_fp32.onnx" "$OUT/plate_crnn_int8.onnx" --calib "$L"
+[ "$MODE" = cpu3 ] && python -m tools.calibrate "$L" --models "$OUT/plate_crnn_fp32.onnx,$OUT/plate_crnn_int8.onnx" --write
 for m in fp32 int8; do
   python -m tools.evaluate "$OUT/plate_crnn_$m.onnx" "$L" --split val --retry-below 0 --json > "$OUT/val-$m.json"
 done
