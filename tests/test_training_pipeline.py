@@ -189,3 +189,16 @@ def test_a_grown_network_starts_as_the_one_it_grew_from_and_its_new_parts_learn(
     assert verify(new, path) < 1e-3
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert "BiLSTM 160 x 2" in meta["edge_ocr.architecture"]
+
+
+def test_a_crop_seen_small_is_shrunk_to_that_width_and_coded() -> None:
+    from tools.evaluate import small_view
+
+    wide = np.zeros((50, 200, 3), np.uint8)
+    wide[10:40, 20:180] = 255
+    got = small_view(wide, 80)
+    assert got.shape == (20, 80, 3)  # the plate's aspect kept
+    narrow = np.full((30, 60, 3), 128, np.uint8)
+    assert small_view(narrow, 80).shape == (30, 60, 3)  # never enlarged
+    # JPEG at a low quality changes the pixels of a sharp edge
+    assert not np.array_equal(small_view(wide, 200, quality=20), wide)

@@ -80,9 +80,19 @@ def reader_for(model: str, region: str, regions: str, decoder: str, retry_below:
     return stages.reader
 
 
+def small_view(img: np.ndarray, width: int, quality: int = 70) -> np.ndarray:
+    """A crop as a camera that sees the plate ``width`` px wide cuts it from a video frame:
+    shrunk to that width (aspect kept; a narrower crop stays as it is), JPEG-coded at ``quality``.
+    ``tools/train.py --real-small`` shows real crops this way too."""
+    h, w = img.shape[:2]
+    if w > width:
+        img = cv2.resize(img, (width, max(8, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+
+
 def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.6, latency_n: int = 200,
              decoder: str = "greedy", formats: str = "", retry_below: float = STILL_RETRY_BELOW,
-             regions: str = "label") -> dict:
+             regions: str = "label", small_width: int = 0) -> dict:
     """Every crop is read by the product's reader (``reader_for``): what ships, format rules and
     all. ``formats="region"``: the beam decoder with the strict plate formats of the crop's own
     region, as a gate in that country would (``decoder: beam``, ``formats.regions: [xx]``); the
@@ -102,7 +112,7 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
         if img is None:
             unreadable += 1
             continue
-        imgs.append(img)
+        imgs.append(small_view(img, small_width) if small_width else img)
         kept.append(r)
     readers = {reg: reader_for(model, reg, regions, "beam" if formats == "region" else decoder, retry_below)
                for reg in sorted({r.get("region") or "" for r in kept})}
@@ -146,7 +156,7 @@ def evaluate(model: str, labels: Path, split: str = "all", threshold: float = 0.
         lat.append((time.perf_counter() - t) * 1000)
         lat_region[kept[int(i)]["region"]].append(lat[-1])
     res = {
-        "model": model, "labels": str(labels), "split": split,
+        "model": model, "labels": str(labels), "split": split, "small_width": small_width,
         "decoder": "beam + region formats" if formats else decoder, "retry_below": retry_below,
         "unreadable": unreadable,
         "regions": {k: {"n": v["n"], "exact": round(v["exact"] / v["n"], 4),
@@ -180,6 +190,9 @@ def main() -> None:
     ap.add_argument("--retry-below", type=float, default=STILL_RETRY_BELOW,
                     help="re-read crops less confident than this from 5 re-cut copies, as still images are "
                          "(recognizer.retry_below); 0 = one read per crop")
+    ap.add_argument("--small-width", type=int, default=0,
+                    help="read each crop shrunk to this width (px) and JPEG-coded, as a camera seeing the plate "
+                         "small would cut it (0 = as it is)")
     ap.add_argument("--regions", default="label",
                     help="characters the decoder may emit: 'label' (each crop's own region, as a gate set to "
                          "its country), 'all' (no restriction) or a list such as us,eu,br")
@@ -187,7 +200,7 @@ def main() -> None:
     ap.add_argument("--failures", type=int, default=0, help="print this many misread crops")
     args = ap.parse_args()
     res = evaluate(args.model, args.labels, args.split, args.threshold, args.latency_n, args.decoder, args.formats,
-                   args.retry_below, args.regions)
+                   args.retry_below, args.regions, args.small_width)
     if args.json:
         print(json.dumps(res, ensure_ascii=False))
         return

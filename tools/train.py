@@ -31,7 +31,7 @@ from torch import nn
 from edge_ocr.read.preprocess import PreprocessSpec
 from tools import qat
 from tools.crnn import CHARSET, CRNN, from_checkpoint
-from tools.evaluate import normalise, row_split
+from tools.evaluate import normalise, row_split, small_view
 from tools.synth_plates import pack_samples
 
 SPEC = PreprocessSpec()
@@ -139,11 +139,16 @@ def greedy(logits: torch.Tensor) -> list[str]:
     return out
 
 
-def real_batch(rows: list[dict], cache: dict, rng: np.random.Generator, n: int, augment: bool):
+def real_batch(rows: list[dict], cache: dict, rng: np.random.Generator, n: int, augment: bool,
+               small: float = 0.0):
     def one(i: int) -> tuple:
         r = rows[int(i)]
         img = read_cached(cache, r["path"])
-        return (augment_real(img, rng) if augment else img), normalise_label(r["text"], r["region"]), r["region"]
+        if augment:
+            img = augment_real(img, rng)
+            if small and rng.random() < small:  # the plate as a camera sees it small: 48-110 px wide
+                img = small_view(img, int(rng.integers(48, 111)), int(rng.integers(35, 90)))
+        return img, normalise_label(r["text"], r["region"]), r["region"]
 
     imgs, widths, labels, _ = pack_samples((one(i) for i in rng.integers(0, len(rows), n)), SPEC)
     return imgs, widths.astype(np.int64), labels
@@ -269,6 +274,8 @@ def main() -> None:
                     help="train for this wall-clock time instead of --steps (the LR schedule follows the clock)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--real-small", type=float, default=0.0,
+                    help="share of real crops shown as a small plate (48-110 px wide, JPEG): the live camera's case")
     ap.add_argument("--var-width", type=float, default=0.0,
                     help="share of batches cut to a narrower width (teaches the model to run on unpadded crops)")
     ap.add_argument("--seed", type=int, default=0)
@@ -415,7 +422,8 @@ def main() -> None:
             parts.append(pick(stream.real.imgs, stream.real.widths, stream.real.labels, len(stream.real),
                               n_real, rng, cap))
         elif n_real:
-            ri, rw, rl = real_batch(real_train, cache, rng, n_real * (1 if cap >= SPEC.width else 4), augment=True)
+            ri, rw, rl = real_batch(real_train, cache, rng, n_real * (1 if cap >= SPEC.width else 4), augment=True,
+                                        small=args.real_small)
             keep = np.flatnonzero(rw <= cap)[:n_real] if cap < SPEC.width else np.arange(n_real)
             parts.append((ri[keep], rw[keep], [rl[int(k)] for k in keep]))
         imgs = np.concatenate([p[0] for p in parts])
