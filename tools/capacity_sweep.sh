@@ -49,6 +49,8 @@ finish_one() {
     python -m tools.export_onnx "$d/$ck.pt" "$d/$ck-fp32.onnx" --version "sweep-$n" \
       --training "capacity sweep $n: grown from $START, $STEPS steps (tools/capacity_sweep.sh)"
     python -m tools.quantize "$d/$ck-fp32.onnx" "$d/$ck-int8.onnx" --calib "$L"
+    # the confidence temperature, as shipped: the mending gate and the two-row re-read use confidences
+    python -m tools.calibrate "$L" --models "$d/$ck-fp32.onnx,$d/$ck-int8.onnx" --write > "$d/calib-$ck.log"
     for m in fp32 int8; do
       python -m tools.evaluate "$d/$ck-$m.onnx" "$L" --split val --retry-below 0 --latency-n 600 --json \
         > "$d/val-$ck-$m.json"

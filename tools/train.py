@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import glob
 import json
 import math
@@ -139,15 +140,22 @@ def greedy(logits: torch.Tensor) -> list[str]:
     return out
 
 
+def augment_real_as(img: np.ndarray, rng: np.random.Generator, small: float = 0.0) -> np.ndarray:
+    """``augment_real``, then for a ``small`` share of crops the plate as a camera sees it small
+    (48-110 px wide, JPEG-coded: ``evaluate.small_view``)."""
+    img = augment_real(img, rng)
+    if small and rng.random() < small:
+        img = small_view(img, int(rng.integers(48, 111)), int(rng.integers(35, 90)))
+    return img
+
+
 def real_batch(rows: list[dict], cache: dict, rng: np.random.Generator, n: int, augment: bool,
                small: float = 0.0):
     def one(i: int) -> tuple:
         r = rows[int(i)]
         img = read_cached(cache, r["path"])
         if augment:
-            img = augment_real(img, rng)
-            if small and rng.random() < small:  # the plate as a camera sees it small: 48-110 px wide
-                img = small_view(img, int(rng.integers(48, 111)), int(rng.integers(35, 90)))
+            img = augment_real_as(img, rng, small)
         return img, normalise_label(r["text"], r["region"]), r["region"]
 
     imgs, widths, labels, _ = pack_samples((one(i) for i in rng.integers(0, len(rows), n)), SPEC)
@@ -323,7 +331,8 @@ def main() -> None:
         from tools.synth_stream import Stream
 
         stream = Stream(args.stream_workers, args.seed, real_train, args.real_workers, args.buffer,
-                        max(2000, args.buffer // 10), normalise_label, augment_real, recipe=args.recipe)
+                        max(2000, args.buffer // 10), normalise_label,
+                        functools.partial(augment_real_as, small=args.real_small), recipe=args.recipe)
     pool = ShardPool(args.shards) if args.shards else None
     if pool is not None and not len(pool) and stream is None:
         sys.exit(f"no shards in {args.shards}: run python -m tools.synth_mix {args.shards} --shards N first")

@@ -16,7 +16,9 @@
 # A GPU machine without the fonts needs the ones tools/synth_plates.py lists copied to the same
 # paths; the rendering processes, not the GPU, set the pace (recipe 2 gave about 600 samples/s on
 # 14 cores; python -m bench.synth_speed measures both renderers per core).
-# LABELS, DEVICE (cuda), WORKERS (rendering processes, all cores but 2) and BATCH (256) change the
+# GROW (tools/grow.py options: a larger network grown from the shipped one) and REAL_SMALL (share of
+# real crops shown small, tools/train.py --real-small) are the next run's two levers (MODEL_CARD,
+# "Capacity, measured"). LABELS, DEVICE (cuda), WORKERS (rendering processes, all cores but 2) and BATCH (256) change the
 # GPU run's inputs; tools/gpu_session.sh sets them to share one GPU machine with the detector's
 # training (and to try the run on a CPU with a small batch, which needs fewer samples to start).
 set -euo pipefail
@@ -42,10 +44,18 @@ if [ "$MODE" = cpu3 ]; then
   CKPT=soup.pt
 elif [ "$MODE" = gpu ]; then
   RECIPE=3
+  START=(--init-onnx models/plate_crnn_fp32.onnx)
+  BASE=models/plate_crnn_fp32.onnx
+  if [ -n "${GROW:-}" ]; then  # e.g. GROW="--widths 24,72,96,144,192": the capacity sweep's best size
+    # shellcheck disable=SC2086
+    python -m tools.grow models/plate_crnn_fp32.onnx "$OUT/grown-init.pt" $GROW
+    START=(--init "$OUT/grown-init.pt" --freeze-bn)
+    BASE=$OUT/grown-init.pt
+  fi
   python -m tools.train --stream-workers "${WORKERS:-$(( $(nproc) - 2 ))}" --real-workers 2 --recipe $RECIPE --real "$L" \
-    --real-fraction 0.3 --init-onnx models/plate_crnn_fp32.onnx --out "$OUT" --minutes "${MINUTES:-8}" \
+    --real-fraction 0.3 --real-small "${REAL_SMALL:-0}" "${START[@]}" --out "$OUT" --minutes "${MINUTES:-8}" \
     --batch "${BATCH:-256}" --lr 8e-4 --var-width 0.4 --buffer 300000 --threads 4 --seed 11 --device "${DEVICE:-cuda}"
-  python -m tools.average_weights models/plate_crnn_fp32.onnx "$OUT/last.pt" "$OUT/soup.pt"
+  python -m tools.average_weights "$BASE" "$OUT/last.pt" "$OUT/soup.pt"
   CKPT=soup.pt
 else
   SHARDS=${SHARDS:-data/shards2}
