@@ -51,6 +51,7 @@ from bench.peers import (
     threshold_curve,
 )
 from bench.plots import write_plots
+from bench.recognize_parts import SECTION as PARTS_SECTION
 from bench.still_eval import SECTION as STILL_SECTION
 from bench.video_eval import keep_section
 from edge_ocr.config import RecognizerConfig, parse_config
@@ -288,7 +289,8 @@ def main() -> None:
     # bench/many_cameras.py: this run keeps them
     old = args.out.read_text() if args.out.exists() else ""
     md = keep_section(old, keep_section(old, keep_section(old, render(res)), DAEMON_SECTION), STILL_SECTION)
-    args.out.write_text(keep_section(old, keep_section(old, md, CAMERAS_SECTION), LOCALIZER_SECTION))
+    md = keep_section(old, keep_section(old, md, CAMERAS_SECTION), LOCALIZER_SECTION)
+    args.out.write_text(keep_section(old, md, PARTS_SECTION))
     print(render(res))
 
 

@@ -35,6 +35,8 @@ from edge_ocr.read.recognizer import DEFAULT_MODEL, Recognizer
 from edge_ocr.read.tworow import find_rows, join_rows
 from edge_ocr.stages import load_recognizer
 
+# BENCHMARKS.md's section of this script's runs, kept when ``python -m bench`` rewrites the file
+SECTION = "## Recogniser sizes and where the call's time goes (bench/recognize_parts.py)"
 STEPS = ("grey", "two-row test", "join", "resize", "clahe", "normalise+pad", "network", "softmax+decode")
 
 
