@@ -33,6 +33,7 @@ from .tworow import find_rows, join_rows, valley_rows
 log = logging.getLogger(__name__)
 
 Where = Literal["find", "fixed", "crop"]
+Verdict = Literal["accept", "unsure", "no format"]
 
 # A crop shaped like a two-row plate whose rows ``tworow.find_rows`` could not tell apart (a
 # tight crop: characters touching the border or each other) reads as its bottom row, unsure.
@@ -42,7 +43,6 @@ Where = Literal["find", "fixed", "crop"]
 # one-row crops of that shape (2:1 US, tight BR) changed.
 SPLIT_BELOW = 0.7
 SPLIT_SURE = 0.9
-Verdict = Literal["accept", "unsure", "no format"]
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,6 @@ class PlateReader:
             region = self.formats.region_of(r.text, plate_aspect(crop, box)) if fixed is not None else None
             out.append(PlateRead(box, r, fixed is not None, region, 1.0, crop))
         return out
-
 
     def _split_unsure(self, crops: Sequence[npt.NDArray], readings: list[Reading]) -> list[Reading]:
         """``readings`` with unsure two-row-shaped crops read again as two rows (SPLIT_BELOW)."""
