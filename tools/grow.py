@@ -27,18 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tools.average_weights import load
 from tools.crnn import CHARSET, CRNN, from_checkpoint
-
-
-def _load(path: Path) -> tuple[CRNN, dict]:
-    if path.suffix == ".onnx":
-        from tools.train import load_onnx_weights
-
-        model = CRNN()
-        load_onnx_weights(model, path)
-        return model, {"charset": CHARSET}
-    ck = torch.load(path, map_location="cpu")
-    return from_checkpoint(ck), ck
 
 
 def _shares(mapping: torch.Tensor, gen: torch.Generator, noise: float) -> torch.Tensor:
@@ -53,6 +43,8 @@ def grow(old: CRNN, widths: list[int], hidden: int, layers: int, seed: int = 0, 
     a = old.arch
     if any(n < o for n, o in zip(widths, a["widths"], strict=True)) or hidden < a["hidden"] or layers < a["layers"]:
         raise ValueError(f"can only grow: {a} -> widths {widths}, hidden {hidden}, layers {layers}")
+    if old.extra:
+        raise ValueError("growing a network that already has extra LSTM layers is not supported")
     gen = torch.Generator().manual_seed(seed)
     new = CRNN(num_classes=old.fc.out_features, hidden=hidden, widths=tuple(widths), layers=layers)
     convs_o = [m for m in old.cnn if isinstance(m, nn.Conv2d)]
@@ -88,32 +80,22 @@ def grow(old: CRNN, widths: list[int], hidden: int, layers: int, seed: int = 0, 
     new.proj.bias.zero_()
     new.proj.bias[:h_old] = old.proj.bias
 
-    def copy_lstm(dst: nn.LSTM, src: nn.LSTM | None, in_old: int) -> None:
-        """Old units keep their weights; weights from new inputs/units into old units are zero.
-        Gate blocks (i, f, g, o) are laid out per block of ``hidden`` rows."""
-        for suffix in ("", "_reverse"):
-            for kind in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-                d = getattr(dst, kind + suffix)
-                fresh = torch.empty_like(d)
-                nn.init.uniform_(fresh, -0.05, 0.05)
-                blocks = list(fresh.chunk(4, 0))
-                if src is not None:
-                    s_blocks = getattr(src, kind + suffix).chunk(4, 0)
-                    for b, sb in zip(blocks, s_blocks, strict=True):
-                        b[:h_old] = 0 if kind.startswith("weight") else sb
-                        if kind == "weight_ih_l0":
-                            b[:h_old, :in_old] = sb
-                        elif kind == "weight_hh_l0":
-                            b[:h_old, :h_old] = sb
-                d.copy_(torch.cat(blocks, 0))
-
-    copy_lstm(new.rnn, old.rnn, h_old)
-    # extra layers: old ones copied (their input is [fwd | bwd], each half grows), new ones residual at zero
-    for k, rnn in enumerate(new.extra):
-        if k < len(old.extra):
-            raise ValueError("growing a network that already has extra LSTM layers is not supported")
-        nn.init.zeros_(new.mix[k].weight)
-        nn.init.zeros_(new.mix[k].bias)
+    # the LSTM: old units keep their weights, weights from new inputs or units into old units are
+    # zero, new units start small and random; gate blocks (i, f, g, o) of ``hidden`` rows each
+    for suffix in ("", "_reverse"):
+        for kind in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            d = getattr(new.rnn, kind + suffix)
+            fresh = torch.empty_like(d)
+            nn.init.uniform_(fresh, -0.05, 0.05)
+            blocks = list(fresh.chunk(4, 0))
+            for b, sb in zip(blocks, getattr(old.rnn, kind + suffix).chunk(4, 0), strict=True):
+                b[:h_old] = 0 if kind.startswith("weight") else sb
+                if kind.startswith("weight"):  # input (the projection's) and recurrent columns alike
+                    b[:h_old, :h_old] = sb
+            d.copy_(torch.cat(blocks, 0))
+    for mix in new.mix:  # extra layers are residual: at zero they add nothing
+        nn.init.zeros_(mix.weight)
+        nn.init.zeros_(mix.bias)
     fw = torch.zeros_like(new.fc.weight)
     fw[:, :h_old] = old.fc.weight[:, :h_old]
     fw[:, hidden:hidden + h_old] = old.fc.weight[:, h_old:]
@@ -131,7 +113,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    old, ck = _load(args.source)
+    ck = load(args.source)
+    old = from_checkpoint(ck)
     a = old.arch
     widths = [int(x) for x in args.widths.split(",")] if args.widths else a["widths"]
     try:
