@@ -53,6 +53,7 @@ from bench.peers import (
 from bench.plots import write_plots
 from bench.recognize_parts import SECTION as PARTS_SECTION
 from bench.still_eval import SECTION as STILL_SECTION
+from bench.video_eval import SECTION as VIDEO_SECTION
 from bench.video_eval import keep_section
 from edge_ocr.config import RecognizerConfig, parse_config
 from edge_ocr.daemon import LogSink, Pipeline
@@ -286,11 +287,13 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
     # the "Real video" section comes from bench/video_eval.py, the daemon memory one from
     # bench/daemon_rss.py (minutes each, and the latter needs git), "Many cameras" from
-    # bench/many_cameras.py: this run keeps them
+    # bench/many_cameras.py, and whole photos, localisers and recogniser sizes from
+    # bench/still_eval.py, bench/localizers.py and bench/recognize_parts.py: this run keeps them
     old = args.out.read_text() if args.out.exists() else ""
-    md = keep_section(old, keep_section(old, keep_section(old, render(res)), DAEMON_SECTION), STILL_SECTION)
-    md = keep_section(old, keep_section(old, md, CAMERAS_SECTION), LOCALIZER_SECTION)
-    args.out.write_text(keep_section(old, md, PARTS_SECTION))
+    md = render(res)
+    for heading in (VIDEO_SECTION, DAEMON_SECTION, STILL_SECTION, CAMERAS_SECTION, LOCALIZER_SECTION, PARTS_SECTION):
+        md = keep_section(old, md, heading)
+    args.out.write_text(md)
     print(render(res))
 
 

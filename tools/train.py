@@ -372,7 +372,6 @@ def main() -> None:
             if not stream.alive() or time.time() - waited > 300:
                 sys.exit("the synthetic data workers died or produced nothing in 5 minutes (fonts installed?)")
     n_params = sum(p.numel() for p in model.parameters())
-    model_arch = dict(getattr(model, "arch", {}))
     say(f"start: params={n_params} shards={len(pool) if pool else 0} stream_workers={args.stream_workers} "
         f"real_train={len(real_train)} real_val={len(real_val)} steps={args.steps} minutes={args.minutes} "
         f"batch={args.batch} device={dev} threads={torch.get_num_threads()}")
@@ -389,7 +388,7 @@ def main() -> None:
     def save(path: Path) -> dict:
         weights = qat.clean_state_dict(model) if args.qat else {k: v.cpu() for k, v in model.state_dict().items()}
         ck = {"model": weights, "opt": opt.state_dict(), "step": step, "elapsed_s": time.time() - t0,
-              "charset": CHARSET, "arch": model_arch, "args": {k: str(v) for k, v in vars(args).items()}}
+              "charset": CHARSET, "arch": model.arch, "args": {k: str(v) for k, v in vars(args).items()}}
         torch.save(ck, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
         return ck
@@ -432,7 +431,7 @@ def main() -> None:
                               n_real, rng, cap))
         elif n_real:
             ri, rw, rl = real_batch(real_train, cache, rng, n_real * (1 if cap >= SPEC.width else 4), augment=True,
-                                        small=args.real_small)
+                                    small=args.real_small)
             keep = np.flatnonzero(rw <= cap)[:n_real] if cap < SPEC.width else np.arange(n_real)
             parts.append((ri[keep], rw[keep], [rl[int(k)] for k in keep]))
         imgs = np.concatenate([p[0] for p in parts])
